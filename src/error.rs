@@ -1,0 +1,237 @@
+//! Error types. Each carries the context an operator needs (file, machine, command, how long we
+//! waited) so that the message alone says what broke; the cause sits in `#[source]`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Crate-wide result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Top-level error of the harness.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// machines.toml could not be read or is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The clan repository (the oracle) could not be read.
+    #[error(transparent)]
+    Oracle(#[from] OracleError),
+    /// The inventory could not be read or resolved.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// Talking to a machine failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Environment switches (`COORD_*`) are invalid.
+    #[error("environment variable {var}={value:?} is invalid: {reason}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// Writing a report failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A problem in machines.toml, pointing at file, line and column.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}:{column}: {field}: {problem}\n  fix: {fix}", path = path.display())]
+pub struct ConfigError {
+    /// The machines file.
+    pub path: PathBuf,
+    /// 1-based line (0 when the problem is not tied to a place).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The field (dotted path) concerned.
+    pub field: String,
+    /// What is wrong.
+    pub problem: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// A problem reading the clan repository's vars.
+#[derive(Debug, thiserror::Error)]
+pub enum OracleError {
+    /// A vars file could not be read.
+    #[error("clan repo: cannot read {path}: {source}", path = path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A vars value does not parse.
+    #[error("clan repo: {path}: {problem}", path = path.display())]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The directory holds no `vars/`.
+    #[error("clan repo {path} has no vars/ directory; point fleet.clan_dir at the root of the clan repository", path = path.display())]
+    NoVars {
+        /// The directory given.
+        path: PathBuf,
+    },
+}
+
+/// A problem with the inventory serialization.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The file could not be read.
+    #[error("inventory: cannot read {path}: {source}", path = path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON is malformed or of the wrong shape.
+    #[error("inventory from {origin}: {problem}")]
+    Shape {
+        /// Where the JSON came from (file or command).
+        origin: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// A failure to run a command on a machine (or the workstation).
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// TCP connect or SSH handshake did not finish.
+    #[error("{machine}: cannot connect to {target} (waited {waited:?}): {reason}")]
+    Connect {
+        /// The machine.
+        machine: String,
+        /// Address and port.
+        target: String,
+        /// How long we waited.
+        waited: Duration,
+        /// What happened.
+        reason: String,
+    },
+    /// The host presented a key other than the one the clan repo / known_hosts expects.
+    #[error("{machine}: host key mismatch, refusing to connect\n  expected {expected} (from {source_of_truth})\n  seen     {seen}\n  likely cause: the machine was reinstalled without its clan vars host key, or something else answers at {target}")]
+    HostKeyMismatch {
+        /// The machine.
+        machine: String,
+        /// Address.
+        target: String,
+        /// Expected fingerprint.
+        expected: String,
+        /// Seen fingerprint.
+        seen: String,
+        /// Where the expected key came from.
+        source_of_truth: String,
+    },
+    /// The repo's host certificate does not vouch for the machine.
+    #[error("{machine}: host certificate {path} rejected: {reason}")]
+    HostCertificate {
+        /// The machine.
+        machine: String,
+        /// The certificate file.
+        path: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// There is nothing to authenticate the host with (no vars key, no known_hosts entry).
+    #[error("{machine}: no trusted host key for {target}: {reason}\n  fix: add vars/per-machine/{machine}/openssh/ssh.id_ed25519.pub to the clan repo, or an entry to the known_hosts file named in machines.toml (no trust on first use)")]
+    NoTrustedHostKey {
+        /// The machine.
+        machine: String,
+        /// Address.
+        target: String,
+        /// Details.
+        reason: String,
+    },
+    /// User authentication failed.
+    #[error("{machine}: authentication as {user} failed with {method}: {reason}")]
+    Auth {
+        /// The machine.
+        machine: String,
+        /// Remote user.
+        user: String,
+        /// agent or identity file.
+        method: String,
+        /// What the server said.
+        reason: String,
+    },
+    /// The command did not finish before its deadline.
+    #[error("{machine}: `{command}` did not finish within {waited:?}")]
+    Timeout {
+        /// The machine.
+        machine: String,
+        /// The command.
+        command: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// An SSH channel error in the middle of a command.
+    #[error("{machine}: `{command}` failed on the SSH channel: {reason}")]
+    Channel {
+        /// The machine.
+        machine: String,
+        /// The command.
+        command: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A local (workstation) command could not be started.
+    #[error("workstation: cannot run `{command}`: {reason}")]
+    Local {
+        /// The command.
+        command: String,
+        /// Why.
+        reason: String,
+    },
+    /// The cassette holds no answer for this command.
+    #[error("{machine}: cassette {cassette} has no recording of `{command}`; re-record with COORD_RECORD against a live fleet, or add the entry (docs/cassettes.md)")]
+    NoRecording {
+        /// The machine.
+        machine: String,
+        /// The command.
+        command: String,
+        /// The cassette file.
+        cassette: String,
+    },
+    /// The cassette file is missing or invalid.
+    #[error("cassette {path}: {problem}")]
+    Cassette {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Recording refused output that looks like a secret.
+    #[error("{machine}: refusing to record output of `{command}`: it looks like {what}; the harness never stores secret content (hash it on the remote side instead)")]
+    SecretInOutput {
+        /// The machine.
+        machine: String,
+        /// The command.
+        command: String,
+        /// Kind of secret detected.
+        what: String,
+    },
+    /// The machine is not in the fleet.
+    #[error("{machine}: no such machine in the fleet")]
+    UnknownMachine {
+        /// The name asked for.
+        machine: String,
+    },
+}

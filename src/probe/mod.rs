@@ -1,0 +1,39 @@
+//! Pure parsers of remote command output into types. No I/O here: each function takes the text a
+//! command printed (and its exit status where it matters) and returns a value or a clear error.
+//! They must never panic, whatever the input (a fixture corpus test walks real outputs).
+
+pub mod clan;
+pub mod nixos;
+pub mod ping;
+pub mod ssh;
+pub mod systemd;
+pub mod zerotier;
+
+/// Output that did not parse as the probe expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{probe}: {problem} (output starts: {excerpt:?})")]
+pub struct ProbeError {
+    /// Which parser.
+    pub probe: &'static str,
+    /// What was wrong.
+    pub problem: String,
+    /// First line(s) of the output, for the message.
+    pub excerpt: String,
+}
+
+impl ProbeError {
+    pub(crate) fn new(probe: &'static str, problem: impl Into<String>, output: &str) -> Self {
+        ProbeError { probe, problem: problem.into(), excerpt: excerpt(output, 120) }
+    }
+}
+
+/// First `max` characters of `s`, on one line, for messages.
+pub fn excerpt(s: &str, max: usize) -> String {
+    let one: String = s.trim().chars().map(|c| if c == '\n' { '⏎' } else { c }).collect();
+    if one.chars().count() > max {
+        let cut: String = one.chars().take(max).collect();
+        format!("{cut}…")
+    } else {
+        one
+    }
+}

@@ -1,0 +1,344 @@
+//! `zerotier-cli` output: `info`, `listnetworks`, `peers`/`listpeers` in JSON and text forms, and
+//! the error shapes the CLI prints (which name the likely cause).
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use super::ProbeError;
+use crate::oracle::zerotier::{NetworkId, NodeId};
+
+/// Node status as `info` reports it. TUNNELED wins over OFFLINE (one.cpp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum NodeStatus {
+    /// Reaches the network directly.
+    Online,
+    /// Cannot reach roots or peers.
+    Offline,
+    /// Only through a TCP relay.
+    Tunneled,
+}
+
+/// `zerotier-cli info`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Info {
+    /// Running node id.
+    pub address: NodeId,
+    /// Version string.
+    pub version: String,
+    /// Status.
+    pub status: NodeStatus,
+}
+
+/// Errors the CLI itself reports, classified by cause.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CliError {
+    /// "Error connecting to the ZeroTier service" / HTTP code 0: the daemon is not running.
+    ServiceNotRunning,
+    /// `401 <cmd> {}`: stale or wrong authtoken.
+    Unauthorized,
+    /// authtoken.secret unreadable (not root).
+    MissingAuthToken,
+    /// zerotier-one.port missing: the service never started.
+    MissingPort,
+    /// Non-200 code with an invalid body.
+    Http(u16),
+}
+
+impl CliError {
+    /// The likely cause, in the operator's words.
+    pub fn cause(&self) -> String {
+        match self {
+            CliError::ServiceNotRunning => "zerotierone.service is not running (zerotier-cli cannot reach 127.0.0.1:9993)".into(),
+            CliError::Unauthorized => "zerotier-cli's authtoken is stale or wrong (HTTP 401); run as root, restart zerotierone.service".into(),
+            CliError::MissingAuthToken => "authtoken.secret is not readable: the probe must run as root".into(),
+            CliError::MissingPort => "zerotier-one.port is missing: the daemon never started".into(),
+            CliError::Http(c) => format!("the ZeroTier service answered HTTP {c}"),
+        }
+    }
+}
+
+/// Recognises the CLI's error outputs (stdout or stderr).
+pub fn parse_cli_error(out: &str) -> Option<CliError> {
+    let t = out.trim();
+    if t.contains("Error connecting to the ZeroTier service") || t.contains("Please check that the service is running") {
+        return Some(CliError::ServiceNotRunning);
+    }
+    if t.contains("authtoken.secret not found") || t.contains("missing authentication token") {
+        return Some(CliError::MissingAuthToken);
+    }
+    if t.contains("zerotier-one.port not found") || t.contains("missing port") {
+        return Some(CliError::MissingPort);
+    }
+    for line in t.lines() {
+        let mut parts = line.split_whitespace();
+        if let (Some(code), Some(_cmd)) = (parts.next(), parts.next()) {
+            if let Ok(code) = code.parse::<u16>() {
+                let rest: Vec<&str> = parts.collect();
+                if code == 0 {
+                    return Some(CliError::ServiceNotRunning);
+                }
+                if code == 401 {
+                    return Some(CliError::Unauthorized);
+                }
+                if code != 200 && (rest.first() == Some(&"invalid") || rest.first() == Some(&"{}")) {
+                    return Some(CliError::Http(code));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn cli_err(probe: &'static str, out: &str) -> ProbeError {
+    match parse_cli_error(out) {
+        Some(e) => ProbeError::new(probe, e.cause(), out),
+        None => ProbeError::new(probe, "unrecognised output", out),
+    }
+}
+
+/// `zerotier-cli -j info` or `zerotier-cli info`.
+pub fn parse_info(out: &str) -> Result<Info, ProbeError> {
+    const P: &str = "zerotier-cli info";
+    let t = out.trim();
+    if t.starts_with('{') {
+        let v: Value = serde_json::from_str(t).map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
+        let address = v["address"].as_str().ok_or_else(|| ProbeError::new(P, "no address", out))?;
+        let address: NodeId = address.parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), out))?;
+        let online = v["online"].as_bool().unwrap_or(false);
+        let tunneled = v["tcpFallbackActive"].as_bool().unwrap_or(false);
+        let status = if tunneled { NodeStatus::Tunneled } else if online { NodeStatus::Online } else { NodeStatus::Offline };
+        return Ok(Info { address, version: v["version"].as_str().unwrap_or("").to_string(), status });
+    }
+    for line in t.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 5 && f[0] == "200" && f[1] == "info" {
+            let address: NodeId = f[2].parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), out))?;
+            // Since 1.2.0: <addr> <version> <status>; before: <addr> <status> <version>.
+            let (version, status) = if f[3].contains('.') { (f[3], f[4]) } else { (f[4], f[3]) };
+            let status = match status {
+                "ONLINE" => NodeStatus::Online,
+                "OFFLINE" => NodeStatus::Offline,
+                "TUNNELED" => NodeStatus::Tunneled,
+                s => return Err(ProbeError::new(P, format!("unknown status {s:?}"), out)),
+            };
+            return Ok(Info { address, version: version.to_string(), status });
+        }
+    }
+    Err(cli_err(P, out))
+}
+
+/// One joined network.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Network {
+    /// Network id.
+    pub id: NetworkId,
+    /// Name (the clan instance name).
+    pub name: String,
+    /// `OK`, `ACCESS_DENIED`, `REQUESTING_CONFIGURATION`, `NOT_FOUND`, `PORT_ERROR`, ...
+    pub status: String,
+    /// `PRIVATE` or `PUBLIC`.
+    pub kind: String,
+    /// Device (`zt…`).
+    pub device: String,
+    /// Assigned addresses with prefix length.
+    pub assigned: Vec<(IpAddr, u8)>,
+}
+
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    Some((a.parse().ok()?, p.parse().ok()?))
+}
+
+/// `zerotier-cli -j listnetworks` or `zerotier-cli listnetworks`.
+pub fn parse_listnetworks(out: &str) -> Result<Vec<Network>, ProbeError> {
+    const P: &str = "zerotier-cli listnetworks";
+    let t = out.trim();
+    if t.starts_with('[') {
+        let v: Vec<Value> = serde_json::from_str(t).map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
+        let mut nets = Vec::new();
+        for n in v {
+            let id = n["nwid"].as_str().or(n["id"].as_str()).ok_or_else(|| ProbeError::new(P, "network without nwid", out))?;
+            let id: NetworkId = id.parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), out))?;
+            let mut assigned = Vec::new();
+            for a in n["assignedAddresses"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                assigned.push(parse_cidr(a).ok_or_else(|| ProbeError::new(P, format!("bad assigned address {a:?}"), out))?);
+            }
+            nets.push(Network {
+                id,
+                name: n["name"].as_str().unwrap_or("").to_string(),
+                status: n["status"].as_str().unwrap_or("").to_string(),
+                kind: n["type"].as_str().unwrap_or("").to_string(),
+                device: n["portDeviceName"].as_str().unwrap_or("").to_string(),
+                assigned,
+            });
+        }
+        return Ok(nets);
+    }
+    let mut seen_header = false;
+    let mut nets = Vec::new();
+    for line in t.lines() {
+        if !line.starts_with("200 listnetworks") {
+            if line.starts_with("200 ") {
+                continue; // other commands' lines in a combined transcript
+            }
+            return Err(cli_err(P, out));
+        }
+        if line.contains("<nwid>") {
+            seen_header = true;
+            continue;
+        }
+        // Single-space split keeps empty fields (empty name/dev print as double spaces).
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 8 {
+            return Err(ProbeError::new(P, format!("{} fields, expected 9", f.len()), line));
+        }
+        let id: NetworkId = f[2].parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), line))?;
+        let mut assigned = Vec::new();
+        if let Some(ips) = f.get(8) {
+            for a in ips.split(',').filter(|a| !a.is_empty() && *a != "-") {
+                assigned.push(parse_cidr(a).ok_or_else(|| ProbeError::new(P, format!("bad assigned address {a:?}"), line))?);
+            }
+        }
+        nets.push(Network {
+            id,
+            name: if f[3] == "-" { String::new() } else { f[3].to_string() },
+            status: f[5].to_string(),
+            kind: f[6].to_string(),
+            device: f[7].to_string(),
+            assigned,
+        });
+    }
+    if !seen_header && nets.is_empty() {
+        return Err(cli_err(P, out));
+    }
+    Ok(nets)
+}
+
+/// How a peer is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathClass {
+    /// A direct UDP path is active.
+    Direct,
+    /// Through a ZeroTier root relay.
+    Relay,
+    /// Through the TCP fallback relay.
+    Tunneled,
+}
+
+/// One peer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Peer {
+    /// Node id.
+    pub address: NodeId,
+    /// Latency in ms when known.
+    pub latency_ms: Option<u32>,
+    /// LEAF, PLANET, MOON.
+    pub role: String,
+    /// Path class.
+    pub path: PathClass,
+}
+
+/// `zerotier-cli -j peers`, `zerotier-cli peers` or `zerotier-cli listpeers`.
+pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
+    const P: &str = "zerotier-cli peers";
+    let t = out.trim();
+    let id = |s: &str, line: &str| -> Result<NodeId, ProbeError> { s.parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), line)) };
+    let lat = |s: &str| s.parse::<i64>().ok().filter(|l| *l >= 0).map(|l| l as u32);
+    if t.starts_with('[') {
+        let v: Vec<Value> = serde_json::from_str(t).map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
+        let mut peers = Vec::new();
+        for p in v {
+            let address = id(p["address"].as_str().unwrap_or(""), out)?;
+            let tunneled = p["tunneled"].as_bool().unwrap_or(false);
+            let active = p["paths"].as_array().into_iter().flatten().any(|x| x["active"].as_bool().unwrap_or(false) && !x["expired"].as_bool().unwrap_or(false));
+            let path = if tunneled { PathClass::Tunneled } else if active { PathClass::Direct } else { PathClass::Relay };
+            peers.push(Peer { address, latency_ms: p["latency"].as_i64().filter(|l| *l >= 0).map(|l| l as u32), role: p["role"].as_str().unwrap_or("").to_string(), path });
+        }
+        return Ok(peers);
+    }
+    let tunneling_note = t.contains("Currently tunneling through a TCP relay");
+    let mut peers = Vec::new();
+    let mut header = false;
+    for line in t.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.is_empty() || line.starts_with("NOTE:") {
+            continue;
+        }
+        if line.starts_with("200 peers") || line.starts_with("<ztaddr>") || line.contains("<ztaddr>") {
+            header = true;
+            continue;
+        }
+        if f[0] == "200" && f.get(1) == Some(&"listpeers") {
+            // 200 listpeers <ztaddr> <path> <latency> <version> <role>
+            if f.len() < 7 {
+                return Err(ProbeError::new(P, "short listpeers line", line));
+            }
+            let path = if f[3] == "-" { PathClass::Relay } else { PathClass::Direct };
+            peers.push(Peer { address: id(f[2], line)?, latency_ms: lat(f[4]), role: f[6].to_string(), path });
+            continue;
+        }
+        if !header {
+            return Err(cli_err(P, out));
+        }
+        // <ztaddr> <ver> <role> <lat> <link> <lastTX> <lastRX> <path>
+        if f.len() < 5 {
+            return Err(ProbeError::new(P, "short peers line", line));
+        }
+        let path = match f[4] {
+            "DIRECT" => PathClass::Direct,
+            _ if tunneling_note => PathClass::Tunneled,
+            _ => PathClass::Relay,
+        };
+        peers.push(Peer { address: id(f[0], line)?, latency_ms: lat(f[3]), role: f[2].to_string(), path });
+    }
+    if !header && peers.is_empty() {
+        return Err(cli_err(P, out));
+    }
+    Ok(peers)
+}
+
+/// A row of clan's controller-side `zerotier-members list`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    /// Node id.
+    pub id: NodeId,
+    /// Its address.
+    pub ip: IpAddr,
+    /// Authorised on the controller.
+    pub authorized: bool,
+}
+
+/// `zerotier-members list` (clan-core's tool on the controller).
+pub fn parse_members(out: &str) -> Result<Vec<Member>, ProbeError> {
+    const P: &str = "zerotier-members list";
+    let mut rows = Vec::new();
+    let mut header = false;
+    for line in out.trim().lines() {
+        if line.starts_with("Member ID") {
+            header = true;
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 3 {
+            return Err(ProbeError::new(P, "expected <id> <ip> <True|False>", line));
+        }
+        let authorized = match f[2] {
+            "True" => true,
+            "False" => false,
+            x => return Err(ProbeError::new(P, format!("authorized is {x:?}"), line)),
+        };
+        rows.push(Member {
+            id: f[0].parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), line))?,
+            ip: f[1].parse().map_err(|_| ProbeError::new(P, "bad address", line))?,
+            authorized,
+        });
+    }
+    if !header {
+        return Err(ProbeError::new(P, "no header line", out));
+    }
+    Ok(rows)
+}

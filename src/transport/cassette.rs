@@ -1,0 +1,220 @@
+//! The cassette format (docs/cassettes.md): per machine, the commands in the order they ran, with
+//! stdout, stderr, exit status and duration; plus workstation commands. A cassette may derive from
+//! another one with a list of replacements, so each broken fleet states its one fault.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use once_cell::sync::Lazy;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use super::Output;
+use crate::error::TransportError;
+
+/// Current format version.
+pub const FORMAT: u32 = 1;
+
+/// One recorded command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The command line as the harness built it.
+    pub command: String,
+    /// Its output.
+    #[serde(flatten)]
+    pub output: Output,
+}
+
+/// What a derived cassette is expected to break (read by the verdict corpus test).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// The criterion that must fail (`AC1`..).
+    pub criterion: String,
+    /// The finding code that must be among its failures.
+    pub code: String,
+    /// The machine the failure must name.
+    pub machine: String,
+}
+
+/// A change applied to the base cassette.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replacement {
+    /// Machine (or `workstation`).
+    pub machine: String,
+    /// Exact command, or
+    #[serde(default)]
+    pub command: Option<String>,
+    /// a substring every affected command contains.
+    #[serde(default)]
+    pub command_contains: Option<String>,
+    /// New stdout.
+    #[serde(default)]
+    pub stdout: Option<String>,
+    /// Substring substitutions in stdout (`[from, to]`), applied after `stdout`.
+    #[serde(default)]
+    pub stdout_replace: Vec<(String, String)>,
+    /// New stderr.
+    #[serde(default)]
+    pub stderr: Option<String>,
+    /// New exit status.
+    #[serde(default)]
+    pub exit: Option<Option<i32>>,
+}
+
+/// A cassette file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cassette {
+    /// Format version.
+    #[serde(default)]
+    pub format: u32,
+    /// What this cassette shows and how it was made.
+    #[serde(default)]
+    pub description: String,
+    /// machines.toml of the recorded fleet, relative to the cassette.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machines_file: Option<String>,
+    /// Base cassette, relative to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derive_from: Option<String>,
+    /// Changes to the base.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace: Vec<Replacement>,
+    /// Intended failure, for broken fleets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expectation>,
+    /// Per machine command log.
+    #[serde(default)]
+    pub machines: BTreeMap<String, Vec<Entry>>,
+    /// Workstation command log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workstation: Vec<Entry>,
+}
+
+/// A cassette with its base applied, and where its fleet description lives.
+#[derive(Debug, Clone)]
+pub struct LoadedCassette {
+    /// The file.
+    pub path: PathBuf,
+    /// Resolved content.
+    pub cassette: Cassette,
+    /// machines.toml to use, resolved.
+    pub machines_file: Option<PathBuf>,
+}
+
+fn err(path: &Path, problem: impl Into<String>) -> TransportError {
+    TransportError::Cassette { path: path.display().to_string(), problem: problem.into() }
+}
+
+impl Cassette {
+    /// Reads a cassette and applies `derive_from` chains (at most 8 deep).
+    pub fn load(path: &Path) -> Result<LoadedCassette, TransportError> {
+        Self::load_depth(path, 0)
+    }
+
+    fn load_depth(path: &Path, depth: usize) -> Result<LoadedCassette, TransportError> {
+        if depth > 8 {
+            return Err(err(path, "derive_from chain deeper than 8 (a loop?)"));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
+        let mut c: Cassette = serde_json::from_str(&text).map_err(|e| err(path, format!("invalid ({e})")))?;
+        if c.format != FORMAT {
+            return Err(err(path, format!("format {} is not supported (expected {FORMAT})", c.format)));
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut machines_file = c.machines_file.as_ref().map(|m| dir.join(m));
+        if let Some(base) = c.derive_from.clone() {
+            let base = Self::load_depth(&dir.join(&base), depth + 1)?;
+            machines_file = machines_file.or(base.machines_file);
+            let mut merged = base.cassette;
+            for r in &c.replace {
+                apply(&mut merged, r).map_err(|p| err(path, p))?;
+            }
+            merged.description = c.description.clone();
+            merged.expect = c.expect.clone();
+            merged.derive_from = None;
+            merged.replace.clear();
+            c = merged;
+        }
+        Ok(LoadedCassette { path: path.to_path_buf(), cassette: c, machines_file })
+    }
+
+    /// Appends an entry (used by the recorder).
+    pub fn push(&mut self, machine: &str, entry: Entry) {
+        if machine == "workstation" {
+            self.workstation.push(entry);
+        } else {
+            self.machines.entry(machine.to_string()).or_default().push(entry);
+        }
+    }
+}
+
+fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
+    let log = if r.machine == "workstation" { &mut c.workstation } else { c.machines.entry(r.machine.clone()).or_default() };
+    let matches = |e: &Entry| r.command.as_deref().is_some_and(|cmd| e.command == cmd) || r.command_contains.as_deref().is_some_and(|s| e.command.contains(s));
+    let mut hit = false;
+    for e in log.iter_mut().filter(|e| matches(e)) {
+        hit = true;
+        if let Some(s) = &r.stdout {
+            e.output.stdout = s.clone();
+        }
+        for (from, to) in &r.stdout_replace {
+            if !e.output.stdout.contains(from.as_str()) {
+                return Err(format!("replacement for {} `{}`: stdout does not contain {from:?}", r.machine, e.command));
+            }
+            e.output.stdout = e.output.stdout.replace(from.as_str(), to);
+        }
+        if let Some(s) = &r.stderr {
+            e.output.stderr = s.clone();
+        }
+        if let Some(x) = r.exit {
+            e.output.exit = x;
+        }
+    }
+    if !hit {
+        match &r.command {
+            Some(cmd) if r.stdout_replace.is_empty() => log.push(Entry {
+                command: cmd.clone(),
+                output: Output { stdout: r.stdout.clone().unwrap_or_default(), stderr: r.stderr.clone().unwrap_or_default(), exit: r.exit.unwrap_or(Some(0)), duration: Default::default() },
+            }),
+            _ => return Err(format!("replacement matches no command of {}", r.machine)),
+        }
+    }
+    Ok(())
+}
+
+static SECRET_PATTERNS: Lazy<Vec<(Regex, &'static str)>> = Lazy::new(|| {
+    [
+        (r"\$(1|2[abxy]?|5|6|y|gy|7|argon2(id?|d))\$[./A-Za-z0-9$=,]{8,}", "a password hash"),
+        (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", "a private key"),
+        (r"AGE-SECRET-KEY-1[0-9A-Z]{20,}", "an age secret key"),
+        (r#""sops"\s*:\s*\{"#, "a sops-encrypted file"),
+        (r"(?m)^[0-9a-f]{10}:0:[0-9a-f]{64}:[0-9a-f]{128}$", "a ZeroTier identity secret"),
+    ]
+    .into_iter()
+    .map(|(r, w)| (Regex::new(r).expect("static regex"), w))
+    .collect()
+});
+
+/// What kind of secret `text` seems to contain, if any.
+pub fn looks_secret(text: &str) -> Option<&'static str> {
+    SECRET_PATTERNS.iter().find(|(r, _)| r.is_match(text)).map(|(_, w)| *w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_secrets_but_not_hashes_of_them() {
+        assert_eq!(looks_secret("root:$6$clancoordtest$amzlkP5g64kiA11ZUOFs/iY5:19000"), Some("a password hash"));
+        assert_eq!(looks_secret("$y$j9T$abcdefghijklmnop$qrstuvwxyz0123456789"), Some("a password hash"));
+        assert_eq!(looks_secret("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl"), Some("a private key"));
+        assert_eq!(looks_secret("AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"), Some("an age secret key"));
+        assert_eq!(looks_secret("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  -"), None);
+        assert_eq!(looks_secret("200 info db4344343b 1.14.2 ONLINE"), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! SSH on ssh2: one session per machine, reused by every test; channel use serialised by a mutex;
+//! every command has a deadline enforced remotely (`timeout`) and client-side (bounded reads);
+//! one reconnect when the session has died; agent or key-file auth, never a password.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ssh2::{MethodType, Session};
+
+use super::hostkey::{check_presented, HostTrust};
+use super::{quote, Cmd, Output, Transport};
+use crate::config::SshAuth;
+use crate::error::TransportError;
+
+/// Extra time the client grants after the remote deadline before giving up itself.
+const GRACE: Duration = Duration::from_secs(3);
+/// Length of one blocking read: bounds how long a silent stream can hold the loop.
+const SLICE: Duration = Duration::from_millis(50);
+
+/// How to reach and trust one machine.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    /// Machine name.
+    pub machine: String,
+    /// Address.
+    pub host: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Remote user.
+    pub user: String,
+    /// Authentication.
+    pub auth: SshAuth,
+    /// Connect + handshake limit.
+    pub connect_timeout: Duration,
+    /// Default command deadline.
+    pub command_timeout: Duration,
+    /// Host key trust.
+    pub trust: HostTrust,
+}
+
+/// A live SSH connection to one machine, opened lazily.
+pub struct SshTransport {
+    target: SshTarget,
+    session: Mutex<Option<Session>>,
+}
+
+impl SshTransport {
+    /// A transport that connects on first use.
+    pub fn new(target: SshTarget) -> SshTransport {
+        SshTransport { target, session: Mutex::new(None) }
+    }
+
+    fn target_str(&self) -> String {
+        SocketAddr::new(self.target.host, self.target.port).to_string()
+    }
+
+    fn connect_err(&self, start: Instant, reason: impl Into<String>) -> TransportError {
+        TransportError::Connect { machine: self.target.machine.clone(), target: self.target_str(), waited: start.elapsed(), reason: reason.into() }
+    }
+
+    /// Opens and authenticates a session (host key checked before any credential is sent).
+    pub fn connect(&self) -> Result<Session, TransportError> {
+        let t = &self.target;
+        let start = Instant::now();
+        let addr = SocketAddr::new(t.host, t.port);
+        let tcp = TcpStream::connect_timeout(&addr, t.connect_timeout).map_err(|e| self.connect_err(start, e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let mut sess = Session::new().map_err(|e| self.connect_err(start, e.to_string()))?;
+        sess.set_tcp_stream(tcp);
+        sess.set_timeout(t.connect_timeout.as_millis() as u32);
+        if t.trust.wants_ed25519() {
+            sess.method_pref(MethodType::HostKey, "ssh-ed25519").map_err(|e| self.connect_err(start, e.to_string()))?;
+        }
+        sess.handshake().map_err(|e| self.connect_err(start, format!("SSH handshake: {e}")))?;
+        let (blob, _) = sess.host_key().ok_or_else(|| self.connect_err(start, "server presented no host key"))?;
+        check_presented(&t.machine, &self.target_str(), &t.host.to_string(), t.port, &t.trust, blob)?;
+        let auth_err = |method: &str, e: ssh2::Error| TransportError::Auth { machine: t.machine.clone(), user: t.user.clone(), method: method.into(), reason: e.to_string() };
+        match &t.auth {
+            SshAuth::Agent => sess.userauth_agent(&t.user).map_err(|e| auth_err("ssh-agent", e))?,
+            SshAuth::IdentityFile(p) => sess.userauth_pubkey_file(&t.user, None, p, None).map_err(|e| auth_err(&format!("identity file {}", p.display()), e))?,
+        }
+        if !sess.authenticated() {
+            return Err(TransportError::Auth { machine: t.machine.clone(), user: t.user.clone(), method: "publickey".into(), reason: "server did not accept any key".into() });
+        }
+        sess.set_keepalive(true, 30);
+        tracing::debug!(machine = %t.machine, target = %self.target_str(), elapsed = ?start.elapsed(), "connected");
+        Ok(sess)
+    }
+
+    fn run_once(&self, sess: &Session, cmd: &Cmd) -> Result<Output, RunError> {
+        let t = &self.target;
+        let deadline = cmd.deadline().unwrap_or(t.command_timeout);
+        let secs = deadline.as_secs().max(1);
+        let wrapped = format!("timeout -k 2 {secs} sh -c {}", quote(cmd.text()));
+        let start = Instant::now();
+        let chan_err = |e: ssh2::Error| TransportError::Channel { machine: t.machine.clone(), command: cmd.text().into(), reason: e.to_string() };
+        sess.set_timeout(t.connect_timeout.as_millis() as u32);
+        let mut ch = sess.channel_session().map_err(|e| RunError::Dead(chan_err(e)))?;
+        ch.exec(&wrapped).map_err(|e| RunError::Dead(chan_err(e)))?;
+        sess.set_timeout(SLICE.as_millis() as u32);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut buf = [0u8; 32 * 1024];
+        let limit = deadline + GRACE;
+        loop {
+            if start.elapsed() > limit {
+                let _ = ch.close();
+                return Err(RunError::Other(TransportError::Timeout { machine: t.machine.clone(), command: cmd.text().into(), waited: start.elapsed() }));
+            }
+            let mut progressed = false;
+            for (stream, sink) in [(0, &mut out), (1, &mut err)] {
+                let r = if stream == 0 { ch.read(&mut buf) } else { ch.stderr().read(&mut buf) };
+                match r {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        sink.extend_from_slice(&buf[..n]);
+                        progressed = true;
+                    }
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {}
+                    Err(e) => return Err(RunError::Other(TransportError::Channel { machine: t.machine.clone(), command: cmd.text().into(), reason: e.to_string() })),
+                }
+            }
+            if ch.eof() && !progressed {
+                break;
+            }
+        }
+        sess.set_timeout(t.connect_timeout.as_millis() as u32);
+        let _ = ch.wait_close();
+        let exit = ch.exit_status().ok();
+        let duration = start.elapsed();
+        if exit == Some(124) || exit == Some(137) {
+            return Err(RunError::Other(TransportError::Timeout { machine: t.machine.clone(), command: cmd.text().into(), waited: duration }));
+        }
+        let out = Output { stdout: String::from_utf8_lossy(&out).into_owned(), stderr: String::from_utf8_lossy(&err).into_owned(), exit, duration };
+        tracing::debug!(machine = %t.machine, command = %cmd, exit = ?out.exit, ?duration, stdout = %crate::probe::excerpt(&out.stdout, 300), stderr = %crate::probe::excerpt(&out.stderr, 300), "ran");
+        Ok(out)
+    }
+}
+
+enum RunError {
+    /// The session could not open a channel: reconnect once.
+    Dead(TransportError),
+    Other(TransportError),
+}
+
+impl Transport for SshTransport {
+    fn name(&self) -> &str {
+        &self.target.machine
+    }
+
+    fn run(&self, cmd: &Cmd) -> Result<Output, TransportError> {
+        let mut guard = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reconnected = false;
+        loop {
+            if guard.is_none() {
+                *guard = Some(self.connect()?);
+                reconnected = true;
+            }
+            let sess = guard.as_ref().ok_or_else(|| TransportError::UnknownMachine { machine: self.target.machine.clone() })?;
+            match self.run_once(sess, cmd) {
+                Ok(o) => return Ok(o),
+                Err(RunError::Dead(e)) if !reconnected => {
+                    tracing::warn!(machine = %self.target.machine, error = %e, "session died; reconnecting once");
+                    *guard = None;
+                }
+                Err(RunError::Dead(e)) | Err(RunError::Other(e)) => {
+                    if matches!(e, TransportError::Timeout { .. }) {
+                        *guard = None; // the channel may still be busy: start clean next time
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Path of the identity file, if key-file auth is configured (for the record).
+pub fn identity_path(auth: &SshAuth) -> Option<PathBuf> {
+    match auth {
+        SshAuth::IdentityFile(p) => Some(p.clone()),
+        SshAuth::Agent => None,
+    }
+}
