@@ -293,3 +293,17 @@ mod tests {
         assert_eq!(z.roles["n"].members, vec!["a"]);
     }
 }
+
+/// Snapshot name of a clan's instances (`instances-<meta.name>`), shared by the insta assertion
+/// in tests and the pure comparison in AC3.
+pub fn snapshot_name(inv: &Inventory) -> String {
+    format!("instances-{}", inv.name.as_deref().unwrap_or("clan"))
+}
+
+/// The JSON body of a pinned insta snapshot file, if it exists.
+pub fn pinned_snapshot(dir: &std::path::Path, name: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.snap"))).ok()?;
+    // insta files: a `---` YAML header, a `---` line, then the body.
+    let body = text.splitn(3, "---\n").nth(2)?;
+    serde_json::from_str(body).ok()
+}
