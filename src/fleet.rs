@@ -30,13 +30,20 @@ impl Transport for Refused {
         &self.machine
     }
     fn run(&self, _cmd: &Cmd) -> Result<Output, TransportError> {
-        Err(TransportError::HostCertificate { machine: self.machine.clone(), path: "(clan repo)".into(), reason: self.reason.clone() })
+        Err(TransportError::HostCertificate {
+            machine: self.machine.clone(),
+            path: "(clan repo)".into(),
+            reason: self.reason.clone(),
+        })
     }
 }
 
+/// Commands noted by a dry run: (machine, command line).
+pub type CommandLog = Arc<Mutex<Vec<(String, String)>>>;
+
 struct Planner {
     machine: String,
-    log: Arc<Mutex<Vec<(String, String)>>>,
+    log: CommandLog,
 }
 
 impl Transport for Planner {
@@ -44,8 +51,16 @@ impl Transport for Planner {
         &self.machine
     }
     fn run(&self, cmd: &Cmd) -> Result<Output, TransportError> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).push((self.machine.clone(), cmd.text().to_string()));
-        Ok(Output { stdout: String::new(), stderr: String::new(), exit: Some(1), duration: Default::default() })
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((self.machine.clone(), cmd.text().to_string()));
+        Ok(Output {
+            stdout: String::new(),
+            stderr: String::new(),
+            exit: Some(1),
+            duration: Default::default(),
+        })
     }
 }
 
@@ -81,12 +96,19 @@ impl Fleet {
         match &settings.mode {
             Mode::Replay { cassette } => {
                 let loaded = Cassette::load(cassette)?;
-                let machines = settings.machines.clone().or_else(|| loaded.machines_file.clone()).unwrap_or_else(|| crate_root().join("machines.toml"));
+                let machines = settings
+                    .machines
+                    .clone()
+                    .or_else(|| loaded.machines_file.clone())
+                    .unwrap_or_else(|| crate_root().join("machines.toml"));
                 let config = config::load(&machines)?;
                 Fleet::replay(config, loaded)
             }
             Mode::Live { record } => {
-                let machines = settings.machines.clone().unwrap_or_else(|| PathBuf::from("machines.toml"));
+                let machines = settings
+                    .machines
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("machines.toml"));
                 let config = config::load(&machines)?;
                 Fleet::live(config, record.as_deref())
             }
@@ -98,11 +120,26 @@ impl Fleet {
         let path = loaded.path.display().to_string();
         let mut transports: BTreeMap<String, Arc<dyn Transport>> = BTreeMap::new();
         for m in &config.machines {
-            let log = loaded.cassette.machines.get(&m.name).map(Vec::as_slice).unwrap_or(&[]);
+            let log = loaded
+                .cassette
+                .machines
+                .get(&m.name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             transports.insert(m.name.clone(), Arc::new(Replay::new(&m.name, &path, log)));
         }
-        let workstation: Arc<dyn Transport> = Arc::new(Replay::new("workstation", &path, &loaded.cassette.workstation));
-        Fleet::assemble(config, transports, workstation, format!("replay of {path}"), Some(loaded))
+        let workstation: Arc<dyn Transport> = Arc::new(Replay::new(
+            "workstation",
+            &path,
+            &loaded.cassette.workstation,
+        ));
+        Fleet::assemble(
+            config,
+            transports,
+            workstation,
+            format!("replay of {path}"),
+            Some(loaded),
+        )
     }
 
     /// A fleet reached over SSH, optionally recording into a cassette.
@@ -110,10 +147,19 @@ impl Fleet {
         let names: Vec<String> = config.machines.iter().map(|m| m.name.clone()).collect();
         let oracle = Oracle::load(&config.clan_dir, &names)?;
         let domain = config.domain.clone().unwrap_or_else(|| "clan".into());
-        let recorder = record.map(|p| Recorder::new(p.to_path_buf(), "recorded live run".into(), Some(config.path.display().to_string())));
+        let recorder = record.map(|p| {
+            Recorder::new(
+                p.to_path_buf(),
+                "recorded live run".into(),
+                Some(config.path.display().to_string()),
+            )
+        });
         let wrap = |t: Arc<dyn Transport>| -> Arc<dyn Transport> {
             match &recorder {
-                Some(r) => Arc::new(Recording { inner: t, recorder: r.clone() }),
+                Some(r) => Arc::new(Recording {
+                    inner: t,
+                    recorder: r.clone(),
+                }),
                 None => t,
             }
         };
@@ -130,44 +176,94 @@ impl Fleet {
                     command_timeout: config.ssh.command_timeout,
                     trust,
                 })),
-                Err(reason) => Arc::new(Refused { machine: m.name.clone(), reason }),
+                Err(reason) => Arc::new(Refused {
+                    machine: m.name.clone(),
+                    reason,
+                }),
             };
             transports.insert(m.name.clone(), wrap(t));
         }
-        let workstation = wrap(Arc::new(Workstation { timeout: config.ssh.command_timeout.max(std::time::Duration::from_secs(120)) }));
+        let workstation = wrap(Arc::new(Workstation {
+            timeout: config
+                .ssh
+                .command_timeout
+                .max(std::time::Duration::from_secs(120)),
+        }));
         Fleet::assemble(config, transports, workstation, "live".into(), None)
     }
 
     /// A fleet whose transports only note the commands they are given (answering with empty
     /// output): `clan-coord plan` shows an operator what would run on production machines.
-    pub fn dry_run(config: FleetConfig) -> Result<(Fleet, Arc<Mutex<Vec<(String, String)>>>), Error> {
+    pub fn dry_run(config: FleetConfig) -> Result<(Fleet, CommandLog), Error> {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut transports: BTreeMap<String, Arc<dyn Transport>> = BTreeMap::new();
         for m in &config.machines {
-            transports.insert(m.name.clone(), Arc::new(Planner { machine: m.name.clone(), log: log.clone() }));
+            transports.insert(
+                m.name.clone(),
+                Arc::new(Planner {
+                    machine: m.name.clone(),
+                    log: log.clone(),
+                }),
+            );
         }
-        let workstation: Arc<dyn Transport> = Arc::new(Planner { machine: "workstation".into(), log: log.clone() });
-        Ok((Fleet::assemble(config, transports, workstation, "dry run".into(), None)?, log))
+        let workstation: Arc<dyn Transport> = Arc::new(Planner {
+            machine: "workstation".into(),
+            log: log.clone(),
+        });
+        Ok((
+            Fleet::assemble(config, transports, workstation, "dry run".into(), None)?,
+            log,
+        ))
     }
 
-    fn assemble(config: FleetConfig, transports: BTreeMap<String, Arc<dyn Transport>>, workstation: Arc<dyn Transport>, origin: String, cassette: Option<LoadedCassette>) -> Result<Fleet, Error> {
+    fn assemble(
+        config: FleetConfig,
+        transports: BTreeMap<String, Arc<dyn Transport>>,
+        workstation: Arc<dyn Transport>,
+        origin: String,
+        cassette: Option<LoadedCassette>,
+    ) -> Result<Fleet, Error> {
         let names: Vec<String> = config.machines.iter().map(|m| m.name.clone()).collect();
         let (inventory, inventory_origin) = load_inventory(&config, workstation.as_ref())?;
         let mut known = names.clone();
         known.extend(inventory.machines.keys().cloned());
         let oracle = Oracle::load(&config.clan_dir, &known)?;
-        let domain = config.domain.clone().or_else(|| inventory.domain.clone()).unwrap_or_else(|| "clan".into());
-        Ok(Fleet { config, oracle, inventory, inventory_origin, domain, origin, cassette, transports, workstation, status: OnceLock::new() })
+        let domain = config
+            .domain
+            .clone()
+            .or_else(|| inventory.domain.clone())
+            .unwrap_or_else(|| "clan".into());
+        Ok(Fleet {
+            config,
+            oracle,
+            inventory,
+            inventory_origin,
+            domain,
+            origin,
+            cassette,
+            transports,
+            workstation,
+            status: OnceLock::new(),
+        })
     }
 
     /// Machine names in machines.toml order.
     pub fn machines(&self) -> Vec<&str> {
-        self.config.machines.iter().map(|m| m.name.as_str()).collect()
+        self.config
+            .machines
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect()
     }
 
     /// Runs a command on a machine.
     pub fn run(&self, machine: &str, cmd: &Cmd) -> Result<Output, TransportError> {
-        let t = self.transports.get(machine).ok_or_else(|| TransportError::UnknownMachine { machine: machine.into() })?;
+        let t = self
+            .transports
+            .get(machine)
+            .ok_or_else(|| TransportError::UnknownMachine {
+                machine: machine.into(),
+            })?;
         t.run(cmd)
     }
 
@@ -181,8 +277,14 @@ impl Fleet {
     pub fn each<T: Send>(&self, f: impl Fn(&str) -> T + Sync) -> BTreeMap<String, T> {
         let names = self.machines();
         std::thread::scope(|s| {
-            let handles: Vec<_> = names.iter().map(|m| (m.to_string(), s.spawn(|| f(m)))).collect();
-            handles.into_iter().filter_map(|(m, h)| h.join().ok().map(|v| (m, v))).collect()
+            let handles: Vec<_> = names
+                .iter()
+                .map(|m| (m.to_string(), s.spawn(|| f(m))))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|(m, h)| h.join().ok().map(|v| (m, v)))
+                .collect()
         })
     }
 
@@ -192,16 +294,32 @@ impl Fleet {
     }
 }
 
-fn host_trust(config: &FleetConfig, oracle: &Oracle, domain: &str, machine: &str) -> Result<HostTrust, String> {
+fn host_trust(
+    config: &FleetConfig,
+    oracle: &Oracle,
+    domain: &str,
+    machine: &str,
+) -> Result<HostTrust, String> {
     let vars = oracle.machines.get(machine);
     if let Some(key) = vars.and_then(|v| v.host_key.as_ref()) {
         if let Some(cert) = vars.and_then(|v| v.host_cert.as_ref()) {
             let ca = oracle.ca.as_ref().ok_or("the repo has a host certificate but no shared openssh-ca/id_ed25519.pub to check it against")?;
-            verify_certificate(machine, &format!("{machine}.{domain}"), &cert.value, &cert.path, &ca.value, &key.value).map_err(|e| e.to_string())?;
+            verify_certificate(
+                machine,
+                &format!("{machine}.{domain}"),
+                &cert.value,
+                &cert.path,
+                &ca.value,
+                &key.value,
+            )
+            .map_err(|e| e.to_string())?;
         } else {
             tracing::warn!(%machine, "clan repo has no host certificate; pinning the plain host key only");
         }
-        return Ok(HostTrust::Clan { key: key.value.clone(), source: key.path.clone() });
+        return Ok(HostTrust::Clan {
+            key: key.value.clone(),
+            source: key.path.clone(),
+        });
     }
     match &config.ssh.known_hosts {
         Some(path) => Ok(HostTrust::KnownHosts { path: path.clone() }),
@@ -210,19 +328,43 @@ fn host_trust(config: &FleetConfig, oracle: &Oracle, domain: &str, machine: &str
 }
 
 /// Inventory from `nix eval` when a flake is configured and it answers, else the JSON file.
-fn load_inventory(config: &FleetConfig, workstation: &dyn Transport) -> Result<(Inventory, String), Error> {
+fn load_inventory(
+    config: &FleetConfig,
+    workstation: &dyn Transport,
+) -> Result<(Inventory, String), Error> {
     if let Some(flake) = &config.flake {
-        let cmd = Cmd::new("nix").args(["eval", "--json"]).arg(format!("{flake}#clanInternals.inventoryClass.inventorySerialization"));
+        let cmd = Cmd::new("nix").args(["eval", "--json"]).arg(format!(
+            "{flake}#clanInternals.inventoryClass.inventorySerialization"
+        ));
         match workstation.run(&cmd) {
-            Ok(out) if out.success() => return Ok((Inventory::parse(&out.stdout, cmd.text())?, cmd.text().to_string())),
-            Ok(out) => tracing::info!(command = %cmd, exit = ?out.exit, "nix eval failed; using the inventory JSON file"),
-            Err(e) => tracing::info!(error = %e, "nix eval unavailable; using the inventory JSON file"),
+            Ok(out) if out.success() => {
+                return Ok((
+                    Inventory::parse(&out.stdout, cmd.text())?,
+                    cmd.text().to_string(),
+                ))
+            }
+            Ok(out) => {
+                tracing::info!(command = %cmd, exit = ?out.exit, "nix eval failed; using the inventory JSON file")
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "nix eval unavailable; using the inventory JSON file")
+            }
         }
     }
-    let path = config.inventory_json.as_ref().ok_or_else(|| InventoryError::Shape {
-        origin: config.path.display().to_string(),
-        problem: "no inventory: set fleet.inventory_json (or fleet.flake with nix installed)".into(),
+    let path = config
+        .inventory_json
+        .as_ref()
+        .ok_or_else(|| InventoryError::Shape {
+            origin: config.path.display().to_string(),
+            problem: "no inventory: set fleet.inventory_json (or fleet.flake with nix installed)"
+                .into(),
+        })?;
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        path: path.clone(),
+        source,
     })?;
-    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read { path: path.clone(), source })?;
-    Ok((Inventory::parse(&text, &path.display().to_string())?, path.display().to_string()))
+    Ok((
+        Inventory::parse(&text, &path.display().to_string())?,
+        path.display().to_string(),
+    ))
 }

@@ -37,10 +37,18 @@ pub struct Settings {
 
 fn var(name: &'static str) -> Result<Option<PathBuf>, Error> {
     match std::env::var(name) {
-        Ok(v) if v.trim().is_empty() => Err(Error::Env { var: name, value: v, reason: "is empty; unset it or give a path".into() }),
+        Ok(v) if v.trim().is_empty() => Err(Error::Env {
+            var: name,
+            value: v,
+            reason: "is empty; unset it or give a path".into(),
+        }),
         Ok(v) => Ok(Some(PathBuf::from(v))),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(v)) => Err(Error::Env { var: name, value: v.to_string_lossy().into(), reason: "is not UTF-8".into() }),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::Env {
+            var: name,
+            value: v.to_string_lossy().into(),
+            reason: "is not UTF-8".into(),
+        }),
     }
 }
 
@@ -56,15 +64,33 @@ impl Settings {
         let cassette = var("COORD_CASSETTE")?;
         let mode = if live {
             if cassette.is_some() {
-                return Err(Error::Env { var: "COORD_CASSETTE", value: cassette.map(|c| c.display().to_string()).unwrap_or_default(), reason: "replay is for offline runs; drop --features live or unset it".into() });
+                return Err(Error::Env {
+                    var: "COORD_CASSETTE",
+                    value: cassette
+                        .map(|c| c.display().to_string())
+                        .unwrap_or_default(),
+                    reason: "replay is for offline runs; drop --features live or unset it".into(),
+                });
             }
             Mode::Live { record }
         } else {
             if let Some(r) = record {
-                return Err(Error::Env { var: "COORD_RECORD", value: r.display().to_string(), reason: "recording needs a live run: add --features live".into() });
+                return Err(Error::Env {
+                    var: "COORD_RECORD",
+                    value: r.display().to_string(),
+                    reason: "recording needs a live run: add --features live".into(),
+                });
             }
-            Mode::Replay { cassette: cassette.unwrap_or_else(|| crate_root().join("tests/cassettes/story-fleet.json")) }
+            Mode::Replay {
+                cassette: cassette
+                    .unwrap_or_else(|| crate_root().join("tests/cassettes/story-fleet.json")),
+            }
         };
-        Ok(Settings { mode, machines: var("COORD_MACHINES")?, report_dir: var("COORD_REPORT_DIR")?.unwrap_or_else(|| crate_root().join("target/coordination")) })
+        Ok(Settings {
+            mode,
+            machines: var("COORD_MACHINES")?,
+            report_dir: var("COORD_REPORT_DIR")?
+                .unwrap_or_else(|| crate_root().join("target/coordination")),
+        })
     }
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use crate::fleet::Fleet;
 use crate::probe::ping::{parse_ping, PingError, PingSummary};
-use crate::probe::ssh::{parse_cert_authorities, parse_hop, parse_keygen_l, parse_sshd_t, CertAuthority, Hop, KeygenCertificate};
+use crate::probe::ssh::{
+    parse_cert_authorities, parse_hop, parse_keygen_l, parse_sshd_t, CertAuthority, Hop,
+    KeygenCertificate,
+};
 use crate::probe::systemd::{parse_show, UnitState};
 use crate::probe::zerotier::{parse_info, parse_listnetworks, parse_peers, Info, Network, Peer};
 use crate::probe::{excerpt, ProbeError};
@@ -33,10 +36,25 @@ impl<T> Seen<T> {
     }
 }
 
-fn seen<T>(fleet: &Fleet, machine: &str, cmd: Cmd, parse: impl FnOnce(&Output) -> Result<T, String>) -> Seen<T> {
+fn seen<T>(
+    fleet: &Fleet,
+    machine: &str,
+    cmd: Cmd,
+    parse: impl FnOnce(&Output) -> Result<T, String>,
+) -> Seen<T> {
     match fleet.run(machine, &cmd) {
-        Ok(out) => Seen { command: cmd.text().into(), exit: out.exit, excerpt: excerpt(&out.combined(), 300), value: parse(&out) },
-        Err(e) => Seen { command: cmd.text().into(), exit: None, excerpt: String::new(), value: Err(e.to_string()) },
+        Ok(out) => Seen {
+            command: cmd.text().into(),
+            exit: out.exit,
+            excerpt: excerpt(&out.combined(), 300),
+            value: parse(&out),
+        },
+        Err(e) => Seen {
+            command: cmd.text().into(),
+            exit: None,
+            excerpt: String::new(),
+            value: Err(e.to_string()),
+        },
     }
 }
 
@@ -70,7 +88,16 @@ fn parse_user_hashes(out: &Output) -> Result<UserHashes, String> {
             _ => {}
         }
     }
-    Ok(UserHashes { shadow: shadow.ok_or_else(|| format!("no shadow hash line (exit {:?}): {}", out.exit, excerpt(&out.stderr, 120)))?, file })
+    Ok(UserHashes {
+        shadow: shadow.ok_or_else(|| {
+            format!(
+                "no shadow hash line (exit {:?}): {}",
+                out.exit,
+                excerpt(&out.stderr, 120)
+            )
+        })?,
+        file,
+    })
 }
 
 fn parse_file_hashes(out: &Output) -> Result<BTreeMap<String, String>, String> {
@@ -117,13 +144,19 @@ pub struct MachineStatus {
 impl MachineStatus {
     /// Whether the machine's deployed secrets use the 2026 per-machine/shared layout.
     pub fn secrets_era_b(&self) -> bool {
-        self.secrets_vars.ok().is_some_and(|v| v.iter().any(|e| e == "per-machine" || e == "shared"))
+        self.secrets_vars
+            .ok()
+            .is_some_and(|v| v.iter().any(|e| e == "per-machine" || e == "shared"))
     }
 }
 
 /// Units whose state the checks read on every machine.
 pub fn units_of_interest(fleet: &Fleet) -> Vec<String> {
-    let mut units = vec!["zerotierone.service".to_string(), "sshd.service".to_string(), "emergency-access.service".to_string()];
+    let mut units = vec![
+        "zerotierone.service".to_string(),
+        "sshd.service".to_string(),
+        "emergency-access.service".to_string(),
+    ];
     for (iname, _) in fleet.inventory.instances_of("zerotier") {
         units.push(fleet.oracle.autoaccept_unit(iname));
     }
@@ -142,7 +175,11 @@ pub fn managed_users(fleet: &Fleet, machine: &str) -> Vec<(String, bool)> {
         for (rname, role) in &inst.roles {
             if role.members.iter().any(|m| m == machine) {
                 let s = fleet.inventory.effective_settings(iname, rname, machine);
-                let user = s.get("user").and_then(|u| u.as_str()).unwrap_or(iname).to_string();
+                let user = s
+                    .get("user")
+                    .and_then(|u| u.as_str())
+                    .unwrap_or(iname)
+                    .to_string();
                 let share = s.get("share").and_then(|u| u.as_bool()).unwrap_or(false);
                 if crate::config::NAME_RE.is_match(&user) && !v.iter().any(|(u, _)| u == &user) {
                     v.push((user, share));
@@ -155,34 +192,101 @@ pub fn managed_users(fleet: &Fleet, machine: &str) -> Vec<(String, bool)> {
 
 fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
     let zt = fleet.config.overlay == crate::config::OverlayKind::Zerotier;
-    let zt_info = zt.then(|| seen(fleet, machine, Cmd::new("zerotier-cli").args(["-j", "info"]), |o| parse_info(&o.combined()).map_err(pe)));
-    let zt_networks = zt.then(|| seen(fleet, machine, Cmd::new("zerotier-cli").args(["-j", "listnetworks"]), |o| parse_listnetworks(&o.combined()).map_err(pe)));
-    let zt_peers = zt.then(|| seen(fleet, machine, Cmd::new("zerotier-cli").args(["-j", "peers"]), |o| parse_peers(&o.combined()).map_err(pe)));
+    let zt_info = zt.then(|| {
+        seen(
+            fleet,
+            machine,
+            Cmd::new("zerotier-cli").args(["-j", "info"]),
+            |o| parse_info(&o.combined()).map_err(pe),
+        )
+    });
+    let zt_networks = zt.then(|| {
+        seen(
+            fleet,
+            machine,
+            Cmd::new("zerotier-cli").args(["-j", "listnetworks"]),
+            |o| parse_listnetworks(&o.combined()).map_err(pe),
+        )
+    });
+    let zt_peers = zt.then(|| {
+        seen(
+            fleet,
+            machine,
+            Cmd::new("zerotier-cli").args(["-j", "peers"]),
+            |o| parse_peers(&o.combined()).map_err(pe),
+        )
+    });
     let unit_names = units_of_interest(fleet);
     let mut show = Cmd::new("systemctl").arg("show");
-    for p in ["LoadState", "ActiveState", "SubState", "Result", "ExecMainStatus"] {
+    for p in [
+        "LoadState",
+        "ActiveState",
+        "SubState",
+        "Result",
+        "ExecMainStatus",
+    ] {
         show = show.args(["-p", p]);
     }
     let units = seen(fleet, machine, show.args(&unit_names), |o| {
         let states = parse_show(&o.stdout).map_err(pe)?;
         if states.len() != unit_names.len() {
-            return Err(format!("systemctl show printed {} blocks for {} units", states.len(), unit_names.len()));
+            return Err(format!(
+                "systemctl show printed {} blocks for {} units",
+                states.len(),
+                unit_names.len()
+            ));
         }
         Ok(unit_names.iter().cloned().zip(states).collect())
     });
-    let sshd = seen(fleet, machine, Cmd::new("sshd").arg("-T"), |o| parse_sshd_t(&o.stdout).map_err(pe));
-    let host_cert = sshd.ok().and_then(|m| m.get("hostcertificate")).and_then(|v| v.first()).filter(|p| p.starts_with('/') && !p.contains("..")).map(|path| {
-        seen(fleet, machine, Cmd::new("ssh-keygen").args(["-L", "-f"]).arg(path), |o| parse_keygen_l(&o.stdout).map_err(pe))
+    let sshd = seen(fleet, machine, Cmd::new("sshd").arg("-T"), |o| {
+        parse_sshd_t(&o.stdout).map_err(pe)
     });
-    let cert_authorities = seen(fleet, machine, Cmd::new("cat").arg("/etc/ssh/ssh_known_hosts"), |o| {
-        if o.success() {
-            parse_cert_authorities(&o.stdout).map_err(pe)
-        } else {
-            Ok(Vec::new())
-        }
-    });
-    let kernel_params = seen(fleet, machine, Cmd::new("cat").arg("/run/current-system/kernel-params"), |o| if o.success() { Ok(o.stdout.trim().to_string()) } else { Err(format!("cannot read kernel-params: {}", excerpt(&o.stderr, 120))) });
-    let secrets_vars = seen(fleet, machine, Cmd::new("ls").args(["-1", "/run/secrets/vars"]), |o| Ok(o.stdout.lines().map(String::from).collect()));
+    let host_cert = sshd
+        .ok()
+        .and_then(|m| m.get("hostcertificate"))
+        .and_then(|v| v.first())
+        .filter(|p| p.starts_with('/') && !p.contains(".."))
+        .map(|path| {
+            seen(
+                fleet,
+                machine,
+                Cmd::new("ssh-keygen").args(["-L", "-f"]).arg(path),
+                |o| parse_keygen_l(&o.stdout).map_err(pe),
+            )
+        });
+    let cert_authorities = seen(
+        fleet,
+        machine,
+        Cmd::new("cat").arg("/etc/ssh/ssh_known_hosts"),
+        |o| {
+            if o.success() {
+                parse_cert_authorities(&o.stdout).map_err(pe)
+            } else {
+                Ok(Vec::new())
+            }
+        },
+    );
+    let kernel_params = seen(
+        fleet,
+        machine,
+        Cmd::new("cat").arg("/run/current-system/kernel-params"),
+        |o| {
+            if o.success() {
+                Ok(o.stdout.trim().to_string())
+            } else {
+                Err(format!(
+                    "cannot read kernel-params: {}",
+                    excerpt(&o.stderr, 120)
+                ))
+            }
+        },
+    );
+    let secrets_vars = seen(
+        fleet,
+        machine,
+        Cmd::new("ls").args(["-1", "/run/secrets/vars"]),
+        |o| Ok(o.stdout.lines().map(String::from).collect()),
+    );
     let mut users = BTreeMap::new();
     for (user, _share) in managed_users(fleet, machine) {
         let gen = format!("user-password-{user}");
@@ -191,10 +295,22 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
             format!("/run/secrets-for-users/vars/shared/{gen}/user-password-hash"),
             format!("/run/secrets-for-users/vars/{gen}/user-password-hash"),
         ];
-        users.insert(user.clone(), seen(fleet, machine, Cmd::sh(USER_HASH_SCRIPT).arg(&user).args(&paths), parse_user_hashes));
+        users.insert(
+            user.clone(),
+            seen(
+                fleet,
+                machine,
+                Cmd::sh(USER_HASH_SCRIPT).arg(&user).args(&paths),
+                parse_user_hashes,
+            ),
+        );
     }
     let mut shared = BTreeMap::new();
-    for f in fleet.oracle.shared_files().filter(|f| f.secret && f.recipients.iter().any(|r| r == machine)) {
+    for f in fleet
+        .oracle
+        .shared_files()
+        .filter(|f| f.secret && f.recipients.iter().any(|r| r == machine))
+    {
         let rel = format!("{}/{}", f.generator, f.file);
         let paths = [
             format!("/run/secrets/vars/shared/{rel}"),
@@ -202,23 +318,61 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
             format!("/run/secrets/vars/{rel}"),
             format!("/run/secrets-for-users/vars/{rel}"),
         ];
-        shared.insert(rel, seen(fleet, machine, Cmd::sh(FILE_HASH_SCRIPT).args(&paths), parse_file_hashes));
+        shared.insert(
+            rel,
+            seen(
+                fleet,
+                machine,
+                Cmd::sh(FILE_HASH_SCRIPT).args(&paths),
+                parse_file_hashes,
+            ),
+        );
     }
-    MachineStatus { zt_info, zt_networks, zt_peers, units, sshd, host_cert, cert_authorities, kernel_params, secrets_vars, users, shared }
+    MachineStatus {
+        zt_info,
+        zt_networks,
+        zt_peers,
+        units,
+        sshd,
+        host_cert,
+        cert_authorities,
+        kernel_params,
+        secrets_vars,
+        users,
+        shared,
+    }
 }
 
 /// Status of every machine, observed once per fleet and shared by the criteria.
 pub fn status(fleet: &Fleet) -> &BTreeMap<String, MachineStatus> {
-    fleet.status.get_or_init(|| fleet.each(|m| observe_machine(fleet, m)))
+    fleet
+        .status
+        .get_or_init(|| fleet.each(|m| observe_machine(fleet, m)))
 }
 
 /// Expected overlay address of a machine: machines.toml override, else the clan repo.
 pub fn overlay_address(fleet: &Fleet, machine: &str) -> Option<Ipv6Addr> {
-    if let Some(a) = fleet.config.machine(machine).and_then(|m| m.overlay_address) {
+    if let Some(a) = fleet
+        .config
+        .machine(machine)
+        .and_then(|m| m.overlay_address)
+    {
         return Some(a);
     }
-    let instance = fleet.inventory.instances_of("zerotier").find(|(_, i)| i.roles.values().any(|r| r.members.iter().any(|m| m == machine))).map(|(n, _)| n.clone()).unwrap_or_default();
-    fleet.oracle.zerotier_ip(machine, &instance).map(|s| s.value)
+    let instance = fleet
+        .inventory
+        .instances_of("zerotier")
+        .find(|(_, i)| {
+            i.roles
+                .values()
+                .any(|r| r.members.iter().any(|m| m == machine))
+        })
+        .map(|(n, _)| n.clone())
+        .unwrap_or_default();
+    fleet
+        .oracle
+        .zerotier_ip(machine, &instance)
+        .map(|s| s.value)
 }
 
 /// A ping from one machine to another's overlay address.
@@ -227,7 +381,9 @@ pub type PingSeen = Seen<Result<PingSummary, PingError>>;
 /// The ping command for a pair.
 pub fn ping_cmd(fleet: &Fleet, to: Ipv6Addr) -> Cmd {
     let t = &fleet.config.thresholds;
-    let budget = (f64::from(t.ping_count) * t.ping_interval_secs).ceil() as u64 + u64::from(t.ping_timeout_secs) + 5;
+    let budget = (f64::from(t.ping_count) * t.ping_interval_secs).ceil() as u64
+        + u64::from(t.ping_timeout_secs)
+        + 5;
     Cmd::new("ping")
         .arg("-6")
         .args(["-c", &t.ping_count.to_string()])
@@ -239,19 +395,33 @@ pub fn ping_cmd(fleet: &Fleet, to: Ipv6Addr) -> Cmd {
 
 /// Bounded pings over every ordered pair, machines in parallel.
 pub fn mesh(fleet: &Fleet) -> BTreeMap<(String, String), PingSeen> {
-    let targets: Vec<(String, Option<Ipv6Addr>)> = fleet.machines().iter().map(|m| (m.to_string(), overlay_address(fleet, m))).collect();
+    let targets: Vec<(String, Option<Ipv6Addr>)> = fleet
+        .machines()
+        .iter()
+        .map(|m| (m.to_string(), overlay_address(fleet, m)))
+        .collect();
     let per_source = fleet.each(|from| {
         let mut v = Vec::new();
         for (to, addr) in targets.iter().filter(|(to, _)| to != from) {
             let s = match addr {
-                Some(a) => seen(fleet, from, ping_cmd(fleet, *a), |o| Ok(parse_ping(&o.combined()))),
-                None => Seen { command: String::new(), exit: None, excerpt: String::new(), value: Err(format!("no overlay address for {to} in the clan repo")) },
+                Some(a) => seen(fleet, from, ping_cmd(fleet, *a), |o| {
+                    Ok(parse_ping(&o.combined()))
+                }),
+                None => Seen {
+                    command: String::new(),
+                    exit: None,
+                    excerpt: String::new(),
+                    value: Err(format!("no overlay address for {to} in the clan repo")),
+                },
             };
             v.push((to.clone(), s));
         }
         v
     });
-    per_source.into_iter().flat_map(|(from, v)| v.into_iter().map(move |(to, s)| ((from.clone(), to), s))).collect()
+    per_source
+        .into_iter()
+        .flat_map(|(from, v)| v.into_iter().map(move |(to, s)| ((from.clone(), to), s)))
+        .collect()
 }
 
 /// An SSH hop from A to B's overlay address, run by A's own OpenSSH client.
@@ -268,9 +438,26 @@ pub fn hop_cmd(fleet: &Fleet, to_machine: &str, to: Ipv6Addr) -> Cmd {
     let connect = fleet.config.ssh.connect_timeout.as_secs().max(1);
     Cmd::new("ssh")
         .arg("-v")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/dev/null"])
-        .args(["-o", &format!("HostKeyAlias={}", fleet.principal(to_machine))])
-        .args(["-o", &format!("ConnectTimeout={connect}"), "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args([
+            "-o",
+            &format!("HostKeyAlias={}", fleet.principal(to_machine)),
+        ])
+        .args([
+            "-o",
+            &format!("ConnectTimeout={connect}"),
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "KbdInteractiveAuthentication=no",
+        ])
         .arg(format!("root@{to}"))
         .arg("hostname")
         .timeout(Duration::from_secs(connect + 10))
@@ -278,7 +465,11 @@ pub fn hop_cmd(fleet: &Fleet, to_machine: &str, to: Ipv6Addr) -> Cmd {
 
 /// AC2 hops over every ordered pair.
 pub fn hops(fleet: &Fleet) -> BTreeMap<(String, String), HopSeen> {
-    let targets: Vec<(String, Option<Ipv6Addr>)> = fleet.machines().iter().map(|m| (m.to_string(), overlay_address(fleet, m))).collect();
+    let targets: Vec<(String, Option<Ipv6Addr>)> = fleet
+        .machines()
+        .iter()
+        .map(|m| (m.to_string(), overlay_address(fleet, m)))
+        .collect();
     let per_source = fleet.each(|from| {
         let mut v = Vec::new();
         for (to, addr) in targets.iter().filter(|(to, _)| to != from) {
@@ -288,16 +479,47 @@ pub fn hops(fleet: &Fleet) -> BTreeMap<(String, String), HopSeen> {
                     match fleet.run(from, &cmd) {
                         Ok(o) => HopSeen {
                             hostname: o.stdout.trim().to_string(),
-                            hop: Seen { command: cmd.text().into(), exit: o.exit, excerpt: excerpt(&o.stderr.lines().filter(|l| !l.starts_with("debug")).collect::<Vec<_>>().join("\n"), 300), value: Ok(parse_hop(&o.stderr, o.exit)) },
+                            hop: Seen {
+                                command: cmd.text().into(),
+                                exit: o.exit,
+                                excerpt: excerpt(
+                                    &o.stderr
+                                        .lines()
+                                        .filter(|l| !l.starts_with("debug"))
+                                        .collect::<Vec<_>>()
+                                        .join("\n"),
+                                    300,
+                                ),
+                                value: Ok(parse_hop(&o.stderr, o.exit)),
+                            },
                         },
-                        Err(e) => HopSeen { hostname: String::new(), hop: Seen { command: cmd.text().into(), exit: None, excerpt: String::new(), value: Err(e.to_string()) } },
+                        Err(e) => HopSeen {
+                            hostname: String::new(),
+                            hop: Seen {
+                                command: cmd.text().into(),
+                                exit: None,
+                                excerpt: String::new(),
+                                value: Err(e.to_string()),
+                            },
+                        },
                     }
                 }
-                None => HopSeen { hostname: String::new(), hop: Seen { command: String::new(), exit: None, excerpt: String::new(), value: Err(format!("no overlay address for {to} in the clan repo")) } },
+                None => HopSeen {
+                    hostname: String::new(),
+                    hop: Seen {
+                        command: String::new(),
+                        exit: None,
+                        excerpt: String::new(),
+                        value: Err(format!("no overlay address for {to} in the clan repo")),
+                    },
+                },
             };
             v.push((to.clone(), hs));
         }
         v
     });
-    per_source.into_iter().flat_map(|(from, v)| v.into_iter().map(move |(to, s)| ((from.clone(), to), s))).collect()
+    per_source
+        .into_iter()
+        .flat_map(|(from, v)| v.into_iter().map(move |(to, s)| ((from.clone(), to), s)))
+        .collect()
 }

@@ -10,24 +10,44 @@ use once_cell::sync::Lazy;
 use crate::checks::{Severity, Verdict};
 use crate::error::Error;
 
-static VERDICTS: Lazy<Mutex<BTreeMap<&'static str, Verdict>>> = Lazy::new(|| Mutex::new(BTreeMap::new()));
+static VERDICTS: Lazy<Mutex<BTreeMap<&'static str, Verdict>>> =
+    Lazy::new(|| Mutex::new(BTreeMap::new()));
 
 /// Adds a verdict to this process's report and rewrites `<dir>/report.json`.
 pub fn record(dir: &Path, origin: &str, v: &Verdict) -> Result<(), Error> {
     let mut all = VERDICTS.lock().unwrap_or_else(|p| p.into_inner());
     all.insert(v.criterion, v.clone());
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
-    let json = serde_json::json!({ "origin": origin, "verdicts": all.values().collect::<Vec<_>>() });
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let json =
+        serde_json::json!({ "origin": origin, "verdicts": all.values().collect::<Vec<_>>() });
     let path = dir.join("report.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap_or_default() + "\n").map_err(|source| Error::Write { path, source })
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+    )
+    .map_err(|source| Error::Write { path, source })
 }
 
 /// One line per criterion: verdict and counts.
 pub fn summary(verdicts: &[&Verdict]) -> String {
-    let mut s = format!("{:<5} {:<52} {:>6} {:>5} {:>5} {:>9}\n", "AC", "criterion", "result", "pass", "fail", "unchecked");
+    let mut s = format!(
+        "{:<5} {:<52} {:>6} {:>5} {:>5} {:>9}\n",
+        "AC", "criterion", "result", "pass", "fail", "unchecked"
+    );
     for v in verdicts {
         let n = |sev| v.findings.iter().filter(|f| f.severity == sev).count();
-        s.push_str(&format!("{:<5} {:<52} {:>6} {:>5} {:>5} {:>9}\n", v.criterion, v.title, if v.passed() { "PASS" } else { "FAIL" }, n(Severity::Pass), n(Severity::Fail), n(Severity::Unchecked)));
+        s.push_str(&format!(
+            "{:<5} {:<52} {:>6} {:>5} {:>5} {:>9}\n",
+            v.criterion,
+            v.title,
+            if v.passed() { "PASS" } else { "FAIL" },
+            n(Severity::Pass),
+            n(Severity::Fail),
+            n(Severity::Unchecked)
+        ));
     }
     s
 }

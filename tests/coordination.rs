@@ -1,1 +1,82 @@
+//! The acceptance criteria, one `#[test]` each.
+//!
+//! How this binary works:
+//! - A shared rstest `#[once]` fixture opens the fleet once for the whole binary: with
+//!   `--features live` one SSH session per machine (from machines.toml, or `COORD_MACHINES`),
+//!   reused by every test; without it, a cassette replay (`COORD_CASSETTE`, default
+//!   `tests/cassettes/story-fleet.json`). The check code is the same in both modes.
+//! - Record a live run: `COORD_RECORD=tests/cassettes/new.json cargo test --features live --test coordination`.
+//! - `RUST_LOG=debug` shows every command, exit status and output excerpt (test-log).
+//! - AC3 pins the resolved inventory instances in `snapshots/instances-<clan>.snap`; after an
+//!   intended inventory change run `cargo insta review`.
+//! - Each test prints its verdict (run with `--nocapture` to see passing ones) and adds it to
+//!   `target/coordination/report.json`.
 
+use clan_coordination::checks::{ac1_mesh, ac2_ssh, ac3_services, ac4_shared, Verdict};
+use clan_coordination::fleet::Fleet;
+use clan_coordination::inventory::snapshot_name;
+use clan_coordination::mode::Settings;
+use clan_coordination::report;
+use rstest::{fixture, rstest};
+
+/// The fleet, opened once per test binary. A failure to open is kept as text so that every test
+/// reports it instead of poisoning the fixture.
+#[fixture]
+#[once]
+fn fleet() -> Result<Fleet, String> {
+    Fleet::from_env().map_err(|e| e.to_string())
+}
+
+fn open(fleet: &Result<Fleet, String>) -> &Fleet {
+    match fleet {
+        Ok(f) => f,
+        Err(e) => panic!("cannot open the fleet:\n{e}"),
+    }
+}
+
+fn conclude(fleet: &Fleet, v: Verdict) {
+    println!("{v}");
+    let dir = Settings::from_env(cfg!(feature = "live"))
+        .map(|s| s.report_dir)
+        .unwrap_or_else(|_| "target/coordination".into());
+    if let Err(e) = report::record(&dir, &fleet.origin, &v) {
+        eprintln!("warning: {e}");
+    }
+    assert!(v.passed(), "{v}");
+}
+
+#[rstest]
+#[test_log::test]
+fn ac1_overlay_mesh(fleet: &Result<Fleet, String>) {
+    let fleet = open(fleet);
+    conclude(fleet, ac1_mesh::run(fleet));
+}
+
+#[rstest]
+#[test_log::test]
+fn ac2_ssh_via_overlay(fleet: &Result<Fleet, String>) {
+    let fleet = open(fleet);
+    conclude(fleet, ac2_ssh::run(fleet));
+}
+
+#[rstest]
+#[test_log::test]
+fn ac3_service_instances(fleet: &Result<Fleet, String>) {
+    let fleet = open(fleet);
+    insta::with_settings!({
+        snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"),
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+        description => format!("resolved instances of {}", fleet.inventory_origin.rsplit('/').next().unwrap_or_default()),
+    }, {
+        insta::assert_json_snapshot!(snapshot_name(&fleet.inventory), fleet.inventory.snapshot_value());
+    });
+    conclude(fleet, ac3_services::run(fleet));
+}
+
+#[rstest]
+#[test_log::test]
+fn ac4_shared_vars(fleet: &Result<Fleet, String>) {
+    let fleet = open(fleet);
+    conclude(fleet, ac4_shared::run(fleet));
+}

@@ -15,7 +15,10 @@ use clan_coordination::{config, observe, report};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "clan-coord", about = "Prove that a clan-core fleet really coordinates")]
+#[command(
+    name = "clan-coord",
+    about = "Prove that a clan-core fleet really coordinates"
+)]
 struct Cli {
     /// machines.toml (default: $COORD_MACHINES, else ./machines.toml).
     #[arg(long, global = true)]
@@ -41,7 +44,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -53,7 +59,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
-    let machines = cli.machines.or_else(|| std::env::var_os("COORD_MACHINES").map(PathBuf::from));
+    let machines = cli
+        .machines
+        .or_else(|| std::env::var_os("COORD_MACHINES").map(PathBuf::from));
     match cli.command {
         Command::Plan { json } => {
             let cfg = config::load(&machines.unwrap_or_else(|| PathBuf::from("machines.toml")))?;
@@ -88,13 +96,22 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
             }
             let fleet = Fleet::open(&settings)?;
             println!("fleet: {} ({})", fleet.config.path.display(), fleet.origin);
-            let verdicts = [ac1_mesh::run(&fleet), ac2_ssh::run(&fleet), ac3_services::run(&fleet), ac4_shared::run(&fleet)];
+            let verdicts = [
+                ac1_mesh::run(&fleet),
+                ac2_ssh::run(&fleet),
+                ac3_services::run(&fleet),
+                ac4_shared::run(&fleet),
+            ];
             for v in &verdicts {
                 println!("{v}");
                 report::record(&settings.report_dir, &fleet.origin, v)?;
             }
             println!("{}", report::summary(&verdicts.iter().collect::<Vec<_>>()));
-            Ok(if verdicts.iter().all(|v| v.passed()) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if verdicts.iter().all(|v| v.passed()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

@@ -30,19 +30,32 @@ fn status_cause(status: &str, controller: &str) -> (&'static str, String) {
 }
 
 /// Judges AC1 from observations.
-pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, mesh: &BTreeMap<(String, String), PingSeen>) -> Verdict {
+pub fn evaluate(
+    fleet: &Fleet,
+    status: &BTreeMap<String, MachineStatus>,
+    mesh: &BTreeMap<(String, String), PingSeen>,
+) -> Verdict {
     let mut f = Vec::new();
     let mut notes = Vec::new();
     let in_fleet: Vec<&str> = fleet.machines();
     for (iname, inst) in fleet.inventory.instances_of("zerotier") {
-        let controllers: Vec<&String> = inst.roles.get("controller").map(|r| r.members.iter().collect()).unwrap_or_default();
+        let controllers: Vec<&String> = inst
+            .roles
+            .get("controller")
+            .map(|r| r.members.iter().collect())
+            .unwrap_or_default();
         let controller = controllers.first().map_or("the controller", |c| c.as_str());
         let Some(net) = fleet.oracle.zerotier_network(iname) else {
             f.push(Finding::new(Severity::Fail, "oracle.missing", controller, format!("network id of instance {iname}")).seen("no zerotier network id in the clan repo vars").expected("vars/shared/zerotier-network-<instance>/network-id or vars/per-machine/<controller>/zerotier/zerotier-network-id").cause("vars not generated: run `clan vars generate`"));
             continue;
         };
         let nwid = net.id.value;
-        let mut members: Vec<&str> = inst.roles.values().flat_map(|r| r.members.iter().map(String::as_str)).filter(|m| in_fleet.contains(m)).collect();
+        let mut members: Vec<&str> = inst
+            .roles
+            .values()
+            .flat_map(|r| r.members.iter().map(String::as_str))
+            .filter(|m| in_fleet.contains(m))
+            .collect();
         members.sort();
         members.dedup();
         for m in &members {
@@ -51,7 +64,15 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, mesh: &
             let expected_node = expected_ip.and_then(split_rfc4193).map(|(_, n)| n);
             if let Some(info) = &st.zt_info {
                 match info.ok() {
-                    None => f.push(probe_failed(m, "ZeroTier daemon", info, "zerotier-cli answers with the node status").cause(info.value.as_ref().err().cloned().unwrap_or_default())),
+                    None => f.push(
+                        probe_failed(
+                            m,
+                            "ZeroTier daemon",
+                            info,
+                            "zerotier-cli answers with the node status",
+                        )
+                        .cause(info.value.as_ref().err().cloned().unwrap_or_default()),
+                    ),
                     Some(i) => {
                         match i.status {
                             NodeStatus::Online => f.push(Finding::new(Severity::Pass, "zt.online", m, "ZeroTier node online").evidence(info).seen("ONLINE").expected("ONLINE")),
@@ -111,25 +132,59 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, mesh: &
     notes.push(header);
     let mut rows = BTreeMap::new();
     for ((a, b), s) in mesh {
-        let path = status.get(a).and_then(|st| st.zt_peers.as_ref()).and_then(|p| p.ok()).and_then(|peers| {
-            let node = observe::overlay_address(fleet, b).and_then(split_rfc4193).map(|(_, n)| n)?;
-            peers.iter().find(|p| p.address == node).map(|p| p.path)
-        });
-        let tunneled_here = status.get(a).and_then(|st| st.zt_info.as_ref()).and_then(|i| i.ok()).is_some_and(|i| i.status == NodeStatus::Tunneled)
-            || status.get(b).and_then(|st| st.zt_info.as_ref()).and_then(|i| i.ok()).is_some_and(|i| i.status == NodeStatus::Tunneled);
+        let path = status
+            .get(a)
+            .and_then(|st| st.zt_peers.as_ref())
+            .and_then(|p| p.ok())
+            .and_then(|peers| {
+                let node = observe::overlay_address(fleet, b)
+                    .and_then(split_rfc4193)
+                    .map(|(_, n)| n)?;
+                peers.iter().find(|p| p.address == node).map(|p| p.path)
+            });
+        let tunneled_here = status
+            .get(a)
+            .and_then(|st| st.zt_info.as_ref())
+            .and_then(|i| i.ok())
+            .is_some_and(|i| i.status == NodeStatus::Tunneled)
+            || status
+                .get(b)
+                .and_then(|st| st.zt_info.as_ref())
+                .and_then(|i| i.ok())
+                .is_some_and(|i| i.status == NodeStatus::Tunneled);
         let path_word = match (path, tunneled_here) {
-            (Some(PathClass::Tunneled), _) | (_, true) => "tunneled through the TCP fallback relay (UDP blocked)",
-            (Some(PathClass::Relay), _) => "relayed through a ZeroTier root (no direct UDP path: NAT or firewall)",
+            (Some(PathClass::Tunneled), _) | (_, true) => {
+                "tunneled through the TCP fallback relay (UDP blocked)"
+            }
+            (Some(PathClass::Relay), _) => {
+                "relayed through a ZeroTier root (no direct UDP path: NAT or firewall)"
+            }
             (Some(PathClass::Direct), _) => "direct UDP path",
             (None, _) => "path unknown",
         };
         let cell = match &s.value {
             Err(e) => {
-                f.push(Finding::new(Severity::Fail, "probe.failed", a, "ping over the overlay").to(b).evidence(s).seen(e.clone()).expected("ping runs").cause(e.clone()));
+                f.push(
+                    Finding::new(Severity::Fail, "probe.failed", a, "ping over the overlay")
+                        .to(b)
+                        .evidence(s)
+                        .seen(e.clone())
+                        .expected("ping runs")
+                        .cause(e.clone()),
+                );
                 "error".to_string()
             }
             Ok(Err(pe)) => {
-                f.push(Finding::new(Severity::Fail, "mesh.no-route", a, "ping over the overlay").to(b).evidence(s).seen(pe.to_string()).expected(format!("{} replies", t.ping_count)).cause(format!("{pe}; check the overlay interface and address on {a}")));
+                f.push(
+                    Finding::new(Severity::Fail, "mesh.no-route", a, "ping over the overlay")
+                        .to(b)
+                        .evidence(s)
+                        .seen(pe.to_string())
+                        .expected(format!("{} replies", t.ping_count))
+                        .cause(format!(
+                            "{pe}; check the overlay interface and address on {a}"
+                        )),
+                );
                 "no route".to_string()
             }
             Ok(Ok(p)) => {
@@ -141,16 +196,46 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, mesh: &
                     } else {
                         format!("lossy path ({path_word})")
                     };
-                    f.push(Finding::new(Severity::Fail, "mesh.loss", a, "ping over the overlay").to(b).evidence(s).seen(format!("{} of {} replies, {}% loss", p.received, p.transmitted, p.loss_percent)).expected("0% loss").cause(cause));
+                    f.push(
+                        Finding::new(Severity::Fail, "mesh.loss", a, "ping over the overlay")
+                            .to(b)
+                            .evidence(s)
+                            .seen(format!(
+                                "{} of {} replies, {}% loss",
+                                p.received, p.transmitted, p.loss_percent
+                            ))
+                            .expected("0% loss")
+                            .cause(cause),
+                    );
                 }
                 if let Some(r) = p.rtt {
                     if r.avg > t.max_rtt_ms || r.max > t.max_rtt_ms {
                         ok = false;
-                        f.push(Finding::new(Severity::Fail, "mesh.rtt-high", a, "RTT over the overlay").to(b).evidence(s).seen(format!("avg {:.1} ms, max {:.1} ms", r.avg, r.max)).expected(format!("avg and max below {} ms", t.max_rtt_ms)).cause(format!("slow path: {path_word}")));
+                        f.push(
+                            Finding::new(
+                                Severity::Fail,
+                                "mesh.rtt-high",
+                                a,
+                                "RTT over the overlay",
+                            )
+                            .to(b)
+                            .evidence(s)
+                            .seen(format!("avg {:.1} ms, max {:.1} ms", r.avg, r.max))
+                            .expected(format!("avg and max below {} ms", t.max_rtt_ms))
+                            .cause(format!("slow path: {path_word}")),
+                        );
                     }
                 }
                 if ok {
-                    f.push(Finding::new(Severity::Pass, "mesh.ping", a, "ping over the overlay").to(b).seen(format!("0% loss, avg {:.1} ms", p.rtt.map_or(0.0, |r| r.avg))).expected(format!("0% loss, below {} ms", t.max_rtt_ms)));
+                    f.push(
+                        Finding::new(Severity::Pass, "mesh.ping", a, "ping over the overlay")
+                            .to(b)
+                            .seen(format!(
+                                "0% loss, avg {:.1} ms",
+                                p.rtt.map_or(0.0, |r| r.avg)
+                            ))
+                            .expected(format!("0% loss, below {} ms", t.max_rtt_ms)),
+                    );
                 }
                 p.rtt.map_or("-".into(), |r| format!("{:.1}", r.avg))
             }
@@ -160,7 +245,13 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, mesh: &
     for a in &names {
         let mut line = format!("{a:>14}");
         for b in &names {
-            let cell = if a == b { "·".to_string() } else { rows.get(&(a.to_string(), b.to_string())).cloned().unwrap_or_else(|| "-".into()) };
+            let cell = if a == b {
+                "·".to_string()
+            } else {
+                rows.get(&(a.to_string(), b.to_string()))
+                    .cloned()
+                    .unwrap_or_else(|| "-".into())
+            };
             line.push_str(&format!(" {cell:>12}"));
         }
         notes.push(line);

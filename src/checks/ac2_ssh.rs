@@ -18,7 +18,12 @@ pub fn run(fleet: &Fleet) -> Verdict {
     evaluate(fleet, status, &hops)
 }
 
-fn class_finding(class: &HopClass, a: &str, b: &str, principal: &str) -> Option<(&'static str, String, String)> {
+fn class_finding(
+    class: &HopClass,
+    a: &str,
+    b: &str,
+    principal: &str,
+) -> Option<(&'static str, String, String)> {
     let (code, seen, cause) = match class {
         HopClass::CertificateVerified => return None,
         HopClass::PlainKey => ("ssh.plain-key", "host authenticated by a plain known_hosts key, not by its certificate".to_string(), format!("{a} has a plain key for {principal}; certificate authentication was not exercised")),
@@ -36,7 +41,11 @@ fn class_finding(class: &HopClass, a: &str, b: &str, principal: &str) -> Option<
 }
 
 /// Judges AC2.
-pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, hops: &BTreeMap<(String, String), HopSeen>) -> Verdict {
+pub fn evaluate(
+    fleet: &Fleet,
+    status: &BTreeMap<String, MachineStatus>,
+    hops: &BTreeMap<(String, String), HopSeen>,
+) -> Verdict {
     let mut f = Vec::new();
     for ((a, b), h) in hops {
         let principal = fleet.principal(b);
@@ -49,8 +58,14 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, hops: &
             },
         }
         // The certificate B serves against the CA A trusts for B's name.
-        let (Some(sa), Some(sb)) = (status.get(a), status.get(b)) else { continue };
-        let trusted: Option<String> = sa.cert_authorities.ok().and_then(|cas| cas.iter().find(|ca| ca.patterns.iter().any(|p| pattern_matches(p, &principal))).map(|ca| ca.fingerprint.clone()));
+        let (Some(sa), Some(sb)) = (status.get(a), status.get(b)) else {
+            continue;
+        };
+        let trusted: Option<String> = sa.cert_authorities.ok().and_then(|cas| {
+            cas.iter()
+                .find(|ca| ca.patterns.iter().any(|p| pattern_matches(p, &principal)))
+                .map(|ca| ca.fingerprint.clone())
+        });
         let served = sb.host_cert.as_ref();
         match (trusted, served.and_then(|s| s.ok().map(|c| (s, c)))) {
             (None, _) => f.push(Finding::new(Severity::Fail, "ssh.no-ca-line", a, format!("@cert-authority for {principal}")).to(b).evidence(&sa.cert_authorities).expected(format!("an @cert-authority line matching {principal} in /etc/ssh/ssh_known_hosts")).cause(format!("{a} lacks the sshd client role (or certificates are off in this clan-core version)"))),
@@ -71,5 +86,10 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, hops: &
             }
         }
     }
-    Verdict::new("AC2", "SSH via the overlay with certificate-checked hosts", f, Vec::new())
+    Verdict::new(
+        "AC2",
+        "SSH via the overlay with certificate-checked hosts",
+        f,
+        Vec::new(),
+    )
 }

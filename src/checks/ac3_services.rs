@@ -16,43 +16,101 @@ use crate::probe::ssh::pattern_matches;
 
 /// Observes and judges AC3.
 pub fn run(fleet: &Fleet) -> Verdict {
-    evaluate(fleet, observe::status(fleet), pinned_snapshot(&crate_root().join("snapshots"), &snapshot_name(&fleet.inventory)))
+    evaluate(
+        fleet,
+        observe::status(fleet),
+        pinned_snapshot(
+            &crate_root().join("snapshots"),
+            &snapshot_name(&fleet.inventory),
+        ),
+    )
 }
 
 fn members(v: &Value, inst: &str, role: &str) -> Vec<String> {
-    v.get(inst).and_then(|i| i.get("roles")).and_then(|r| r.get(role)).and_then(|r| r.get("members")).and_then(Value::as_array).map(|a| a.iter().filter_map(|m| m.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.get(inst)
+        .and_then(|i| i.get("roles"))
+        .and_then(|r| r.get(role))
+        .and_then(|r| r.get("members"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn compare_snapshot(fleet: &Fleet, pinned: Option<Value>, f: &mut Vec<Finding>) {
     let name = snapshot_name(&fleet.inventory);
     let current = fleet.inventory.snapshot_value();
     let Some(pinned) = pinned else {
-        f.push(Finding::new(Severity::Warn, "inventory.unpinned", "workstation", "inventory snapshot").seen(format!("no snapshots/{name}.snap")).expected("a reviewed snapshot").cause("first run: review and accept it with `cargo insta review`"));
+        f.push(
+            Finding::new(
+                Severity::Warn,
+                "inventory.unpinned",
+                "workstation",
+                "inventory snapshot",
+            )
+            .seen(format!("no snapshots/{name}.snap"))
+            .expected("a reviewed snapshot")
+            .cause("first run: review and accept it with `cargo insta review`"),
+        );
         return;
     };
     if pinned == current {
-        f.push(Finding::new(Severity::Pass, "inventory.pinned", "workstation", "inventory instances").seen(format!("matches snapshots/{name}.snap")).expected("unchanged"));
+        f.push(
+            Finding::new(
+                Severity::Pass,
+                "inventory.pinned",
+                "workstation",
+                "inventory instances",
+            )
+            .seen(format!("matches snapshots/{name}.snap"))
+            .expected("unchanged"),
+        );
         return;
     }
     let empty = serde_json::Map::new();
-    let (p, c) = (pinned.as_object().unwrap_or(&empty), current.as_object().unwrap_or(&empty));
+    let (p, c) = (
+        pinned.as_object().unwrap_or(&empty),
+        current.as_object().unwrap_or(&empty),
+    );
     let mut any = false;
-    for inst in p.keys().chain(c.keys()).collect::<std::collections::BTreeSet<_>>() {
+    for inst in p
+        .keys()
+        .chain(c.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         let (pi, ci) = (p.get(inst), c.get(inst));
         if pi == ci {
             continue;
         }
         any = true;
-        let roles: std::collections::BTreeSet<String> = [pi, ci].iter().flatten().filter_map(|i| i.get("roles")).filter_map(Value::as_object).flat_map(|r| r.keys().cloned()).collect();
+        let roles: std::collections::BTreeSet<String> = [pi, ci]
+            .iter()
+            .flatten()
+            .filter_map(|i| i.get("roles"))
+            .filter_map(Value::as_object)
+            .flat_map(|r| r.keys().cloned())
+            .collect();
         let mut described = false;
         for role in roles {
-            let (pm, cm) = (members(&pinned, inst, &role), members(&current, inst, &role));
+            let (pm, cm) = (
+                members(&pinned, inst, &role),
+                members(&current, inst, &role),
+            );
             if pm == cm {
                 continue;
             }
             described = true;
-            let changed: Vec<&String> = pm.iter().filter(|m| !cm.contains(m)).chain(cm.iter().filter(|m| !pm.contains(m))).collect();
-            let machine = changed.first().map_or("workstation".to_string(), |m| m.to_string());
+            let changed: Vec<&String> = pm
+                .iter()
+                .filter(|m| !cm.contains(m))
+                .chain(cm.iter().filter(|m| !pm.contains(m)))
+                .collect();
+            let machine = changed
+                .first()
+                .map_or("workstation".to_string(), |m| m.to_string());
             f.push(Finding::new(Severity::Fail, "inventory.changed", &machine, format!("instance {inst} role {role} members")).command(&fleet.inventory_origin).seen(format!("{cm:?}")).expected(format!("{pm:?} (snapshots/{name}.snap)")).cause("the inventory changed since the snapshot was reviewed: if intended, run `cargo insta review`; otherwise fix the inventory"));
         }
         if !described {
@@ -60,7 +118,17 @@ fn compare_snapshot(fleet: &Fleet, pinned: Option<Value>, f: &mut Vec<Finding>) 
         }
     }
     if !any {
-        f.push(Finding::new(Severity::Fail, "inventory.changed", "workstation", "inventory instances").seen("differs").expected(format!("snapshots/{name}.snap")).cause("run `cargo insta review`"));
+        f.push(
+            Finding::new(
+                Severity::Fail,
+                "inventory.changed",
+                "workstation",
+                "inventory instances",
+            )
+            .seen("differs")
+            .expected(format!("snapshots/{name}.snap"))
+            .cause("run `cargo insta review`"),
+        );
     }
 }
 
@@ -71,16 +139,49 @@ impl Finding {
     }
 }
 
-fn unit_check(f: &mut Vec<Finding>, st: &MachineStatus, m: &str, unit: &str, code: &'static str, role: &str) {
+fn unit_check(
+    f: &mut Vec<Finding>,
+    st: &MachineStatus,
+    m: &str,
+    unit: &str,
+    code: &'static str,
+    role: &str,
+) {
     match st.units.ok().and_then(|u| u.get(unit)) {
-        None => f.push(probe_failed(m, &format!("{unit} ({role})"), &st.units, "unit state")),
-        Some(u) if u.loaded() && u.active() => f.push(Finding::new(Severity::Pass, code, m, format!("{unit} ({role})")).seen("active").expected("active")),
-        Some(u) => f.push(Finding::new(Severity::Fail, code, m, format!("{unit} ({role})")).evidence(&st.units).seen(format!("LoadState={} ActiveState={} SubState={}", u.get("LoadState"), u.get("ActiveState"), u.get("SubState"))).expected("loaded and active").cause(format!("{unit} is not running on a member of {role}: see `journalctl -u {unit}`"))),
+        None => f.push(probe_failed(
+            m,
+            &format!("{unit} ({role})"),
+            &st.units,
+            "unit state",
+        )),
+        Some(u) if u.loaded() && u.active() => f.push(
+            Finding::new(Severity::Pass, code, m, format!("{unit} ({role})"))
+                .seen("active")
+                .expected("active"),
+        ),
+        Some(u) => f.push(
+            Finding::new(Severity::Fail, code, m, format!("{unit} ({role})"))
+                .evidence(&st.units)
+                .seen(format!(
+                    "LoadState={} ActiveState={} SubState={}",
+                    u.get("LoadState"),
+                    u.get("ActiveState"),
+                    u.get("SubState")
+                ))
+                .expected("loaded and active")
+                .cause(format!(
+                    "{unit} is not running on a member of {role}: see `journalctl -u {unit}`"
+                )),
+        ),
     }
 }
 
 /// Judges AC3.
-pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, pinned: Option<Value>) -> Verdict {
+pub fn evaluate(
+    fleet: &Fleet,
+    status: &BTreeMap<String, MachineStatus>,
+    pinned: Option<Value>,
+) -> Verdict {
     let mut f = Vec::new();
     let mut notes = Vec::new();
     compare_snapshot(fleet, pinned, &mut f);
@@ -90,15 +191,30 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, pinned:
         let module = inst.module.name.as_str();
         for (rname, role) in &inst.roles {
             let label = format!("{iname}/{rname}");
-            for m in role.members.iter().filter(|m| in_fleet.contains(&m.as_str())) {
+            for m in role
+                .members
+                .iter()
+                .filter(|m| in_fleet.contains(&m.as_str()))
+            {
                 let Some(st) = status.get(m) else { continue };
                 match (module, rname.as_str()) {
                     ("zerotier", _) => {
                         unit_check(&mut f, st, m, "zerotierone.service", "zt.unit", &label);
-                        if let (Some(net), Some(nets)) = (fleet.oracle.zerotier_network(iname), &st.zt_networks) {
+                        if let (Some(net), Some(nets)) =
+                            (fleet.oracle.zerotier_network(iname), &st.zt_networks)
+                        {
                             if let Some(list) = nets.ok() {
                                 if list.iter().any(|n| n.id == net.id.value) {
-                                    f.push(Finding::new(Severity::Pass, "zt.member", m, format!("joined network of {label}")).seen(net.id.value.to_string()).expected(net.id.value.to_string()));
+                                    f.push(
+                                        Finding::new(
+                                            Severity::Pass,
+                                            "zt.member",
+                                            m,
+                                            format!("joined network of {label}"),
+                                        )
+                                        .seen(net.id.value.to_string())
+                                        .expected(net.id.value.to_string()),
+                                    );
                                 } else {
                                     f.push(Finding::new(Severity::Fail, "zt.member", m, format!("joined network of {label}")).evidence(nets).expected(format!("network {} listed", net.id.value)).cause("a member of the zerotier instance has not joined its network"));
                                 }
@@ -108,14 +224,29 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, pinned:
                     ("sshd", "server") => {
                         unit_check(&mut f, st, m, "sshd.service", "sshd.unit", &label);
                         match st.sshd.ok() {
-                            None => f.push(probe_failed(m, "sshd -T", &st.sshd, "sshd configuration")),
+                            None => {
+                                f.push(probe_failed(m, "sshd -T", &st.sshd, "sshd configuration"))
+                            }
                             Some(cfg) => {
                                 if cfg.get("hostcertificate").is_some_and(|v| !v.is_empty()) {
-                                    f.push(Finding::new(Severity::Pass, "sshd.cert", m, "HostCertificate configured").seen(cfg["hostcertificate"].join(" ")).expected("set"));
+                                    f.push(
+                                        Finding::new(
+                                            Severity::Pass,
+                                            "sshd.cert",
+                                            m,
+                                            "HostCertificate configured",
+                                        )
+                                        .seen(cfg["hostcertificate"].join(" "))
+                                        .expected("set"),
+                                    );
                                 } else {
                                     f.push(Finding::new(Severity::Fail, "sshd.no-cert", m, format!("HostCertificate ({label})")).evidence(&st.sshd).seen("no hostcertificate in sshd -T").expected("HostCertificate set to the openssh-cert var").cause("certificates are off: clan-core before 2026-02-17 without searchDomains, or certificate.enable = false"));
                                 }
-                                if cfg.get("passwordauthentication").and_then(|v| v.first()).is_some_and(|v| v == "yes") {
+                                if cfg
+                                    .get("passwordauthentication")
+                                    .and_then(|v| v.first())
+                                    .is_some_and(|v| v == "yes")
+                                {
                                     f.push(Finding::new(Severity::Fail, "sshd.password-auth", m, "PasswordAuthentication").evidence(&st.sshd).seen("yes").expected("no").cause("the clan sshd server role turns passwords off: configuration drift"));
                                 }
                             }
@@ -124,9 +255,16 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, pinned:
                     ("sshd", "client") => {
                         let principal = fleet.principal(m);
                         match st.cert_authorities.ok() {
-                            None => f.push(probe_failed(m, "/etc/ssh/ssh_known_hosts", &st.cert_authorities, "@cert-authority line")),
+                            None => f.push(probe_failed(
+                                m,
+                                "/etc/ssh/ssh_known_hosts",
+                                &st.cert_authorities,
+                                "@cert-authority line",
+                            )),
                             Some(cas) => {
-                                let line = cas.iter().find(|c| c.patterns.iter().any(|p| pattern_matches(p, &principal)));
+                                let line = cas.iter().find(|c| {
+                                    c.patterns.iter().any(|p| pattern_matches(p, &principal))
+                                });
                                 match (line, &ca_fp) {
                                     (Some(l), Some(fp)) if &l.fingerprint == fp => f.push(Finding::new(Severity::Pass, "sshd.client-ca", m, format!("@cert-authority ({label})")).seen(l.fingerprint.clone()).expected(fp.clone())),
                                     (Some(l), None) => f.push(Finding::new(Severity::Pass, "sshd.client-ca", m, format!("@cert-authority ({label})")).seen(l.fingerprint.clone()).expected("a CA line (repo has no openssh-ca to compare)")),
@@ -141,12 +279,42 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, pinned:
                             Some(p) => f.push(Finding::new(Severity::Fail, "ea.no-systemd-initrd", m, format!("systemd initrd ({label})")).evidence(&st.kernel_params).seen(crate::probe::excerpt(p, 120)).expected("root=fstab in /run/current-system/kernel-params").cause("boot.initrd.systemd.enable is off, so boot.initrd.systemd.emergencyAccess has no effect")),
                             None => f.push(probe_failed(m, "kernel-params", &st.kernel_params, "root=fstab")),
                         }
-                        if fleet.oracle.machines.get(m).is_some_and(|v| v.emergency_password_hash) {
-                            f.push(Finding::new(Severity::Pass, "ea.hash-var", m, "emergency-access/password-hash var").seen("present").expected("present"));
+                        if fleet
+                            .oracle
+                            .machines
+                            .get(m)
+                            .is_some_and(|v| v.emergency_password_hash)
+                        {
+                            f.push(
+                                Finding::new(
+                                    Severity::Pass,
+                                    "ea.hash-var",
+                                    m,
+                                    "emergency-access/password-hash var",
+                                )
+                                .seen("present")
+                                .expected("present"),
+                            );
                         } else {
-                            f.push(Finding::new(Severity::Fail, "ea.no-hash-var", m, format!("emergency-access var ({label})")).seen("missing").expected(format!("vars/per-machine/{m}/emergency-access/password-hash/value")).cause("vars not generated: run `clan vars generate`"));
+                            f.push(
+                                Finding::new(
+                                    Severity::Fail,
+                                    "ea.no-hash-var",
+                                    m,
+                                    format!("emergency-access var ({label})"),
+                                )
+                                .seen("missing")
+                                .expected(format!(
+                                    "vars/per-machine/{m}/emergency-access/password-hash/value"
+                                ))
+                                .cause("vars not generated: run `clan vars generate`"),
+                            );
                         }
-                        if let Some(u) = st.units.ok().and_then(|u| u.get("emergency-access.service")) {
+                        if let Some(u) = st
+                            .units
+                            .ok()
+                            .and_then(|u| u.get("emergency-access.service"))
+                        {
                             f.push(Finding::new(Severity::Info, "ea.no-unit", m, "emergency-access.service").seen(format!("LoadState={}", u.get("LoadState"))).expected("not-found: the module sets boot.initrd.systemd.emergencyAccess and has no unit (the story's `systemctl status emergency-access` proves nothing)"));
                         }
                     }
@@ -172,7 +340,18 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, pinned:
                                 unit_check(&mut f, st, m, u, "module.unit", &label);
                             }
                         }
-                        _ => f.push(Finding::new(Severity::Unchecked, "module.unchecked", m, format!("{label} (module {other})")).seen("no built-in probe and none in machines.toml").expected(format!("add [modules.{other}] units = [...] to machines.toml"))),
+                        _ => f.push(
+                            Finding::new(
+                                Severity::Unchecked,
+                                "module.unchecked",
+                                m,
+                                format!("{label} (module {other})"),
+                            )
+                            .seen("no built-in probe and none in machines.toml")
+                            .expected(format!(
+                                "add [modules.{other}] units = [...] to machines.toml"
+                            )),
+                        ),
                     },
                 }
             }
@@ -181,28 +360,71 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, pinned:
     // Non-members should show none of a role's markers where that is observable.
     for m in &in_fleet {
         let Some(st) = status.get(*m) else { continue };
-        let holds = |module: &str, role: Option<&str>| fleet.inventory.instances_of(module).any(|(_, i)| i.roles.iter().any(|(r, rr)| role.is_none_or(|x| x == r) && rr.members.iter().any(|x| x == m)));
-        if !holds("zerotier", None) && !fleet.inventory.instances_of("zerotier").next().is_none() {
+        let holds = |module: &str, role: Option<&str>| {
+            fleet.inventory.instances_of(module).any(|(_, i)| {
+                i.roles
+                    .iter()
+                    .any(|(r, rr)| role.is_none_or(|x| x == r) && rr.members.iter().any(|x| x == m))
+            })
+        };
+        if !holds("zerotier", None) && fleet.inventory.instances_of("zerotier").next().is_some() {
             if let Some(u) = st.units.ok().and_then(|u| u.get("zerotierone.service")) {
                 if u.active() {
-                    f.push(Finding::new(Severity::Warn, "role.leak", m, "zerotierone.service on a non-member").seen("active").expected("not running: the machine holds no zerotier role").cause("a stale configuration or a manual install"));
+                    f.push(
+                        Finding::new(
+                            Severity::Warn,
+                            "role.leak",
+                            m,
+                            "zerotierone.service on a non-member",
+                        )
+                        .seen("active")
+                        .expected("not running: the machine holds no zerotier role")
+                        .cause("a stale configuration or a manual install"),
+                    );
                 }
             }
         }
         for (iname, _) in fleet.inventory.instances_of("zerotier") {
             let unit = fleet.oracle.autoaccept_unit(iname);
-            let is_controller = fleet.inventory.instances.get(iname).and_then(|i| i.roles.get("controller")).is_some_and(|r| r.members.iter().any(|x| x == m));
-            if !is_controller && st.units.ok().and_then(|u| u.get(&unit)).is_some_and(|u| u.loaded()) {
+            let is_controller = fleet
+                .inventory
+                .instances
+                .get(iname)
+                .and_then(|i| i.roles.get("controller"))
+                .is_some_and(|r| r.members.iter().any(|x| x == m));
+            if !is_controller
+                && st
+                    .units
+                    .ok()
+                    .and_then(|u| u.get(&unit))
+                    .is_some_and(|u| u.loaded())
+            {
                 f.push(Finding::new(Severity::Fail, "role.leak", m, format!("{unit} on a non-controller")).evidence(&st.units).seen("loaded").expected("not-found").cause("the machine acts as a ZeroTier controller although the inventory names another"));
             }
         }
-        if !holds("sshd", Some("server")) && fleet.inventory.instances_of("sshd").next().is_some() && st.sshd.ok().is_some_and(|c| c.contains_key("hostcertificate")) {
-            notes.push(format!("{m}: serves a host certificate without the sshd server role"));
+        if !holds("sshd", Some("server"))
+            && fleet.inventory.instances_of("sshd").next().is_some()
+            && st
+                .sshd
+                .ok()
+                .is_some_and(|c| c.contains_key("hostcertificate"))
+        {
+            notes.push(format!(
+                "{m}: serves a host certificate without the sshd server role"
+            ));
         }
     }
-    let unchecked = f.iter().filter(|x| x.severity == Severity::Unchecked).count();
+    let unchecked = f
+        .iter()
+        .filter(|x| x.severity == Severity::Unchecked)
+        .count();
     if unchecked > 0 {
         notes.push(format!("{unchecked} role assignment(s) UNCHECKED: no probe known; they are not counted as passed"));
     }
-    Verdict::new("AC3", "service instances deployed as the inventory says", f, notes)
+    Verdict::new(
+        "AC3",
+        "service instances deployed as the inventory says",
+        f,
+        notes,
+    )
 }

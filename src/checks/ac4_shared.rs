@@ -22,7 +22,12 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
     let mut deployed_any = false;
     for var in fleet.oracle.shared_files().filter(|v| v.secret) {
         let rel = format!("{}/{}", var.generator, var.file);
-        let recipients: Vec<&str> = var.recipients.iter().map(String::as_str).filter(|r| in_fleet.contains(r)).collect();
+        let recipients: Vec<&str> = var
+            .recipients
+            .iter()
+            .map(String::as_str)
+            .filter(|r| in_fleet.contains(r))
+            .collect();
         if recipients.is_empty() {
             notes.push(format!("shared secret {rel}: not deployed to any machine (deploy = false, stays in the repo)"));
             continue;
@@ -30,10 +35,30 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
         deployed_any = true;
         let mut hashes: Vec<(&str, String, String)> = Vec::new();
         for m in &recipients {
-            let Some(seen) = status.get(*m).and_then(|s| s.shared.get(&rel)) else { continue };
+            let Some(seen) = status.get(*m).and_then(|s| s.shared.get(&rel)) else {
+                continue;
+            };
             match seen.ok() {
-                None => f.push(probe_failed(m, &format!("shared secret {rel}"), seen, "sha256 of the deployed file")),
-                Some(h) if h.is_empty() => f.push(Finding::new(Severity::Fail, "shared.secret-missing", m, format!("shared secret {rel}")).evidence(seen).seen("not deployed under /run/secrets*/vars").expected(format!("deployed: the repo encrypts it for {m}")).cause(format!("secrets not uploaded to {m} (`clan vars upload {m}`) or sops-nix failed"))),
+                None => f.push(probe_failed(
+                    m,
+                    &format!("shared secret {rel}"),
+                    seen,
+                    "sha256 of the deployed file",
+                )),
+                Some(h) if h.is_empty() => f.push(
+                    Finding::new(
+                        Severity::Fail,
+                        "shared.secret-missing",
+                        m,
+                        format!("shared secret {rel}"),
+                    )
+                    .evidence(seen)
+                    .seen("not deployed under /run/secrets*/vars")
+                    .expected(format!("deployed: the repo encrypts it for {m}"))
+                    .cause(format!(
+                        "secrets not uploaded to {m} (`clan vars upload {m}`) or sops-nix failed"
+                    )),
+                ),
                 Some(h) => {
                     if let Some((p, hash)) = h.iter().next() {
                         hashes.push((m, p.clone(), hash.clone()));
@@ -43,7 +68,16 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
         }
         if hashes.len() < 2 {
             if let Some((m, p, _)) = hashes.first() {
-                f.push(Finding::new(Severity::Pass, "shared.secret-present", m, format!("shared secret {rel}")).seen(format!("deployed at {p}")).expected("deployed (only one recipient in the fleet: nothing to compare)"));
+                f.push(
+                    Finding::new(
+                        Severity::Pass,
+                        "shared.secret-present",
+                        m,
+                        format!("shared secret {rel}"),
+                    )
+                    .seen(format!("deployed at {p}"))
+                    .expected("deployed (only one recipient in the fleet: nothing to compare)"),
+                );
             }
             continue;
         }
@@ -52,11 +86,28 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
         for (_, _, h) in &hashes {
             *counts.entry(h.as_str()).or_default() += 1;
         }
-        let reference = counts.iter().max_by_key(|(_, c)| **c).map(|(h, _)| h.to_string()).unwrap_or_default();
-        let holders: Vec<&str> = hashes.iter().filter(|(_, _, h)| *h == reference).map(|(m, _, _)| *m).collect();
+        let reference = counts
+            .iter()
+            .max_by_key(|(_, c)| **c)
+            .map(|(h, _)| h.to_string())
+            .unwrap_or_default();
+        let holders: Vec<&str> = hashes
+            .iter()
+            .filter(|(_, _, h)| *h == reference)
+            .map(|(m, _, _)| *m)
+            .collect();
         for (m, p, h) in &hashes {
             if *h == reference {
-                f.push(Finding::new(Severity::Pass, "shared.secret-equal", m, format!("shared secret {rel}")).seen(format!("sha256 {}… at {p}", &h[..12])).expected("same sha256 on every recipient"));
+                f.push(
+                    Finding::new(
+                        Severity::Pass,
+                        "shared.secret-equal",
+                        m,
+                        format!("shared secret {rel}"),
+                    )
+                    .seen(format!("sha256 {}… at {p}", &h[..12]))
+                    .expected("same sha256 on every recipient"),
+                );
             } else {
                 let seen = status.get(*m).and_then(|s| s.shared.get(&rel));
                 let mut x = Finding::new(Severity::Fail, "shared.secret-differs", m, format!("shared secret {rel}")).seen(format!("sha256 {}… at {p}", &h[..12])).expected(format!("sha256 {}… as on {}", &reference[..12], holders.join(", "))).cause(format!("{m} holds another version of the shared secret: it was regenerated and {m} not redeployed, or the file was edited on {m}"));
@@ -79,9 +130,22 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
             match st.cert_authorities.ok() {
                 None => f.push(probe_failed(m, "CA line", &st.cert_authorities, &ca)),
                 Some(cas) => {
-                    let mine: Vec<&str> = cas.iter().filter(|c| c.patterns.iter().any(|p| pattern_matches(p, &principal))).map(|c| c.fingerprint.as_str()).collect();
+                    let mine: Vec<&str> = cas
+                        .iter()
+                        .filter(|c| c.patterns.iter().any(|p| pattern_matches(p, &principal)))
+                        .map(|c| c.fingerprint.as_str())
+                        .collect();
                     if mine.contains(&ca.as_str()) {
-                        f.push(Finding::new(Severity::Pass, "shared.ca", m, "shared openssh-ca in @cert-authority").seen(ca.clone()).expected(ca.clone()));
+                        f.push(
+                            Finding::new(
+                                Severity::Pass,
+                                "shared.ca",
+                                m,
+                                "shared openssh-ca in @cert-authority",
+                            )
+                            .seen(ca.clone())
+                            .expected(ca.clone()),
+                        );
                     } else if !mine.is_empty() {
                         f.push(Finding::new(Severity::Fail, "shared.ca-differs", m, "shared openssh-ca in @cert-authority").evidence(&st.cert_authorities).seen(mine.join(", ")).expected(format!("{ca} (vars/shared/openssh-ca)")).cause("the machine trusts another CA than the clan's shared one: stale configuration; redeploy"));
                     }
@@ -90,12 +154,31 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
         }
     }
     for (iname, inst) in fleet.inventory.instances_of("zerotier") {
-        let Some(net) = fleet.oracle.zerotier_network(iname) else { continue };
-        for m in inst.roles.values().flat_map(|r| r.members.iter()).filter(|m| in_fleet.contains(&m.as_str())).collect::<std::collections::BTreeSet<_>>() {
-            let Some(nets) = status.get(m).and_then(|s| s.zt_networks.as_ref()) else { continue };
+        let Some(net) = fleet.oracle.zerotier_network(iname) else {
+            continue;
+        };
+        for m in inst
+            .roles
+            .values()
+            .flat_map(|r| r.members.iter())
+            .filter(|m| in_fleet.contains(&m.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let Some(nets) = status.get(m).and_then(|s| s.zt_networks.as_ref()) else {
+                continue;
+            };
             if let Some(list) = nets.ok() {
                 if list.iter().any(|n| n.id == net.id.value) {
-                    f.push(Finding::new(Severity::Pass, "shared.network-id", m, format!("shared network id of {iname}")).seen(net.id.value.to_string()).expected(net.id.value.to_string()));
+                    f.push(
+                        Finding::new(
+                            Severity::Pass,
+                            "shared.network-id",
+                            m,
+                            format!("shared network id of {iname}"),
+                        )
+                        .seen(net.id.value.to_string())
+                        .expected(net.id.value.to_string()),
+                    );
                 } else {
                     f.push(Finding::new(Severity::Fail, "shared.network-id-differs", m, format!("shared network id of {iname}")).evidence(nets).seen(format!("{:?}", list.iter().map(|n| n.id.to_string()).collect::<Vec<_>>())).expected(format!("{} ({})", net.id.value, net.id.path.display())).cause("the machine runs with another network id than the repo's shared var: redeploy it"));
                 }

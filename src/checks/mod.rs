@@ -60,8 +60,24 @@ pub struct Finding {
 
 impl Finding {
     /// A finding about `machine`.
-    pub fn new(severity: Severity, code: &'static str, machine: &str, subject: impl Into<String>) -> Finding {
-        Finding { severity, code, machine: machine.into(), to: None, subject: subject.into(), command: String::new(), exit: None, seen: String::new(), expected: String::new(), cause: String::new() }
+    pub fn new(
+        severity: Severity,
+        code: &'static str,
+        machine: &str,
+        subject: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            severity,
+            code,
+            machine: machine.into(),
+            to: None,
+            subject: subject.into(),
+            command: String::new(),
+            exit: None,
+            seen: String::new(),
+            expected: String::new(),
+            cause: String::new(),
+        }
     }
     /// Direction A → B.
     pub fn to(mut self, to: &str) -> Finding {
@@ -103,10 +119,21 @@ impl Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "  [{:?}] {}: {} ({})", self.severity, self.place(), self.subject, self.code)?;
+        writeln!(
+            f,
+            "  [{:?}] {}: {} ({})",
+            self.severity,
+            self.place(),
+            self.subject,
+            self.code
+        )?;
         if !self.command.is_empty() {
             writeln!(f, "      command:  {}", self.command)?;
-            writeln!(f, "      exit:     {}", self.exit.map_or("-".to_string(), |e| e.to_string()))?;
+            writeln!(
+                f,
+                "      exit:     {}",
+                self.exit.map_or("-".to_string(), |e| e.to_string())
+            )?;
         }
         writeln!(f, "      seen:     {}", self.seen)?;
         writeln!(f, "      expected: {}", self.expected)?;
@@ -132,9 +159,23 @@ pub struct Verdict {
 
 impl Verdict {
     /// A verdict from findings.
-    pub fn new(criterion: &'static str, title: &'static str, mut findings: Vec<Finding>, notes: Vec<String>) -> Verdict {
-        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.place().cmp(&b.place())));
-        Verdict { criterion, title, findings, notes }
+    pub fn new(
+        criterion: &'static str,
+        title: &'static str,
+        mut findings: Vec<Finding>,
+        notes: Vec<String>,
+    ) -> Verdict {
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.place().cmp(&b.place()))
+        });
+        Verdict {
+            criterion,
+            title,
+            findings,
+            notes,
+        }
     }
     /// No failing finding.
     pub fn passed(&self) -> bool {
@@ -142,21 +183,44 @@ impl Verdict {
     }
     /// Failing findings.
     pub fn failures(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Fail)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Fail)
     }
 }
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fails = self.failures().count();
-        writeln!(f, "{} {}: {}", self.criterion, self.title, if fails == 0 { "PASSED".to_string() } else { format!("FAILED ({fails} failing finding{})", if fails == 1 { "" } else { "s" }) })?;
+        writeln!(
+            f,
+            "{} {}: {}",
+            self.criterion,
+            self.title,
+            if fails == 0 {
+                "PASSED".to_string()
+            } else {
+                format!(
+                    "FAILED ({fails} failing finding{})",
+                    if fails == 1 { "" } else { "s" }
+                )
+            }
+        )?;
         for n in &self.notes {
             writeln!(f, "  {n}")?;
         }
-        for x in self.findings.iter().filter(|x| x.severity != Severity::Pass) {
+        for x in self
+            .findings
+            .iter()
+            .filter(|x| x.severity != Severity::Pass)
+        {
             write!(f, "{x}")?;
         }
-        let passes = self.findings.iter().filter(|x| x.severity == Severity::Pass).count();
+        let passes = self
+            .findings
+            .iter()
+            .filter(|x| x.severity == Severity::Pass)
+            .count();
         writeln!(f, "  ({passes} checks passed)")
     }
 }
@@ -164,5 +228,13 @@ impl fmt::Display for Verdict {
 /// A finding for a probe that could not run or parse.
 pub fn probe_failed<T>(machine: &str, subject: &str, s: &Seen<T>, expected: &str) -> Finding {
     let err = s.value.as_ref().err().cloned().unwrap_or_default();
-    Finding::new(Severity::Fail, "probe.failed", machine, subject).evidence(s).seen(if s.excerpt.is_empty() { err.clone() } else { format!("{} ({err})", s.excerpt) }).expected(expected).cause(err)
+    Finding::new(Severity::Fail, "probe.failed", machine, subject)
+        .evidence(s)
+        .seen(if s.excerpt.is_empty() {
+            err.clone()
+        } else {
+            format!("{} ({err})", s.excerpt)
+        })
+        .expected(expected)
+        .cause(err)
 }

@@ -269,11 +269,20 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
         let offset = e.span().map_or(0, |s| s.start);
         let msg = e.message().to_string();
         let (field, fix) = if msg.contains("unknown field") {
-            ("(unknown field)", "remove or rename the field; README.md lists every field of machines.toml")
+            (
+                "(unknown field)",
+                "remove or rename the field; README.md lists every field of machines.toml",
+            )
         } else if msg.contains("missing field") {
-            ("(missing field)", "add the field; README.md lists the required fields")
+            (
+                "(missing field)",
+                "add the field; README.md lists the required fields",
+            )
         } else {
-            ("(syntax)", "fix the TOML syntax or the value's type at this place")
+            (
+                "(syntax)",
+                "fix the TOML syntax or the value's type at this place",
+            )
         };
         src.error(offset, field, msg, fix)
     })?;
@@ -336,9 +345,14 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
         Some(s) => {
             let span = s.span();
             let s = s.into_inner();
-            let auth = match (s.auth.as_ref().map(|a| a.get_ref().as_str()), &s.identity_file) {
+            let auth = match (
+                s.auth.as_ref().map(|a| a.get_ref().as_str()),
+                &s.identity_file,
+            ) {
                 (None | Some("agent"), None) => SshAuth::Agent,
-                (None | Some("identity_file"), Some(f)) => SshAuth::IdentityFile(resolve(f.get_ref())),
+                (None | Some("identity_file"), Some(f)) => {
+                    SshAuth::IdentityFile(resolve(f.get_ref()))
+                }
                 (Some("identity_file"), None) => {
                     return Err(src.error(
                         span.start,
@@ -371,7 +385,12 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
             };
             let secs = |v: Option<u64>, d: u64, field: &str| -> Result<Duration, ConfigError> {
                 match v {
-                    Some(0) => Err(src.error(span.start, field, "must be at least 1 second".into(), "set a positive number of seconds")),
+                    Some(0) => Err(src.error(
+                        span.start,
+                        field,
+                        "must be at least 1 second".into(),
+                        "set a positive number of seconds",
+                    )),
                     Some(n) => Ok(Duration::from_secs(n)),
                     None => Ok(Duration::from_secs(d)),
                 }
@@ -387,7 +406,12 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
     };
 
     let t = raw.thresholds;
-    let pick = |f: Option<&Spanned<f64>>, d: f64, lo: f64, hi: f64, field: &str| -> Result<f64, ConfigError> {
+    let pick = |f: Option<&Spanned<f64>>,
+                d: f64,
+                lo: f64,
+                hi: f64,
+                field: &str|
+     -> Result<f64, ConfigError> {
         match f {
             Some(v) if !(lo..=hi).contains(v.get_ref()) => Err(src.error(
                 v.span().start,
@@ -399,7 +423,12 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
             None => Ok(d),
         }
     };
-    let pick_u = |f: Option<&Spanned<u32>>, d: u32, lo: u32, hi: u32, field: &str| -> Result<u32, ConfigError> {
+    let pick_u = |f: Option<&Spanned<u32>>,
+                  d: u32,
+                  lo: u32,
+                  hi: u32,
+                  field: &str|
+     -> Result<u32, ConfigError> {
         match f {
             Some(v) if !(lo..=hi).contains(v.get_ref()) => Err(src.error(
                 v.span().start,
@@ -412,10 +441,34 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
         }
     };
     let thresholds = Thresholds {
-        max_rtt_ms: pick(t.as_ref().and_then(|t| t.max_rtt_ms.as_ref()), 200.0, 0.1, 60_000.0, "thresholds.max_rtt_ms")?,
-        ping_count: pick_u(t.as_ref().and_then(|t| t.ping_count.as_ref()), 5, 1, 100, "thresholds.ping_count")?,
-        ping_interval_secs: pick(t.as_ref().and_then(|t| t.ping_interval_secs.as_ref()), 0.2, 0.002, 10.0, "thresholds.ping_interval_secs")?,
-        ping_timeout_secs: pick_u(t.as_ref().and_then(|t| t.ping_timeout_secs.as_ref()), 2, 1, 60, "thresholds.ping_timeout_secs")?,
+        max_rtt_ms: pick(
+            t.as_ref().and_then(|t| t.max_rtt_ms.as_ref()),
+            200.0,
+            0.1,
+            60_000.0,
+            "thresholds.max_rtt_ms",
+        )?,
+        ping_count: pick_u(
+            t.as_ref().and_then(|t| t.ping_count.as_ref()),
+            5,
+            1,
+            100,
+            "thresholds.ping_count",
+        )?,
+        ping_interval_secs: pick(
+            t.as_ref().and_then(|t| t.ping_interval_secs.as_ref()),
+            0.2,
+            0.002,
+            10.0,
+            "thresholds.ping_interval_secs",
+        )?,
+        ping_timeout_secs: pick_u(
+            t.as_ref().and_then(|t| t.ping_timeout_secs.as_ref()),
+            2,
+            1,
+            60,
+            "thresholds.ping_timeout_secs",
+        )?,
     };
 
     let mut machines: Vec<MachineConfig> = Vec::new();
@@ -423,7 +476,12 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
         let m = m.get_ref();
         let name = src.name(&m.name, "machine.name")?.to_string();
         if machines.iter().any(|x| x.name == name) {
-            return Err(src.error(m.name.span().start, "machine.name", format!("machine {name:?} is listed twice"), "keep one [[machine]] entry per machine"));
+            return Err(src.error(
+                m.name.span().start,
+                "machine.name",
+                format!("machine {name:?} is listed twice"),
+                "keep one [[machine]] entry per machine",
+            ));
         }
         let address: IpAddr = m.address.get_ref().parse().map_err(|e| {
             src.error(
@@ -448,10 +506,21 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
             Some(u) => src.name(u, "machine.user")?.to_string(),
             None => ssh.user.clone(),
         };
-        machines.push(MachineConfig { name, address, port: m.port.unwrap_or(22), user, overlay_address });
+        machines.push(MachineConfig {
+            name,
+            address,
+            port: m.port.unwrap_or(22),
+            user,
+            overlay_address,
+        });
     }
     if machines.is_empty() {
-        return Err(src.error(fleet_span.start, "machine", "no [[machine]] entries".into(), "add one [[machine]] table per machine (name, address)"));
+        return Err(src.error(
+            fleet_span.start,
+            "machine",
+            "no [[machine]] entries".into(),
+            "add one [[machine]] table per machine (name, address)",
+        ));
     }
 
     let mut modules = BTreeMap::new();
@@ -460,7 +529,12 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
         let mut units = Vec::new();
         for u in probe.units {
             if !UNIT_RE.is_match(u.get_ref()) {
-                return Err(src.error(u.span().start, "modules.units", format!("{:?} is not a systemd unit name", u.get_ref()), "write full unit names such as \"my-service.service\""));
+                return Err(src.error(
+                    u.span().start,
+                    "modules.units",
+                    format!("{:?} is not a systemd unit name", u.get_ref()),
+                    "write full unit names such as \"my-service.service\"",
+                ));
             }
             units.push(u.into_inner());
         }

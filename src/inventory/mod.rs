@@ -68,7 +68,8 @@ pub struct Inventory {
 pub fn unwrap_settings(v: &Value) -> Value {
     match v {
         Value::Object(map) => {
-            let is_wrapper = map.contains_key("imports") && map.keys().all(|k| k == "imports" || k == "_file");
+            let is_wrapper =
+                map.contains_key("imports") && map.keys().all(|k| k == "imports" || k == "_file");
             if is_wrapper {
                 if let Some(Value::Array(items)) = map.get("imports") {
                     let mut merged: Option<Value> = None;
@@ -82,7 +83,12 @@ pub fn unwrap_settings(v: &Value) -> Value {
                     return merged.unwrap_or_else(|| Value::Object(Map::new()));
                 }
             }
-            Value::Object(map.iter().filter(|(k, _)| k.as_str() != "_file").map(|(k, v)| (k.clone(), unwrap_settings(v))).collect())
+            Value::Object(
+                map.iter()
+                    .filter(|(k, _)| k.as_str() != "_file")
+                    .map(|(k, v)| (k.clone(), unwrap_settings(v)))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(unwrap_settings).collect()),
         other => other.clone(),
@@ -106,8 +112,15 @@ pub fn deep_merge(a: Value, b: Value) -> Value {
     }
 }
 
-fn obj<'a>(v: &'a Value, what: &str, origin: &str) -> Result<&'a Map<String, Value>, InventoryError> {
-    v.as_object().ok_or_else(|| InventoryError::Shape { origin: origin.to_string(), problem: format!("{what} is not an object") })
+fn obj<'a>(
+    v: &'a Value,
+    what: &str,
+    origin: &str,
+) -> Result<&'a Map<String, Value>, InventoryError> {
+    v.as_object().ok_or_else(|| InventoryError::Shape {
+        origin: origin.to_string(),
+        problem: format!("{what} is not an object"),
+    })
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -117,7 +130,10 @@ fn is_empty(v: &Value) -> bool {
 impl Inventory {
     /// Parses inventory JSON text from `origin` (a path or command, for messages).
     pub fn parse(text: &str, origin: &str) -> Result<Inventory, InventoryError> {
-        let v: Value = serde_json::from_str(text).map_err(|e| InventoryError::Shape { origin: origin.into(), problem: format!("not JSON: {e}") })?;
+        let v: Value = serde_json::from_str(text).map_err(|e| InventoryError::Shape {
+            origin: origin.into(),
+            problem: format!("not JSON: {e}"),
+        })?;
         Inventory::from_value(&v, origin)
     }
 
@@ -130,22 +146,46 @@ impl Inventory {
                 problem: "has `services` (removed old-style inventory) but no `instances`; evaluate clanInternals.inventoryClass.inventorySerialization of a current clan".into(),
             });
         }
-        let instances_v = top.get("instances").ok_or_else(|| InventoryError::Shape { origin: origin.into(), problem: "no `instances` key".into() })?;
+        let instances_v = top.get("instances").ok_or_else(|| InventoryError::Shape {
+            origin: origin.into(),
+            problem: "no `instances` key".into(),
+        })?;
         let meta = top.get("meta").and_then(Value::as_object);
         let mut machines = BTreeMap::new();
         if let Some(ms) = top.get("machines").and_then(Value::as_object) {
             for (name, m) in ms {
-                let class = m.get("machineClass").and_then(Value::as_str).unwrap_or("nixos").to_string();
-                let mut tags: BTreeSet<String> = m.get("tags").and_then(Value::as_array).into_iter().flatten().filter_map(|t| t.as_str().map(String::from)).collect();
+                let class = m
+                    .get("machineClass")
+                    .and_then(Value::as_str)
+                    .unwrap_or("nixos")
+                    .to_string();
+                let mut tags: BTreeSet<String> = m
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect();
                 tags.insert("all".into());
                 tags.insert(class.clone());
-                machines.insert(name.clone(), InventoryMachine { machine_class: class, tags: tags.into_iter().collect() });
+                machines.insert(
+                    name.clone(),
+                    InventoryMachine {
+                        machine_class: class,
+                        tags: tags.into_iter().collect(),
+                    },
+                );
             }
         }
         // Static inventory tags (`tags.<t> = [machines]`) add to machines' tags.
         if let Some(ts) = top.get("tags").and_then(Value::as_object) {
             for (tag, list) in ts {
-                for m in list.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                for m in list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
                     if let Some(im) = machines.get_mut(m) {
                         if !im.tags.contains(tag) {
                             im.tags.push(tag.clone());
@@ -160,10 +200,17 @@ impl Inventory {
             let inst = obj(inst, &format!("instance {iname}"), origin)?;
             let module = match inst.get("module") {
                 Some(m) => ModuleRef {
-                    name: m.get("name").and_then(Value::as_str).unwrap_or(iname).to_string(),
+                    name: m
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(iname)
+                        .to_string(),
                     input: m.get("input").and_then(Value::as_str).map(String::from),
                 },
-                None => ModuleRef { name: iname.clone(), input: None },
+                None => ModuleRef {
+                    name: iname.clone(),
+                    input: None,
+                },
             };
             let mut roles = BTreeMap::new();
             if let Some(rs) = inst.get("roles") {
@@ -183,8 +230,14 @@ impl Inventory {
                     }
                     // Nix lets tags be a list; the serialization stores an attrset. Accept both.
                     let tag_entries: Vec<(String, Value)> = match role.get("tags") {
-                        Some(Value::Object(ts)) => ts.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).map(|t| (t.to_string(), Value::Null)).collect(),
+                        Some(Value::Object(ts)) => {
+                            ts.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                        }
+                        Some(Value::Array(ts)) => ts
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(|t| (t.to_string(), Value::Null))
+                            .collect(),
                         _ => Vec::new(),
                     };
                     for (tag, tv) in tag_entries {
@@ -202,15 +255,33 @@ impl Inventory {
                         Some(s) => unwrap_settings(s),
                         None => Value::Object(Map::new()),
                     };
-                    let settings = if settings.is_null() { Value::Object(Map::new()) } else { settings };
-                    roles.insert(rname.clone(), ResolvedRole { members: members.into_iter().collect(), settings, machine_settings, tag_settings });
+                    let settings = if settings.is_null() {
+                        Value::Object(Map::new())
+                    } else {
+                        settings
+                    };
+                    roles.insert(
+                        rname.clone(),
+                        ResolvedRole {
+                            members: members.into_iter().collect(),
+                            settings,
+                            machine_settings,
+                            tag_settings,
+                        },
+                    );
                 }
             }
             instances.insert(iname.clone(), ResolvedInstance { module, roles });
         }
         Ok(Inventory {
-            name: meta.and_then(|m| m.get("name")).and_then(Value::as_str).map(String::from),
-            domain: meta.and_then(|m| m.get("domain")).and_then(Value::as_str).map(String::from),
+            name: meta
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .map(String::from),
+            domain: meta
+                .and_then(|m| m.get("domain"))
+                .and_then(Value::as_str)
+                .map(String::from),
             machines,
             instances,
         })
@@ -236,8 +307,13 @@ impl Inventory {
     }
 
     /// Instances using module `name`.
-    pub fn instances_of<'a>(&'a self, module: &'a str) -> impl Iterator<Item = (&'a String, &'a ResolvedInstance)> + 'a {
-        self.instances.iter().filter(move |(_, i)| i.module.name == module)
+    pub fn instances_of<'a>(
+        &'a self,
+        module: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a ResolvedInstance)> + 'a {
+        self.instances
+            .iter()
+            .filter(move |(_, i)| i.module.name == module)
     }
 
     /// Every (instance, role) a machine holds.
@@ -259,6 +335,20 @@ impl Inventory {
     }
 }
 
+/// Snapshot name of a clan's instances (`instances-<meta.name>`), shared by the insta assertion
+/// in tests and the pure comparison in AC3.
+pub fn snapshot_name(inv: &Inventory) -> String {
+    format!("instances-{}", inv.name.as_deref().unwrap_or("clan"))
+}
+
+/// The JSON body of a pinned insta snapshot file, if it exists.
+pub fn pinned_snapshot(dir: &std::path::Path, name: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.snap"))).ok()?;
+    // insta files: a `---` YAML header, a `---` line, then the body.
+    let body = text.splitn(3, "---\n").nth(2)?;
+    serde_json::from_str(body).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,8 +357,14 @@ mod tests {
     #[test]
     fn unwraps_nested_wrappers_and_drops_file() {
         let raw = json!({"imports":[{"_file":"/nix/store/x-inventory.nix, via option instances","imports":[{"user":"root","prompt":false,"inner":{"imports":[{"_file":"y","imports":[{"a":1}]}]}}]}]});
-        assert_eq!(unwrap_settings(&raw), json!({"user":"root","prompt":false,"inner":{"a":1}}));
-        assert_eq!(unwrap_settings(&json!({"imports":[{"_file":"z","imports":[{}]}]})), json!({}));
+        assert_eq!(
+            unwrap_settings(&raw),
+            json!({"user":"root","prompt":false,"inner":{"a":1}})
+        );
+        assert_eq!(
+            unwrap_settings(&json!({"imports":[{"_file":"z","imports":[{}]}]})),
+            json!({})
+        );
         assert_eq!(unwrap_settings(&json!({"imports":[]})), json!({}));
     }
 
@@ -292,18 +388,4 @@ mod tests {
         assert_eq!(z.roles["peer"].members, vec!["a", "b"]);
         assert_eq!(z.roles["n"].members, vec!["a"]);
     }
-}
-
-/// Snapshot name of a clan's instances (`instances-<meta.name>`), shared by the insta assertion
-/// in tests and the pure comparison in AC3.
-pub fn snapshot_name(inv: &Inventory) -> String {
-    format!("instances-{}", inv.name.as_deref().unwrap_or("clan"))
-}
-
-/// The JSON body of a pinned insta snapshot file, if it exists.
-pub fn pinned_snapshot(dir: &std::path::Path, name: &str) -> Option<Value> {
-    let text = std::fs::read_to_string(dir.join(format!("{name}.snap"))).ok()?;
-    // insta files: a `---` YAML header, a `---` line, then the body.
-    let body = text.splitn(3, "---\n").nth(2)?;
-    serde_json::from_str(body).ok()
 }

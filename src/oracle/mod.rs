@@ -112,18 +112,29 @@ pub struct Oracle {
 fn read_trimmed(path: &Path) -> Result<String, OracleError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
-        .map_err(|source| OracleError::Read { path: path.to_path_buf(), source })
+        .map_err(|source| OracleError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn list_dir(path: &Path) -> Result<Vec<String>, OracleError> {
     let rd = match std::fs::read_dir(path) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(OracleError::Read { path: path.to_path_buf(), source }),
+        Err(source) => {
+            return Err(OracleError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
     let mut names = Vec::new();
     for e in rd {
-        let e = e.map_err(|source| OracleError::Read { path: path.to_path_buf(), source })?;
+        let e = e.map_err(|source| OracleError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if let Some(n) = e.file_name().to_str() {
             if !n.starts_with('.') {
                 names.push(n.to_string());
@@ -140,7 +151,9 @@ impl Oracle {
     pub fn load(dir: &Path, known_machines: &[String]) -> Result<Oracle, OracleError> {
         let vars = dir.join("vars");
         if !vars.is_dir() {
-            return Err(OracleError::NoVars { path: dir.to_path_buf() });
+            return Err(OracleError::NoVars {
+                path: dir.to_path_buf(),
+            });
         }
         let mut files = Vec::new();
         for m in list_dir(&vars.join("per-machine"))? {
@@ -166,7 +179,12 @@ impl Oracle {
         };
         for f in &files {
             if let Scope::PerMachine(m) = &f.scope {
-                oracle.machines.entry(m.clone()).or_default().generators.insert(f.generator.clone());
+                oracle
+                    .machines
+                    .entry(m.clone())
+                    .or_default()
+                    .generators
+                    .insert(f.generator.clone());
             }
         }
         for f in &files {
@@ -178,56 +196,92 @@ impl Oracle {
 
     fn absorb(&mut self, f: &VarFile, names: &BTreeSet<String>) -> Result<(), OracleError> {
         let value_path = f.path.join("value");
-        let bad = |problem: String| OracleError::Value { path: value_path.clone(), problem };
+        let bad = |problem: String| OracleError::Value {
+            path: value_path.clone(),
+            problem,
+        };
         let value = match &f.value {
             Some(v) => v.as_str(),
             None => {
-                if let (Scope::PerMachine(m), "emergency-access", "password-hash") = (&f.scope, f.generator.as_str(), f.file.as_str()) {
-                    self.machines.entry(m.clone()).or_default().emergency_password_hash = f.secret;
+                if let (Scope::PerMachine(m), "emergency-access", "password-hash") =
+                    (&f.scope, f.generator.as_str(), f.file.as_str())
+                {
+                    self.machines
+                        .entry(m.clone())
+                        .or_default()
+                        .emergency_password_hash = f.secret;
                 }
                 return Ok(());
             }
         };
         fn sourced<T>(value: T, path: &Path) -> Sourced<T> {
-            Sourced { value, path: path.to_path_buf() }
+            Sourced {
+                value,
+                path: path.to_path_buf(),
+            }
         }
-        let ip = |s: &str| s.parse::<Ipv6Addr>().map_err(|e| bad(format!("{s:?} is not an IPv6 address ({e})")));
+        let ip = |s: &str| {
+            s.parse::<Ipv6Addr>()
+                .map_err(|e| bad(format!("{s:?} is not an IPv6 address ({e})")))
+        };
         let nwid = |s: &str| s.parse::<NetworkId>().map_err(|e| bad(e.to_string()));
         match (&f.scope, f.generator.as_str(), f.file.as_str()) {
             (Scope::PerMachine(m), "openssh", "ssh.id_ed25519.pub") => {
-                let k = PublicKey::from_openssh(value).map_err(|e| bad(format!("not an OpenSSH public key: {e}")))?;
-                self.machines.entry(m.clone()).or_default().host_key = Some(sourced(k, &value_path));
+                let k = PublicKey::from_openssh(value)
+                    .map_err(|e| bad(format!("not an OpenSSH public key: {e}")))?;
+                self.machines.entry(m.clone()).or_default().host_key =
+                    Some(sourced(k, &value_path));
             }
             (Scope::PerMachine(m), "openssh-cert", "ssh.id_ed25519-cert.pub") => {
-                let c = Certificate::from_openssh(value).map_err(|e| bad(format!("not an OpenSSH certificate: {e}")))?;
-                self.machines.entry(m.clone()).or_default().host_cert = Some(sourced(c, &value_path));
+                let c = Certificate::from_openssh(value)
+                    .map_err(|e| bad(format!("not an OpenSSH certificate: {e}")))?;
+                self.machines.entry(m.clone()).or_default().host_cert =
+                    Some(sourced(c, &value_path));
             }
             (Scope::PerMachine(m), "emergency-access", "password-hash") => {
-                self.machines.entry(m.clone()).or_default().emergency_password_hash = !value.is_empty();
+                self.machines
+                    .entry(m.clone())
+                    .or_default()
+                    .emergency_password_hash = !value.is_empty();
             }
             (Scope::Shared, "openssh-ca", "id_ed25519.pub") => {
-                let k = PublicKey::from_openssh(value).map_err(|e| bad(format!("not an OpenSSH public key: {e}")))?;
+                let k = PublicKey::from_openssh(value)
+                    .map_err(|e| bad(format!("not an OpenSSH public key: {e}")))?;
                 self.ca = Some(sourced(k, &value_path));
             }
             (Scope::PerMachine(m), "zerotier", "zerotier-ip") => {
                 self.zerotier_layout = ZerotierLayout::PerMachine;
-                self.machines.entry(m.clone()).or_default().zerotier_ip.insert(None, sourced(ip(value)?, &value_path));
+                self.machines
+                    .entry(m.clone())
+                    .or_default()
+                    .zerotier_ip
+                    .insert(None, sourced(ip(value)?, &value_path));
             }
             (Scope::PerMachine(_), "zerotier", "zerotier-network-id") => {
                 self.zerotier_layout = ZerotierLayout::PerMachine;
-                self.zerotier_networks.push(ZerotierNetwork { instance: None, id: sourced(nwid(value)?, &value_path) });
+                self.zerotier_networks.push(ZerotierNetwork {
+                    instance: None,
+                    id: sourced(nwid(value)?, &value_path),
+                });
             }
             (Scope::PerMachine(m), g, "ip") if g.starts_with("zerotier-ip-") => {
                 self.zerotier_layout = ZerotierLayout::PerInstance;
                 let instance = g["zerotier-ip-".len()..].to_string();
-                self.machines.entry(m.clone()).or_default().zerotier_ip.insert(Some(instance), sourced(ip(value)?, &value_path));
+                self.machines
+                    .entry(m.clone())
+                    .or_default()
+                    .zerotier_ip
+                    .insert(Some(instance), sourced(ip(value)?, &value_path));
             }
             (_, g, "network-id") if g.starts_with("zerotier-network-") => {
                 if f.scope == Scope::Shared {
                     self.zerotier_layout = ZerotierLayout::Shared;
                 }
                 let instance = g["zerotier-network-".len()..].to_string();
-                self.zerotier_networks.push(ZerotierNetwork { instance: Some(instance), id: sourced(nwid(value)?, &value_path) });
+                self.zerotier_networks.push(ZerotierNetwork {
+                    instance: Some(instance),
+                    id: sourced(nwid(value)?, &value_path),
+                });
             }
             (Scope::Shared, g, "ip") if g.starts_with("zerotier-ip-") => {
                 self.zerotier_layout = ZerotierLayout::Shared;
@@ -239,7 +293,11 @@ impl Oracle {
                     .max_by_key(|n| n.len())
                     .ok_or_else(|| bad(format!("cannot tell machine from instance in generator {g:?}: no known machine name prefixes it")))?;
                 let instance = rest[machine.len() + 1..].to_string();
-                self.machines.entry(machine.clone()).or_default().zerotier_ip.insert(Some(instance), sourced(ip(value)?, &value_path));
+                self.machines
+                    .entry(machine.clone())
+                    .or_default()
+                    .zerotier_ip
+                    .insert(Some(instance), sourced(ip(value)?, &value_path));
             }
             _ => {}
         }
@@ -257,7 +315,9 @@ impl Oracle {
     /// A machine's ZeroTier address for an instance (era A: its only address).
     pub fn zerotier_ip(&self, machine: &str, instance: &str) -> Option<&Sourced<Ipv6Addr>> {
         let m = self.machines.get(machine)?;
-        m.zerotier_ip.get(&Some(instance.to_string())).or_else(|| m.zerotier_ip.get(&None))
+        m.zerotier_ip
+            .get(&Some(instance.to_string()))
+            .or_else(|| m.zerotier_ip.get(&None))
     }
 
     /// Unit that authorises members on the controller: its name changed with the vars layout.
@@ -270,7 +330,9 @@ impl Oracle {
 
     /// SHA256 fingerprint of the CA, as OpenSSH prints it.
     pub fn ca_fingerprint(&self) -> Option<String> {
-        self.ca.as_ref().map(|c| c.value.fingerprint(HashAlg::Sha256).to_string())
+        self.ca
+            .as_ref()
+            .map(|c| c.value.fingerprint(HashAlg::Sha256).to_string())
     }
 
     /// Shared var files (generator, file) with who receives them.
@@ -280,7 +342,9 @@ impl Oracle {
 
     /// A var file of a machine or the shared scope.
     pub fn file(&self, scope: &Scope, generator: &str, file: &str) -> Option<&VarFile> {
-        self.files.iter().find(|f| &f.scope == scope && f.generator == generator && f.file == file)
+        self.files
+            .iter()
+            .find(|f| &f.scope == scope && f.generator == generator && f.file == file)
     }
 }
 
@@ -296,13 +360,25 @@ fn collect_generators(dir: &Path, scope: Scope, out: &mut Vec<VarFile>) -> Resul
                 continue;
             }
             let value_path = fdir.join("value");
-            let value = if value_path.is_file() { Some(read_trimmed(&value_path)?) } else { None };
+            let value = if value_path.is_file() {
+                Some(read_trimmed(&value_path)?)
+            } else {
+                None
+            };
             let secret = fdir.join("secret").exists();
             let recipients = list_dir(&fdir.join("machines"))?;
             if value.is_none() && !secret {
                 continue;
             }
-            out.push(VarFile { scope: scope.clone(), generator: gen.clone(), file, value, secret, recipients, path: fdir });
+            out.push(VarFile {
+                scope: scope.clone(),
+                generator: gen.clone(),
+                file,
+                value,
+                secret,
+                recipients,
+                path: fdir,
+            });
         }
     }
     Ok(())

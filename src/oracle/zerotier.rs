@@ -27,9 +27,17 @@ pub struct IdError {
 fn parse_hex(s: &str, digits: usize, what: &'static str) -> Result<u64, IdError> {
     let s = s.trim();
     if s.len() != digits || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(IdError { what, value: s.to_string(), digits });
+        return Err(IdError {
+            what,
+            value: s.to_string(),
+            digits,
+        });
     }
-    u64::from_str_radix(s, 16).map_err(|_| IdError { what, value: s.to_string(), digits })
+    u64::from_str_radix(s, 16).map_err(|_| IdError {
+        what,
+        value: s.to_string(),
+        digits,
+    })
 }
 
 impl FromStr for NodeId {
@@ -93,7 +101,10 @@ pub fn split_rfc4193(addr: Ipv6Addr) -> Option<(NetworkId, NodeId)> {
     nw.copy_from_slice(&b[1..9]);
     let mut node = [0u8; 8];
     node[3..8].copy_from_slice(&b[11..16]);
-    Some((NetworkId(u64::from_be_bytes(nw)), NodeId(u64::from_be_bytes(node))))
+    Some((
+        NetworkId(u64::from_be_bytes(nw)),
+        NodeId(u64::from_be_bytes(node)),
+    ))
 }
 
 #[cfg(test)]
@@ -102,8 +113,16 @@ mod tests {
 
     #[test]
     fn worked_example_from_clan_core() {
-        let a = rfc4193("a1b2c3d4e5f60718".parse().unwrap(), "0123456789".parse().unwrap());
-        assert_eq!(a, "fda1:b2c3:d4e5:f607:1899:9301:2345:6789".parse::<Ipv6Addr>().unwrap());
+        let a = rfc4193(
+            "a1b2c3d4e5f60718".parse().unwrap(),
+            "0123456789".parse().unwrap(),
+        );
+        assert_eq!(
+            a,
+            "fda1:b2c3:d4e5:f607:1899:9301:2345:6789"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+        );
     }
 
     #[test]

@@ -8,7 +8,11 @@ pub fn parse_machines_list(out: &str) -> Result<Vec<String>, ProbeError> {
     let mut v = Vec::new();
     for l in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if !NAME_RE.is_match(l) {
-            return Err(ProbeError::new("clan machines list", format!("{l:?} is not a machine name"), out));
+            return Err(ProbeError::new(
+                "clan machines list",
+                format!("{l:?} is not a machine name"),
+                out,
+            ));
         }
         v.push(l.to_string());
     }
@@ -34,12 +38,25 @@ pub fn parse_vars_list(out: &str) -> Result<Vec<VarListing>, ProbeError> {
     for l in out.lines().filter(|l| !l.trim().is_empty()) {
         let (id, value) = match l.split_once(": ") {
             Some((id, val)) if !id.contains(' ') => (id, val),
-            _ => l.split_once(' ').ok_or_else(|| ProbeError::new("clan vars list", "expected <generator>/<file>: <value>", l))?,
+            _ => l.split_once(' ').ok_or_else(|| {
+                ProbeError::new("clan vars list", "expected <generator>/<file>: <value>", l)
+            })?,
         };
-        let (generator, file) = id.split_once('/').ok_or_else(|| ProbeError::new("clan vars list", "var id without '/'", l))?;
+        let (generator, file) = id
+            .split_once('/')
+            .ok_or_else(|| ProbeError::new("clan vars list", "var id without '/'", l))?;
         let secret = value.trim() == "********";
-        let value = if secret || value.trim() == "<not set>" { None } else { Some(value.trim().to_string()) };
-        v.push(VarListing { generator: generator.into(), file: file.into(), value, secret });
+        let value = if secret || value.trim() == "<not set>" {
+            None
+        } else {
+            Some(value.trim().to_string())
+        };
+        v.push(VarListing {
+            generator: generator.into(),
+            file: file.into(),
+            value,
+            secret,
+        });
     }
     Ok(v)
 }
@@ -59,8 +76,20 @@ pub struct VarPath {
 pub fn parse_var_path(p: &str) -> Result<VarPath, ProbeError> {
     let parts: Vec<&str> = p.trim().split('/').collect();
     match parts.as_slice() {
-        ["vars", "per-machine", m, g, f, "value" | "secret"] => Ok(VarPath { machine: Some(m.to_string()), generator: g.to_string(), file: f.to_string() }),
-        ["vars", "shared", g, f, "value" | "secret"] => Ok(VarPath { machine: None, generator: g.to_string(), file: f.to_string() }),
-        _ => Err(ProbeError::new("vars path", "expected vars/per-machine/<m>/<gen>/<file>/value or vars/shared/<gen>/<file>/value", p)),
+        ["vars", "per-machine", m, g, f, "value" | "secret"] => Ok(VarPath {
+            machine: Some(m.to_string()),
+            generator: g.to_string(),
+            file: f.to_string(),
+        }),
+        ["vars", "shared", g, f, "value" | "secret"] => Ok(VarPath {
+            machine: None,
+            generator: g.to_string(),
+            file: f.to_string(),
+        }),
+        _ => Err(ProbeError::new(
+            "vars path",
+            "expected vars/per-machine/<m>/<gen>/<file>/value or vars/shared/<gen>/<file>/value",
+            p,
+        )),
     }
 }

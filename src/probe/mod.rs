@@ -23,13 +23,21 @@ pub struct ProbeError {
 
 impl ProbeError {
     pub(crate) fn new(probe: &'static str, problem: impl Into<String>, output: &str) -> Self {
-        ProbeError { probe, problem: problem.into(), excerpt: excerpt(output, 120) }
+        ProbeError {
+            probe,
+            problem: problem.into(),
+            excerpt: excerpt(output, 120),
+        }
     }
 }
 
 /// First `max` characters of `s`, on one line, for messages.
 pub fn excerpt(s: &str, max: usize) -> String {
-    let one: String = s.trim().chars().map(|c| if c == '\n' { '⏎' } else { c }).collect();
+    let one: String = s
+        .trim()
+        .chars()
+        .map(|c| if c == '\n' { '⏎' } else { c })
+        .collect();
     if one.chars().count() > max {
         let cut: String = one.chars().take(max).collect();
         format!("{cut}…")

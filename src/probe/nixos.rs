@@ -28,17 +28,34 @@ pub struct SystemPath {
     pub version: String,
 }
 
-static SYSTEM: Lazy<Regex> = Lazy::new(|| Regex::new(r"^/nix/store/[0-9a-z]{32}-nixos-system-(.+)-(\d\d\.\d\d[^-]*)$").expect("static regex"));
+static SYSTEM: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^/nix/store/[0-9a-z]{32}-nixos-system-(.+)-(\d\d\.\d\d[^-]*)$")
+        .expect("static regex")
+});
 
 /// Parses each line of `readlink /run/current-system` output.
 pub fn parse_system_paths(out: &str) -> Result<Vec<SystemPath>, ProbeError> {
     let mut v = Vec::new();
     for line in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let c = SYSTEM.captures(line).ok_or_else(|| ProbeError::new("readlink /run/current-system", "not a nixos-system store path", line))?;
-        v.push(SystemPath { path: line.to_string(), host: c[1].to_string(), version: c[2].to_string() });
+        let c = SYSTEM.captures(line).ok_or_else(|| {
+            ProbeError::new(
+                "readlink /run/current-system",
+                "not a nixos-system store path",
+                line,
+            )
+        })?;
+        v.push(SystemPath {
+            path: line.to_string(),
+            host: c[1].to_string(),
+            version: c[2].to_string(),
+        });
     }
     if v.is_empty() {
-        return Err(ProbeError::new("readlink /run/current-system", "empty", out));
+        return Err(ProbeError::new(
+            "readlink /run/current-system",
+            "empty",
+            out,
+        ));
     }
     Ok(v)
 }
@@ -61,12 +78,16 @@ pub fn parse_generations(out: &str) -> Result<Vec<Generation>, ProbeError> {
     const P: &str = "nixos-rebuild list-generations";
     let t = out.trim();
     if t.starts_with('[') {
-        let v: Vec<Value> = serde_json::from_str(t).map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
+        let v: Vec<Value> = serde_json::from_str(t)
+            .map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
         return v
             .iter()
             .map(|g| {
                 Ok(Generation {
-                    number: g["generation"].as_u64().ok_or_else(|| ProbeError::new(P, "no generation number", out))? as u32,
+                    number: g["generation"]
+                        .as_u64()
+                        .ok_or_else(|| ProbeError::new(P, "no generation number", out))?
+                        as u32,
                     date: g["date"].as_str().unwrap_or("").to_string(),
                     nixos_version: g["nixosVersion"].as_str().unwrap_or("").to_string(),
                     current: g["current"].as_bool().unwrap_or(false),
@@ -83,13 +104,29 @@ pub fn parse_generations(out: &str) -> Result<Vec<Generation>, ProbeError> {
     let mut gens = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let number: u32 = f.first().and_then(|n| n.parse().ok()).ok_or_else(|| ProbeError::new(P, "no generation number", line))?;
-        let (current, rest) = if !ng && f.get(1) == Some(&"current") { (true, &f[2..]) } else { (false, &f[1..]) };
+        let number: u32 = f
+            .first()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| ProbeError::new(P, "no generation number", line))?;
+        let (current, rest) = if !ng && f.get(1) == Some(&"current") {
+            (true, &f[2..])
+        } else {
+            (false, &f[1..])
+        };
         if rest.len() < 3 {
             return Err(ProbeError::new(P, "short line", line));
         }
-        let current = if ng { f.last() == Some(&"True") } else { current };
-        gens.push(Generation { number, date: format!("{} {}", rest[0], rest[1]), nixos_version: rest[2].to_string(), current });
+        let current = if ng {
+            f.last() == Some(&"True")
+        } else {
+            current
+        };
+        gens.push(Generation {
+            number,
+            date: format!("{} {}", rest[0], rest[1]),
+            nixos_version: rest[2].to_string(),
+            current,
+        });
     }
     Ok(gens)
 }
@@ -98,11 +135,18 @@ pub fn parse_generations(out: &str) -> Result<Vec<Generation>, ProbeError> {
 pub fn parse_nixos_version(out: &str) -> Result<String, ProbeError> {
     let t = out.trim();
     if t.starts_with('{') {
-        let v: Value = serde_json::from_str(t).map_err(|e| ProbeError::new("nixos-version", format!("invalid JSON: {e}"), out))?;
-        return v["nixosVersion"].as_str().map(String::from).ok_or_else(|| ProbeError::new("nixos-version", "no nixosVersion", out));
+        let v: Value = serde_json::from_str(t)
+            .map_err(|e| ProbeError::new("nixos-version", format!("invalid JSON: {e}"), out))?;
+        return v["nixosVersion"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| ProbeError::new("nixos-version", "no nixosVersion", out));
     }
     let first = t.split_whitespace().next().unwrap_or("");
-    if first.len() >= 5 && first.as_bytes()[2] == b'.' && first[..2].chars().all(|c| c.is_ascii_digit()) {
+    if first.len() >= 5
+        && first.as_bytes()[2] == b'.'
+        && first[..2].chars().all(|c| c.is_ascii_digit())
+    {
         Ok(first.to_string())
     } else {
         Err(ProbeError::new("nixos-version", "no version", out))

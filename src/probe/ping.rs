@@ -65,20 +65,36 @@ static RTT: Lazy<Regex> = Lazy::new(|| {
     Regex::new(r"(?m)^(?:rtt|round-trip) min/avg/max(?:/(?:mdev|std-dev|stddev))? = ([\d.]+)/([\d.]+)/([\d.]+)(?:/([\d.]+))? ms").expect("static regex")
 });
 static ICMP_ERR: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"(?m)^(?:From \S+ icmp_seq=\d+ |\d+ bytes from .*: )(Destination .*)$").expect("static regex")
+    Regex::new(r"(?m)^(?:From \S+ icmp_seq=\d+ |\d+ bytes from .*: )(Destination .*)$")
+        .expect("static regex")
 });
-static GAI: Lazy<Regex> = Lazy::new(|| Regex::new(r"(?m)^ping6?: (.+): (Name or service not known|Address family for hostname not supported|Temporary failure in name resolution)$").expect("static regex"));
-static UNKNOWN: Lazy<Regex> = Lazy::new(|| Regex::new(r"(?m)^ping6?: unknown host (\S+)").expect("static regex"));
+static GAI: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?m)^ping6?: (.+): (Name or service not known|Address family for hostname not supported|Temporary failure in name resolution)$").expect("static regex")
+});
+static UNKNOWN: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"(?m)^ping6?: unknown host (\S+)").expect("static regex"));
 
 /// Parses stdout and stderr of one ping run (pass both joined).
 pub fn parse_ping(out: &str) -> Result<PingSummary, PingError> {
-    let icmp_error = ICMP_ERR.captures_iter(out).last().map(|c| c[1].trim().to_string());
+    let icmp_error = ICMP_ERR
+        .captures_iter(out)
+        .last()
+        .map(|c| c[1].trim().to_string());
     if let Some(c) = SUMMARY.captures(out) {
-        let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u32>().ok()).unwrap_or(0);
+        let n = |i: usize| {
+            c.get(i)
+                .and_then(|m| m.as_str().parse::<u32>().ok())
+                .unwrap_or(0)
+        };
         let loss_percent = c[6].parse::<f64>().unwrap_or(100.0);
         let rtt = RTT.captures(out).map(|r| {
             let f = |i: usize| r.get(i).and_then(|m| m.as_str().parse::<f64>().ok());
-            Rtt { min: f(1).unwrap_or(0.0), avg: f(2).unwrap_or(0.0), max: f(3).unwrap_or(0.0), mdev: f(4) }
+            Rtt {
+                min: f(1).unwrap_or(0.0),
+                avg: f(2).unwrap_or(0.0),
+                max: f(3).unwrap_or(0.0),
+                mdev: f(4),
+            }
         });
         return Ok(PingSummary {
             transmitted: n(1),
@@ -94,7 +110,11 @@ pub fn parse_ping(out: &str) -> Result<PingSummary, PingError> {
         return Err(PingError::NetworkUnreachable);
     }
     if let Some(c) = GAI.captures(out) {
-        return Err(if c[2].starts_with("Address family") { PingError::AddressFamily(c[1].to_string()) } else { PingError::NameNotKnown(c[1].to_string()) });
+        return Err(if c[2].starts_with("Address family") {
+            PingError::AddressFamily(c[1].to_string())
+        } else {
+            PingError::NameNotKnown(c[1].to_string())
+        });
     }
     if let Some(c) = UNKNOWN.captures(out) {
         return Err(PingError::UnknownHost(c[1].to_string()));

@@ -65,9 +65,13 @@ pub struct Hop {
 }
 
 static SERVED: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r#"Server host certificate: (\S+) (\S+), serial \d+ ID "([^"]*)" CA \S+ (\S+)"#).expect("static regex")
+    Regex::new(r#"Server host certificate: (\S+) (\S+), serial \d+ ID "([^"]*)" CA \S+ (\S+)"#)
+        .expect("static regex")
 });
-static KNOWN: Lazy<Regex> = Lazy::new(|| Regex::new(r"Host '([^']+)' is known and matches the (\S+) host (certificate|key)").expect("static regex"));
+static KNOWN: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"Host '([^']+)' is known and matches the (\S+) host (certificate|key)")
+        .expect("static regex")
+});
 
 /// Classifies an `ssh -v ... hostname` run from its stderr and exit status.
 pub fn parse_hop(stderr: &str, exit: Option<i32>) -> Hop {
@@ -78,18 +82,27 @@ pub fn parse_hop(stderr: &str, exit: Option<i32>) -> Hop {
         ca_fingerprint: c[4].to_string(),
     });
     let known = KNOWN.captures(stderr);
-    let verified_name = known.as_ref().filter(|k| &k[3] == "certificate").map(|k| k[1].to_string());
+    let verified_name = known
+        .as_ref()
+        .filter(|k| &k[3] == "certificate")
+        .map(|k| k[1].to_string());
     let has = |s: &str| stderr.contains(s);
     let class = if has("Permission denied (") {
         HopClass::UserKeyRefused
     } else if has("Certificate invalid: name is not a listed principal") {
         HopClass::PrincipalMismatch
-    } else if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("has changed and you have requested strict checking") {
+    } else if has("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || has("has changed and you have requested strict checking")
+    {
         HopClass::HostKeyChanged
     } else if has("No matching CA found") && has("Host key verification failed") {
         HopClass::PlainKeyFallbackRefused
     } else if has("Host key verification failed") {
-        if has("is known for") || has("No ") { HopClass::PlainKeyFallbackRefused } else { HopClass::HostKeyRejected }
+        if has("is known for") || has("No ") {
+            HopClass::PlainKeyFallbackRefused
+        } else {
+            HopClass::HostKeyRejected
+        }
     } else if has("Connection timed out") || has("Operation timed out") {
         HopClass::Timeout
     } else if has("Network is unreachable") || has("No route to host") {
@@ -97,14 +110,30 @@ pub fn parse_hop(stderr: &str, exit: Option<i32>) -> Hop {
     } else if has("Connection refused") {
         HopClass::ConnectionRefused
     } else if let Some(k) = &known {
-        if &k[3] == "certificate" { HopClass::CertificateVerified } else { HopClass::PlainKey }
+        if &k[3] == "certificate" {
+            HopClass::CertificateVerified
+        } else {
+            HopClass::PlainKey
+        }
     } else if exit == Some(0) {
-        HopClass::Other { line: "exited 0 without saying how the host was authenticated (run with -v)".into() }
+        HopClass::Other {
+            line: "exited 0 without saying how the host was authenticated (run with -v)".into(),
+        }
     } else {
-        let line = stderr.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("debug")).unwrap_or("").trim().to_string();
+        let line = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty() && !l.starts_with("debug"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
         HopClass::Other { line }
     };
-    Hop { class, certificate, verified_name }
+    Hop {
+        class,
+        certificate,
+        verified_name,
+    }
 }
 
 /// `ssh-keygen -L -f <cert>`.
@@ -151,7 +180,12 @@ pub fn parse_keygen_l(out: &str) -> Result<KeygenCertificate, ProbeError> {
             principals.push(trimmed.to_string());
         }
     }
-    let get = |k: &str| fields.get(k).cloned().ok_or_else(|| ProbeError::new(P, format!("no {k:?} field"), out));
+    let get = |k: &str| {
+        fields
+            .get(k)
+            .cloned()
+            .ok_or_else(|| ProbeError::new(P, format!("no {k:?} field"), out))
+    };
     let ty = get("Type")?;
     let key_type = ty.split_whitespace().next().unwrap_or("").to_string();
     let host = ty.ends_with("host certificate");
@@ -172,13 +206,26 @@ pub fn parse_sshd_t(out: &str) -> Result<BTreeMap<String, Vec<String>>, ProbeErr
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
         let (k, v) = line.split_once(' ').unwrap_or((line, ""));
-        if !k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
-            return Err(ProbeError::new("sshd -T", format!("not a keyword line: {line:?}"), out));
+        if !k
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        {
+            return Err(ProbeError::new(
+                "sshd -T",
+                format!("not a keyword line: {line:?}"),
+                out,
+            ));
         }
-        m.entry(k.to_string()).or_default().push(v.trim().to_string());
+        m.entry(k.to_string())
+            .or_default()
+            .push(v.trim().to_string());
     }
     if m.is_empty() {
-        return Err(ProbeError::new("sshd -T", "empty output (sshd -T needs root and a valid config)", out));
+        return Err(ProbeError::new(
+            "sshd -T",
+            "empty output (sshd -T needs root and a valid config)",
+            out,
+        ));
     }
     Ok(m)
 }
@@ -196,13 +243,23 @@ pub struct CertAuthority {
 pub fn parse_cert_authorities(known_hosts: &str) -> Result<Vec<CertAuthority>, ProbeError> {
     let mut out = Vec::new();
     for line in known_hosts.lines() {
-        let Some(rest) = line.trim().strip_prefix("@cert-authority") else { continue };
+        let Some(rest) = line.trim().strip_prefix("@cert-authority") else {
+            continue;
+        };
         let mut f = rest.split_whitespace();
         let (Some(patterns), Some(ty), Some(b64)) = (f.next(), f.next(), f.next()) else {
-            return Err(ProbeError::new("known_hosts", "incomplete @cert-authority line", line));
+            return Err(ProbeError::new(
+                "known_hosts",
+                "incomplete @cert-authority line",
+                line,
+            ));
         };
-        let key = PublicKey::from_openssh(&format!("{ty} {b64}")).map_err(|e| ProbeError::new("known_hosts", format!("bad CA key: {e}"), line))?;
-        out.push(CertAuthority { patterns: patterns.split(',').map(String::from).collect(), fingerprint: key.fingerprint(HashAlg::Sha256).to_string() });
+        let key = PublicKey::from_openssh(&format!("{ty} {b64}"))
+            .map_err(|e| ProbeError::new("known_hosts", format!("bad CA key: {e}"), line))?;
+        out.push(CertAuthority {
+            patterns: patterns.split(',').map(String::from).collect(),
+            fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+        });
     }
     Ok(out)
 }

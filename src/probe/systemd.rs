@@ -40,7 +40,11 @@ pub fn parse_show(out: &str) -> Result<Vec<UnitState>, ProbeError> {
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
-            return Err(ProbeError::new("systemctl show", format!("not a Key=Value line: {line:?}"), out));
+            return Err(ProbeError::new(
+                "systemctl show",
+                format!("not a Key=Value line: {line:?}"),
+                out,
+            ));
         };
         cur.props.insert(k.to_string(), v.to_string());
     }
@@ -48,7 +52,11 @@ pub fn parse_show(out: &str) -> Result<Vec<UnitState>, ProbeError> {
         units.push(cur);
     }
     if units.is_empty() {
-        return Err(ProbeError::new("systemctl show", "no properties printed", out));
+        return Err(ProbeError::new(
+            "systemctl show",
+            "no properties printed",
+            out,
+        ));
     }
     Ok(units)
 }
@@ -66,8 +74,16 @@ pub struct IsActive {
 pub fn parse_is_active(stdout: &str, exit: i32) -> Result<IsActive, ProbeError> {
     let w = stdout.trim();
     match w {
-        "active" | "inactive" | "activating" | "deactivating" | "failed" | "unknown" | "reloading" | "maintenance" | "refreshing" => Ok(IsActive { state: w.to_string(), exit }),
-        _ => Err(ProbeError::new("systemctl is-active", "unknown state word", stdout)),
+        "active" | "inactive" | "activating" | "deactivating" | "failed" | "unknown"
+        | "reloading" | "maintenance" | "refreshing" => Ok(IsActive {
+            state: w.to_string(),
+            exit,
+        }),
+        _ => Err(ProbeError::new(
+            "systemctl is-active",
+            "unknown state word",
+            stdout,
+        )),
     }
 }
 
@@ -94,16 +110,30 @@ pub fn parse_status(out: &str) -> Result<Status, ProbeError> {
     for line in out.lines() {
         if let Some(rest) = line.strip_prefix("Unit ") {
             if let Some(unit) = rest.strip_suffix(" could not be found.") {
-                return Ok(Status::NotFound { unit: unit.to_string() });
+                return Ok(Status::NotFound {
+                    unit: unit.to_string(),
+                });
             }
         }
     }
     let mut lines = out.lines();
     let head = lines.next().unwrap_or("");
-    let unit = head.trim_start_matches(['●', '×', '○', '↻', '*', ' ']).split_whitespace().next().unwrap_or("").to_string();
-    let active = out.lines().find_map(|l| l.trim().strip_prefix("Active: ")).map(|a| a.split(" since ").next().unwrap_or(a).trim().to_string());
+    let unit = head
+        .trim_start_matches(['●', '×', '○', '↻', '*', ' '])
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let active = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Active: "))
+        .map(|a| a.split(" since ").next().unwrap_or(a).trim().to_string());
     match active {
         Some(active) if !unit.is_empty() => Ok(Status::Present { unit, active }),
-        _ => Err(ProbeError::new("systemctl status", "neither 'could not be found' nor an Active: line", out)),
+        _ => Err(ProbeError::new(
+            "systemctl status",
+            "neither 'could not be found' nor an Active: line",
+            out,
+        )),
     }
 }

@@ -63,7 +63,9 @@ impl CliError {
 /// Recognises the CLI's error outputs (stdout or stderr).
 pub fn parse_cli_error(out: &str) -> Option<CliError> {
     let t = out.trim();
-    if t.contains("Error connecting to the ZeroTier service") || t.contains("Please check that the service is running") {
+    if t.contains("Error connecting to the ZeroTier service")
+        || t.contains("Please check that the service is running")
+    {
         return Some(CliError::ServiceNotRunning);
     }
     if t.contains("authtoken.secret not found") || t.contains("missing authentication token") {
@@ -83,7 +85,8 @@ pub fn parse_cli_error(out: &str) -> Option<CliError> {
                 if code == 401 {
                     return Some(CliError::Unauthorized);
                 }
-                if code != 200 && (rest.first() == Some(&"invalid") || rest.first() == Some(&"{}")) {
+                if code != 200 && (rest.first() == Some(&"invalid") || rest.first() == Some(&"{}"))
+                {
                     return Some(CliError::Http(code));
                 }
             }
@@ -104,27 +107,56 @@ pub fn parse_info(out: &str) -> Result<Info, ProbeError> {
     const P: &str = "zerotier-cli info";
     let t = out.trim();
     if t.starts_with('{') {
-        let v: Value = serde_json::from_str(t).map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
-        let address = v["address"].as_str().ok_or_else(|| ProbeError::new(P, "no address", out))?;
-        let address: NodeId = address.parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), out))?;
+        let v: Value = serde_json::from_str(t)
+            .map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
+        let address = v["address"]
+            .as_str()
+            .ok_or_else(|| ProbeError::new(P, "no address", out))?;
+        let address: NodeId = address
+            .parse()
+            .map_err(|e: crate::oracle::zerotier::IdError| {
+                ProbeError::new(P, e.to_string(), out)
+            })?;
         let online = v["online"].as_bool().unwrap_or(false);
         let tunneled = v["tcpFallbackActive"].as_bool().unwrap_or(false);
-        let status = if tunneled { NodeStatus::Tunneled } else if online { NodeStatus::Online } else { NodeStatus::Offline };
-        return Ok(Info { address, version: v["version"].as_str().unwrap_or("").to_string(), status });
+        let status = if tunneled {
+            NodeStatus::Tunneled
+        } else if online {
+            NodeStatus::Online
+        } else {
+            NodeStatus::Offline
+        };
+        return Ok(Info {
+            address,
+            version: v["version"].as_str().unwrap_or("").to_string(),
+            status,
+        });
     }
     for line in t.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() >= 5 && f[0] == "200" && f[1] == "info" {
-            let address: NodeId = f[2].parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), out))?;
+            let address: NodeId = f[2]
+                .parse()
+                .map_err(|e: crate::oracle::zerotier::IdError| {
+                    ProbeError::new(P, e.to_string(), out)
+                })?;
             // Since 1.2.0: <addr> <version> <status>; before: <addr> <status> <version>.
-            let (version, status) = if f[3].contains('.') { (f[3], f[4]) } else { (f[4], f[3]) };
+            let (version, status) = if f[3].contains('.') {
+                (f[3], f[4])
+            } else {
+                (f[4], f[3])
+            };
             let status = match status {
                 "ONLINE" => NodeStatus::Online,
                 "OFFLINE" => NodeStatus::Offline,
                 "TUNNELED" => NodeStatus::Tunneled,
                 s => return Err(ProbeError::new(P, format!("unknown status {s:?}"), out)),
             };
-            return Ok(Info { address, version: version.to_string(), status });
+            return Ok(Info {
+                address,
+                version: version.to_string(),
+                status,
+            });
         }
     }
     Err(cli_err(P, out))
@@ -157,14 +189,27 @@ pub fn parse_listnetworks(out: &str) -> Result<Vec<Network>, ProbeError> {
     const P: &str = "zerotier-cli listnetworks";
     let t = out.trim();
     if t.starts_with('[') {
-        let v: Vec<Value> = serde_json::from_str(t).map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
+        let v: Vec<Value> = serde_json::from_str(t)
+            .map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
         let mut nets = Vec::new();
         for n in v {
-            let id = n["nwid"].as_str().or(n["id"].as_str()).ok_or_else(|| ProbeError::new(P, "network without nwid", out))?;
-            let id: NetworkId = id.parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), out))?;
+            let id = n["nwid"]
+                .as_str()
+                .or(n["id"].as_str())
+                .ok_or_else(|| ProbeError::new(P, "network without nwid", out))?;
+            let id: NetworkId = id.parse().map_err(|e: crate::oracle::zerotier::IdError| {
+                ProbeError::new(P, e.to_string(), out)
+            })?;
             let mut assigned = Vec::new();
-            for a in n["assignedAddresses"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                assigned.push(parse_cidr(a).ok_or_else(|| ProbeError::new(P, format!("bad assigned address {a:?}"), out))?);
+            for a in n["assignedAddresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                assigned.push(parse_cidr(a).ok_or_else(|| {
+                    ProbeError::new(P, format!("bad assigned address {a:?}"), out)
+                })?);
             }
             nets.push(Network {
                 id,
@@ -193,18 +238,32 @@ pub fn parse_listnetworks(out: &str) -> Result<Vec<Network>, ProbeError> {
         // Single-space split keeps empty fields (empty name/dev print as double spaces).
         let f: Vec<&str> = line.split(' ').collect();
         if f.len() < 8 {
-            return Err(ProbeError::new(P, format!("{} fields, expected 9", f.len()), line));
+            return Err(ProbeError::new(
+                P,
+                format!("{} fields, expected 9", f.len()),
+                line,
+            ));
         }
-        let id: NetworkId = f[2].parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), line))?;
+        let id: NetworkId = f[2]
+            .parse()
+            .map_err(|e: crate::oracle::zerotier::IdError| {
+                ProbeError::new(P, e.to_string(), line)
+            })?;
         let mut assigned = Vec::new();
         if let Some(ips) = f.get(8) {
             for a in ips.split(',').filter(|a| !a.is_empty() && *a != "-") {
-                assigned.push(parse_cidr(a).ok_or_else(|| ProbeError::new(P, format!("bad assigned address {a:?}"), line))?);
+                assigned.push(parse_cidr(a).ok_or_else(|| {
+                    ProbeError::new(P, format!("bad assigned address {a:?}"), line)
+                })?);
             }
         }
         nets.push(Network {
             id,
-            name: if f[3] == "-" { String::new() } else { f[3].to_string() },
+            name: if f[3] == "-" {
+                String::new()
+            } else {
+                f[3].to_string()
+            },
             status: f[5].to_string(),
             kind: f[6].to_string(),
             device: f[7].to_string(),
@@ -246,17 +305,34 @@ pub struct Peer {
 pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
     const P: &str = "zerotier-cli peers";
     let t = out.trim();
-    let id = |s: &str, line: &str| -> Result<NodeId, ProbeError> { s.parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), line)) };
+    let id = |s: &str, line: &str| -> Result<NodeId, ProbeError> {
+        s.parse()
+            .map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), line))
+    };
     let lat = |s: &str| s.parse::<i64>().ok().filter(|l| *l >= 0).map(|l| l as u32);
     if t.starts_with('[') {
-        let v: Vec<Value> = serde_json::from_str(t).map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
+        let v: Vec<Value> = serde_json::from_str(t)
+            .map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
         let mut peers = Vec::new();
         for p in v {
             let address = id(p["address"].as_str().unwrap_or(""), out)?;
             let tunneled = p["tunneled"].as_bool().unwrap_or(false);
-            let active = p["paths"].as_array().into_iter().flatten().any(|x| x["active"].as_bool().unwrap_or(false) && !x["expired"].as_bool().unwrap_or(false));
-            let path = if tunneled { PathClass::Tunneled } else if active { PathClass::Direct } else { PathClass::Relay };
-            peers.push(Peer { address, latency_ms: p["latency"].as_i64().filter(|l| *l >= 0).map(|l| l as u32), role: p["role"].as_str().unwrap_or("").to_string(), path });
+            let active = p["paths"].as_array().into_iter().flatten().any(|x| {
+                x["active"].as_bool().unwrap_or(false) && !x["expired"].as_bool().unwrap_or(false)
+            });
+            let path = if tunneled {
+                PathClass::Tunneled
+            } else if active {
+                PathClass::Direct
+            } else {
+                PathClass::Relay
+            };
+            peers.push(Peer {
+                address,
+                latency_ms: p["latency"].as_i64().filter(|l| *l >= 0).map(|l| l as u32),
+                role: p["role"].as_str().unwrap_or("").to_string(),
+                path,
+            });
         }
         return Ok(peers);
     }
@@ -268,7 +344,10 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
         if f.is_empty() || line.starts_with("NOTE:") {
             continue;
         }
-        if line.starts_with("200 peers") || line.starts_with("<ztaddr>") || line.contains("<ztaddr>") {
+        if line.starts_with("200 peers")
+            || line.starts_with("<ztaddr>")
+            || line.contains("<ztaddr>")
+        {
             header = true;
             continue;
         }
@@ -277,8 +356,17 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
             if f.len() < 7 {
                 return Err(ProbeError::new(P, "short listpeers line", line));
             }
-            let path = if f[3] == "-" { PathClass::Relay } else { PathClass::Direct };
-            peers.push(Peer { address: id(f[2], line)?, latency_ms: lat(f[4]), role: f[6].to_string(), path });
+            let path = if f[3] == "-" {
+                PathClass::Relay
+            } else {
+                PathClass::Direct
+            };
+            peers.push(Peer {
+                address: id(f[2], line)?,
+                latency_ms: lat(f[4]),
+                role: f[6].to_string(),
+                path,
+            });
             continue;
         }
         if !header {
@@ -293,7 +381,12 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
             _ if tunneling_note => PathClass::Tunneled,
             _ => PathClass::Relay,
         };
-        peers.push(Peer { address: id(f[0], line)?, latency_ms: lat(f[3]), role: f[2].to_string(), path });
+        peers.push(Peer {
+            address: id(f[0], line)?,
+            latency_ms: lat(f[3]),
+            role: f[2].to_string(),
+            path,
+        });
     }
     if !header && peers.is_empty() {
         return Err(cli_err(P, out));
@@ -332,8 +425,14 @@ pub fn parse_members(out: &str) -> Result<Vec<Member>, ProbeError> {
             x => return Err(ProbeError::new(P, format!("authorized is {x:?}"), line)),
         };
         rows.push(Member {
-            id: f[0].parse().map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), line))?,
-            ip: f[1].parse().map_err(|_| ProbeError::new(P, "bad address", line))?,
+            id: f[0]
+                .parse()
+                .map_err(|e: crate::oracle::zerotier::IdError| {
+                    ProbeError::new(P, e.to_string(), line)
+                })?,
+            ip: f[1]
+                .parse()
+                .map_err(|_| ProbeError::new(P, "bad address", line))?,
             authorized,
         });
     }

@@ -106,7 +106,10 @@ pub struct LoadedCassette {
 }
 
 fn err(path: &Path, problem: impl Into<String>) -> TransportError {
-    TransportError::Cassette { path: path.display().to_string(), problem: problem.into() }
+    TransportError::Cassette {
+        path: path.display().to_string(),
+        problem: problem.into(),
+    }
 }
 
 impl Cassette {
@@ -119,10 +122,15 @@ impl Cassette {
         if depth > 8 {
             return Err(err(path, "derive_from chain deeper than 8 (a loop?)"));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
-        let mut c: Cassette = serde_json::from_str(&text).map_err(|e| err(path, format!("invalid ({e})")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
+        let mut c: Cassette =
+            serde_json::from_str(&text).map_err(|e| err(path, format!("invalid ({e})")))?;
         if c.format != FORMAT {
-            return Err(err(path, format!("format {} is not supported (expected {FORMAT})", c.format)));
+            return Err(err(
+                path,
+                format!("format {} is not supported (expected {FORMAT})", c.format),
+            ));
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut machines_file = c.machines_file.as_ref().map(|m| dir.join(m));
@@ -139,7 +147,11 @@ impl Cassette {
             merged.replace.clear();
             c = merged;
         }
-        Ok(LoadedCassette { path: path.to_path_buf(), cassette: c, machines_file })
+        Ok(LoadedCassette {
+            path: path.to_path_buf(),
+            cassette: c,
+            machines_file,
+        })
     }
 
     /// Appends an entry (used by the recorder).
@@ -147,14 +159,26 @@ impl Cassette {
         if machine == "workstation" {
             self.workstation.push(entry);
         } else {
-            self.machines.entry(machine.to_string()).or_default().push(entry);
+            self.machines
+                .entry(machine.to_string())
+                .or_default()
+                .push(entry);
         }
     }
 }
 
 fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
-    let log = if r.machine == "workstation" { &mut c.workstation } else { c.machines.entry(r.machine.clone()).or_default() };
-    let matches = |e: &Entry| r.command.as_deref().is_some_and(|cmd| e.command == cmd) || r.command_contains.as_deref().is_some_and(|s| e.command.contains(s));
+    let log = if r.machine == "workstation" {
+        &mut c.workstation
+    } else {
+        c.machines.entry(r.machine.clone()).or_default()
+    };
+    let matches = |e: &Entry| {
+        r.command.as_deref().is_some_and(|cmd| e.command == cmd)
+            || r.command_contains
+                .as_deref()
+                .is_some_and(|s| e.command.contains(s))
+    };
     let mut hit = false;
     for e in log.iter_mut().filter(|e| matches(e)) {
         hit = true;
@@ -163,7 +187,10 @@ fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
         }
         for (from, to) in &r.stdout_replace {
             if !e.output.stdout.contains(from.as_str()) {
-                return Err(format!("replacement for {} `{}`: stdout does not contain {from:?}", r.machine, e.command));
+                return Err(format!(
+                    "replacement for {} `{}`: stdout does not contain {from:?}",
+                    r.machine, e.command
+                ));
             }
             e.output.stdout = e.output.stdout.replace(from.as_str(), to);
         }
@@ -178,7 +205,12 @@ fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
         match &r.command {
             Some(cmd) if r.stdout_replace.is_empty() => log.push(Entry {
                 command: cmd.clone(),
-                output: Output { stdout: r.stdout.clone().unwrap_or_default(), stderr: r.stderr.clone().unwrap_or_default(), exit: r.exit.unwrap_or(Some(0)), duration: Default::default() },
+                output: Output {
+                    stdout: r.stdout.clone().unwrap_or_default(),
+                    stderr: r.stderr.clone().unwrap_or_default(),
+                    exit: r.exit.unwrap_or(Some(0)),
+                    duration: Default::default(),
+                },
             }),
             _ => return Err(format!("replacement matches no command of {}", r.machine)),
         }
@@ -188,11 +220,17 @@ fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
 
 static SECRET_PATTERNS: Lazy<Vec<(Regex, &'static str)>> = Lazy::new(|| {
     [
-        (r"\$(1|2[abxy]?|5|6|y|gy|7|argon2(id?|d))\$[./A-Za-z0-9$=,]{8,}", "a password hash"),
+        (
+            r"\$(1|2[abxy]?|5|6|y|gy|7|argon2(id?|d))\$[./A-Za-z0-9$=,]{8,}",
+            "a password hash",
+        ),
         (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", "a private key"),
         (r"AGE-SECRET-KEY-1[0-9A-Z]{20,}", "an age secret key"),
         (r#""sops"\s*:\s*\{"#, "a sops-encrypted file"),
-        (r"(?m)^[0-9a-f]{10}:0:[0-9a-f]{64}:[0-9a-f]{128}$", "a ZeroTier identity secret"),
+        (
+            r"(?m)^[0-9a-f]{10}:0:[0-9a-f]{64}:[0-9a-f]{128}$",
+            "a ZeroTier identity secret",
+        ),
     ]
     .into_iter()
     .map(|(r, w)| (Regex::new(r).expect("static regex"), w))
@@ -201,7 +239,10 @@ static SECRET_PATTERNS: Lazy<Vec<(Regex, &'static str)>> = Lazy::new(|| {
 
 /// What kind of secret `text` seems to contain, if any.
 pub fn looks_secret(text: &str) -> Option<&'static str> {
-    SECRET_PATTERNS.iter().find(|(r, _)| r.is_match(text)).map(|(_, w)| *w)
+    SECRET_PATTERNS
+        .iter()
+        .find(|(r, _)| r.is_match(text))
+        .map(|(_, w)| *w)
 }
 
 #[cfg(test)]
@@ -210,11 +251,26 @@ mod tests {
 
     #[test]
     fn detects_secrets_but_not_hashes_of_them() {
-        assert_eq!(looks_secret("root:$6$clancoordtest$amzlkP5g64kiA11ZUOFs/iY5:19000"), Some("a password hash"));
-        assert_eq!(looks_secret("$y$j9T$abcdefghijklmnop$qrstuvwxyz0123456789"), Some("a password hash"));
-        assert_eq!(looks_secret("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl"), Some("a private key"));
-        assert_eq!(looks_secret("AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"), Some("an age secret key"));
-        assert_eq!(looks_secret("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  -"), None);
+        assert_eq!(
+            looks_secret("root:$6$clancoordtest$amzlkP5g64kiA11ZUOFs/iY5:19000"),
+            Some("a password hash")
+        );
+        assert_eq!(
+            looks_secret("$y$j9T$abcdefghijklmnop$qrstuvwxyz0123456789"),
+            Some("a password hash")
+        );
+        assert_eq!(
+            looks_secret("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl"),
+            Some("a private key")
+        );
+        assert_eq!(
+            looks_secret("AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"),
+            Some("an age secret key")
+        );
+        assert_eq!(
+            looks_secret("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  -"),
+            None
+        );
         assert_eq!(looks_secret("200 info db4344343b 1.14.2 ONLINE"), None);
     }
 }

@@ -28,7 +28,10 @@ impl Transport for Workstation {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| TransportError::Local { command: cmd.text().into(), reason: e.to_string() })?;
+            .map_err(|e| TransportError::Local {
+                command: cmd.text().into(),
+                reason: e.to_string(),
+            })?;
         let mut out_pipe = child.stdout.take();
         let mut err_pipe = child.stderr.take();
         let out_t = std::thread::spawn(move || {
@@ -50,15 +53,29 @@ impl Transport for Workstation {
                 Ok(Some(status)) => {
                     let stdout = out_t.join().unwrap_or_default();
                     let stderr = err_t.join().unwrap_or_default();
-                    return Ok(Output { stdout, stderr, exit: status.code(), duration: start.elapsed() });
+                    return Ok(Output {
+                        stdout,
+                        stderr,
+                        exit: status.code(),
+                        duration: start.elapsed(),
+                    });
                 }
                 Ok(None) if start.elapsed() >= deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(TransportError::Timeout { machine: "workstation".into(), command: cmd.text().into(), waited: start.elapsed() });
+                    return Err(TransportError::Timeout {
+                        machine: "workstation".into(),
+                        command: cmd.text().into(),
+                        waited: start.elapsed(),
+                    });
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => return Err(TransportError::Local { command: cmd.text().into(), reason: e.to_string() }),
+                Err(e) => {
+                    return Err(TransportError::Local {
+                        command: cmd.text().into(),
+                        reason: e.to_string(),
+                    })
+                }
             }
         }
     }

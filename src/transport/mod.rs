@@ -23,7 +23,8 @@ pub struct Cmd {
     timeout: Option<Duration>,
 }
 
-static SAFE: Lazy<Regex> = Lazy::new(|| Regex::new(r"^[A-Za-z0-9_./:@%+=,-]+$").expect("static regex"));
+static SAFE: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"^[A-Za-z0-9_./:@%+=,-]+$").expect("static regex"));
 
 /// Quotes `s` for a POSIX shell; plain words stay unquoted so cassettes stay readable.
 pub fn quote(s: &str) -> String {
@@ -37,12 +38,18 @@ pub fn quote(s: &str) -> String {
 impl Cmd {
     /// A program named by a literal in our code.
     pub fn new(program: &'static str) -> Cmd {
-        Cmd { text: program.to_string(), timeout: None }
+        Cmd {
+            text: program.to_string(),
+            timeout: None,
+        }
     }
 
     /// A fixed shell script from our code; values go in with [`Cmd::arg`] as `$1`, `$2`, ...
     pub fn sh(script: &'static str) -> Cmd {
-        Cmd { text: format!("sh -c {} sh", quote(script)), timeout: None }
+        Cmd {
+            text: format!("sh -c {} sh", quote(script)),
+            timeout: None,
+        }
     }
 
     /// Appends one argument, quoted.
@@ -143,6 +150,9 @@ mod tests {
         assert_eq!(quote("fddb:4344::1"), "fddb:4344::1");
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("x'; rm -rf /; '"), r"'x'\''; rm -rf /; '\'''");
-        assert_eq!(Cmd::sh("echo \"$1\"").arg("it's").text(), r#"sh -c 'echo "$1"' sh 'it'\''s'"#);
+        assert_eq!(
+            Cmd::sh("echo \"$1\"").arg("it's").text(),
+            r#"sh -c 'echo "$1"' sh 'it'\''s'"#
+        );
     }
 }

@@ -21,9 +21,17 @@ impl Replay {
     pub fn new(machine: &str, cassette_path: &str, log: &[Entry]) -> Replay {
         let mut entries: HashMap<String, (Vec<Output>, usize)> = HashMap::new();
         for e in log {
-            entries.entry(e.command.clone()).or_default().0.push(e.output.clone());
+            entries
+                .entry(e.command.clone())
+                .or_default()
+                .0
+                .push(e.output.clone());
         }
-        Replay { machine: machine.to_string(), cassette: cassette_path.to_string(), entries: Mutex::new(entries) }
+        Replay {
+            machine: machine.to_string(),
+            cassette: cassette_path.to_string(),
+            entries: Mutex::new(entries),
+        }
     }
 }
 
@@ -35,7 +43,11 @@ impl Transport for Replay {
     fn run(&self, cmd: &Cmd) -> Result<Output, TransportError> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let Some((outs, next)) = entries.get_mut(cmd.text()) else {
-            return Err(TransportError::NoRecording { machine: self.machine.clone(), command: cmd.text().into(), cassette: self.cassette.clone() });
+            return Err(TransportError::NoRecording {
+                machine: self.machine.clone(),
+                command: cmd.text().into(),
+                cassette: self.cassette.clone(),
+            });
         };
         let i = (*next).min(outs.len().saturating_sub(1));
         *next += 1;
@@ -55,20 +67,41 @@ impl Recorder {
     pub fn new(path: PathBuf, description: String, machines_file: Option<String>) -> Arc<Recorder> {
         Arc::new(Recorder {
             path,
-            cassette: Mutex::new(Cassette { format: super::cassette::FORMAT, description, machines_file, ..Default::default() }),
+            cassette: Mutex::new(Cassette {
+                format: super::cassette::FORMAT,
+                description,
+                machines_file,
+                ..Default::default()
+            }),
         })
     }
 
     fn record(&self, machine: &str, cmd: &Cmd, out: &Output) -> Result<(), TransportError> {
         for text in [&out.stdout, &out.stderr] {
             if let Some(what) = looks_secret(text) {
-                return Err(TransportError::SecretInOutput { machine: machine.into(), command: cmd.text().into(), what: what.into() });
+                return Err(TransportError::SecretInOutput {
+                    machine: machine.into(),
+                    command: cmd.text().into(),
+                    what: what.into(),
+                });
             }
         }
         let mut c = self.cassette.lock().unwrap_or_else(|p| p.into_inner());
-        c.push(machine, Entry { command: cmd.text().into(), output: out.clone() });
-        let json = serde_json::to_string_pretty(&*c).map_err(|e| TransportError::Cassette { path: self.path.display().to_string(), problem: e.to_string() })?;
-        std::fs::write(&self.path, json + "\n").map_err(|e| TransportError::Cassette { path: self.path.display().to_string(), problem: format!("cannot write: {e}") })
+        c.push(
+            machine,
+            Entry {
+                command: cmd.text().into(),
+                output: out.clone(),
+            },
+        );
+        let json = serde_json::to_string_pretty(&*c).map_err(|e| TransportError::Cassette {
+            path: self.path.display().to_string(),
+            problem: e.to_string(),
+        })?;
+        std::fs::write(&self.path, json + "\n").map_err(|e| TransportError::Cassette {
+            path: self.path.display().to_string(),
+            problem: format!("cannot write: {e}"),
+        })
     }
 }
 

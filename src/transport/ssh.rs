@@ -50,7 +50,10 @@ pub struct SshTransport {
 impl SshTransport {
     /// A transport that connects on first use.
     pub fn new(target: SshTarget) -> SshTransport {
-        SshTransport { target, session: Mutex::new(None) }
+        SshTransport {
+            target,
+            session: Mutex::new(None),
+        }
     }
 
     fn target_str(&self) -> String {
@@ -58,7 +61,12 @@ impl SshTransport {
     }
 
     fn connect_err(&self, start: Instant, reason: impl Into<String>) -> TransportError {
-        TransportError::Connect { machine: self.target.machine.clone(), target: self.target_str(), waited: start.elapsed(), reason: reason.into() }
+        TransportError::Connect {
+            machine: self.target.machine.clone(),
+            target: self.target_str(),
+            waited: start.elapsed(),
+            reason: reason.into(),
+        }
     }
 
     /// Opens and authenticates a session (host key checked before any credential is sent).
@@ -66,24 +74,50 @@ impl SshTransport {
         let t = &self.target;
         let start = Instant::now();
         let addr = SocketAddr::new(t.host, t.port);
-        let tcp = TcpStream::connect_timeout(&addr, t.connect_timeout).map_err(|e| self.connect_err(start, e.to_string()))?;
+        let tcp = TcpStream::connect_timeout(&addr, t.connect_timeout)
+            .map_err(|e| self.connect_err(start, e.to_string()))?;
         let _ = tcp.set_nodelay(true);
         let mut sess = Session::new().map_err(|e| self.connect_err(start, e.to_string()))?;
         sess.set_tcp_stream(tcp);
         sess.set_timeout(t.connect_timeout.as_millis() as u32);
         if t.trust.wants_ed25519() {
-            sess.method_pref(MethodType::HostKey, "ssh-ed25519").map_err(|e| self.connect_err(start, e.to_string()))?;
+            sess.method_pref(MethodType::HostKey, "ssh-ed25519")
+                .map_err(|e| self.connect_err(start, e.to_string()))?;
         }
-        sess.handshake().map_err(|e| self.connect_err(start, format!("SSH handshake: {e}")))?;
-        let (blob, _) = sess.host_key().ok_or_else(|| self.connect_err(start, "server presented no host key"))?;
-        check_presented(&t.machine, &self.target_str(), &t.host.to_string(), t.port, &t.trust, blob)?;
-        let auth_err = |method: &str, e: ssh2::Error| TransportError::Auth { machine: t.machine.clone(), user: t.user.clone(), method: method.into(), reason: e.to_string() };
+        sess.handshake()
+            .map_err(|e| self.connect_err(start, format!("SSH handshake: {e}")))?;
+        let (blob, _) = sess
+            .host_key()
+            .ok_or_else(|| self.connect_err(start, "server presented no host key"))?;
+        check_presented(
+            &t.machine,
+            &self.target_str(),
+            &t.host.to_string(),
+            t.port,
+            &t.trust,
+            blob,
+        )?;
+        let auth_err = |method: &str, e: ssh2::Error| TransportError::Auth {
+            machine: t.machine.clone(),
+            user: t.user.clone(),
+            method: method.into(),
+            reason: e.to_string(),
+        };
         match &t.auth {
-            SshAuth::Agent => sess.userauth_agent(&t.user).map_err(|e| auth_err("ssh-agent", e))?,
-            SshAuth::IdentityFile(p) => sess.userauth_pubkey_file(&t.user, None, p, None).map_err(|e| auth_err(&format!("identity file {}", p.display()), e))?,
+            SshAuth::Agent => sess
+                .userauth_agent(&t.user)
+                .map_err(|e| auth_err("ssh-agent", e))?,
+            SshAuth::IdentityFile(p) => sess
+                .userauth_pubkey_file(&t.user, None, p, None)
+                .map_err(|e| auth_err(&format!("identity file {}", p.display()), e))?,
         }
         if !sess.authenticated() {
-            return Err(TransportError::Auth { machine: t.machine.clone(), user: t.user.clone(), method: "publickey".into(), reason: "server did not accept any key".into() });
+            return Err(TransportError::Auth {
+                machine: t.machine.clone(),
+                user: t.user.clone(),
+                method: "publickey".into(),
+                reason: "server did not accept any key".into(),
+            });
         }
         sess.set_keepalive(true, 30);
         tracing::debug!(machine = %t.machine, target = %self.target_str(), elapsed = ?start.elapsed(), "connected");
@@ -96,9 +130,15 @@ impl SshTransport {
         let secs = deadline.as_secs().max(1);
         let wrapped = format!("timeout -k 2 {secs} sh -c {}", quote(cmd.text()));
         let start = Instant::now();
-        let chan_err = |e: ssh2::Error| TransportError::Channel { machine: t.machine.clone(), command: cmd.text().into(), reason: e.to_string() };
+        let chan_err = |e: ssh2::Error| TransportError::Channel {
+            machine: t.machine.clone(),
+            command: cmd.text().into(),
+            reason: e.to_string(),
+        };
         sess.set_timeout(t.connect_timeout.as_millis() as u32);
-        let mut ch = sess.channel_session().map_err(|e| RunError::Dead(chan_err(e)))?;
+        let mut ch = sess
+            .channel_session()
+            .map_err(|e| RunError::Dead(chan_err(e)))?;
         ch.exec(&wrapped).map_err(|e| RunError::Dead(chan_err(e)))?;
         sess.set_timeout(SLICE.as_millis() as u32);
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -107,19 +147,37 @@ impl SshTransport {
         loop {
             if start.elapsed() > limit {
                 let _ = ch.close();
-                return Err(RunError::Other(TransportError::Timeout { machine: t.machine.clone(), command: cmd.text().into(), waited: start.elapsed() }));
+                return Err(RunError::Other(TransportError::Timeout {
+                    machine: t.machine.clone(),
+                    command: cmd.text().into(),
+                    waited: start.elapsed(),
+                }));
             }
             let mut progressed = false;
             for (stream, sink) in [(0, &mut out), (1, &mut err)] {
-                let r = if stream == 0 { ch.read(&mut buf) } else { ch.stderr().read(&mut buf) };
+                let r = if stream == 0 {
+                    ch.read(&mut buf)
+                } else {
+                    ch.stderr().read(&mut buf)
+                };
                 match r {
                     Ok(0) => {}
                     Ok(n) => {
                         sink.extend_from_slice(&buf[..n]);
                         progressed = true;
                     }
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {}
-                    Err(e) => return Err(RunError::Other(TransportError::Channel { machine: t.machine.clone(), command: cmd.text().into(), reason: e.to_string() })),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                        ) => {}
+                    Err(e) => {
+                        return Err(RunError::Other(TransportError::Channel {
+                            machine: t.machine.clone(),
+                            command: cmd.text().into(),
+                            reason: e.to_string(),
+                        }))
+                    }
                 }
             }
             if ch.eof() && !progressed {
@@ -131,9 +189,18 @@ impl SshTransport {
         let exit = ch.exit_status().ok();
         let duration = start.elapsed();
         if exit == Some(124) || exit == Some(137) {
-            return Err(RunError::Other(TransportError::Timeout { machine: t.machine.clone(), command: cmd.text().into(), waited: duration }));
+            return Err(RunError::Other(TransportError::Timeout {
+                machine: t.machine.clone(),
+                command: cmd.text().into(),
+                waited: duration,
+            }));
         }
-        let out = Output { stdout: String::from_utf8_lossy(&out).into_owned(), stderr: String::from_utf8_lossy(&err).into_owned(), exit, duration };
+        let out = Output {
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&err).into_owned(),
+            exit,
+            duration,
+        };
         tracing::debug!(machine = %t.machine, command = %cmd, exit = ?out.exit, ?duration, stdout = %crate::probe::excerpt(&out.stdout, 300), stderr = %crate::probe::excerpt(&out.stderr, 300), "ran");
         Ok(out)
     }
@@ -158,7 +225,11 @@ impl Transport for SshTransport {
                 *guard = Some(self.connect()?);
                 reconnected = true;
             }
-            let sess = guard.as_ref().ok_or_else(|| TransportError::UnknownMachine { machine: self.target.machine.clone() })?;
+            let sess = guard
+                .as_ref()
+                .ok_or_else(|| TransportError::UnknownMachine {
+                    machine: self.target.machine.clone(),
+                })?;
             match self.run_once(sess, cmd) {
                 Ok(o) => return Ok(o),
                 Err(RunError::Dead(e)) if !reconnected => {

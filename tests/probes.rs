@@ -1,0 +1,268 @@
+//! Walks every real-output fixture in tests/fixtures (copied from ../shared/fixtures with their
+//! `# source:` lines) through its parser: each parses to the right value or is rejected with a
+//! clear error, and nothing panics.
+
+use std::path::{Path, PathBuf};
+
+use clan_coordination::probe::{clan, nixos, ping, ssh, systemd, zerotier};
+
+/// The command output without the fixture's leading `# source:` line(s).
+fn body(p: &Path) -> String {
+    let t = std::fs::read_to_string(p).unwrap();
+    t.lines()
+        .skip_while(|l| l.starts_with("# source:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Dispatches a fixture to its parser; returns Ok(debug of value) or Err(message).
+fn parse(dir: &str, name: &str, text: &str) -> Result<String, String> {
+    let d = |r: Result<String, String>| r;
+    match dir {
+        "zerotier" if name.starts_with("info") => d(zerotier::parse_info(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "zerotier" if name.contains("listnetworks") => d(zerotier::parse_listnetworks(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "zerotier" if name.contains("peers") => d(zerotier::parse_peers(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "zerotier" if name.contains("members-list") => d(zerotier::parse_members(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "zerotier" => zerotier::parse_cli_error(text)
+            .map(|e| format!("{e:?}"))
+            .ok_or_else(|| format!("not an error shape: {text}")),
+        "ping" => d(ping::parse_ping(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "ssh" if name.starts_with("ssh-keygen-L") => d(ssh::parse_keygen_l(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "ssh" => Ok(format!("{:?}", ssh::parse_hop(text, Some(255)))),
+        "systemd" if name.starts_with("show") => d(systemd::parse_show(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "systemd" if name.starts_with("is-active") => text
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                systemd::parse_is_active(f[0], f[1].parse().unwrap())
+                    .map(|v| format!("{v:?}"))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join(";")),
+        "systemd" => d(systemd::parse_status(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "nixos" if name.starts_with("list-generations") => d(nixos::parse_generations(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "nixos" if name.starts_with("nixos-version") => {
+            d(nixos::parse_nixos_version(text).map_err(|e| e.to_string()))
+        }
+        "nixos" if name.contains("system-profile") => d(nixos::parse_profile_link(text)
+            .map(|v| v.to_string())
+            .map_err(|e| e.to_string())),
+        "nixos" => d(nixos::parse_system_paths(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "clan" if name.starts_with("machines-list") => d(clan::parse_machines_list(text)
+            .map(|v| v.join(","))
+            .map_err(|e| e.to_string())),
+        "clan" if name.starts_with("vars-layout") => text
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.starts_with("vars/"))
+                    .map_or(Err(format!("no path in {l}")), |p| {
+                        clan::parse_var_path(p)
+                            .map(|v| format!("{v:?}"))
+                            .map_err(|e| e.to_string())
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join(";")),
+        "clan" => d(clan::parse_vars_list(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        _ => Err(format!("no parser for {dir}/{name}")),
+    }
+}
+
+/// Fixtures that must be rejected (truncated or redacted quotes), with a word of the reason.
+const REJECTED: &[(&str, &str)] = &[
+    (
+        "zerotier/listnetworks-requesting-configuration-macos.txt",
+        "16 hex digits",
+    ),
+    (
+        "ping/iputils-ipv4-dest-net-unreachable.txt",
+        "Destination Net Unreachable",
+    ),
+    (
+        "ping/iputils-ipv6-new-header-format.txt",
+        "no statistics block",
+    ),
+    ("ping/iputils-ipv6-reject-route.txt", "Reject route"),
+    (
+        "ping/iputils-error-connect-network-unreachable.txt",
+        "network is unreachable",
+    ),
+    (
+        "ping/iputils-error-name-or-service-not-known.txt",
+        "does not resolve",
+    ),
+    (
+        "ping/iputils-error-address-family-not-supported.txt",
+        "address family",
+    ),
+    ("ping/iputils-error-unknown-host-legacy.txt", "unknown host"),
+    (
+        "ping/story-1.9-observed-latency-note.txt",
+        "no statistics block",
+    ),
+    ("zerotier/join-ok.txt", "not an error shape"),
+    // one line elides the file ("identity-secret/..."), so the path is rejected as incomplete
+    (
+        "clan/vars-layout-evolution.txt",
+        "expected vars/per-machine",
+    ),
+    (
+        "zerotier/zerotier-members-allow-ok-reconstructed.txt",
+        "not an error shape",
+    ),
+];
+
+/// Key values that must come out of specific fixtures.
+const VALUES: &[(&str, &str)] = &[
+    ("zerotier/info-online-1.14.2-clan-controller.txt", "address: NodeId(1039022972934), version: \"1.14.2\", status: Online"),
+    ("zerotier/info-tunneled-1.10.2.txt", "status: Tunneled"),
+    // abridged quote without the address column: accepted, with no addresses
+    ("zerotier/listnetworks-ok-clan-controller-abridged.txt", "status: \"OK\", kind: \"PRIVATE\", device: \"ztshwmqbxf\", assigned: []"),
+    ("zerotier/info-json-offline-1.4.6.txt", "status: Offline"),
+    ("zerotier/listnetworks-access-denied-reconstructed.txt", "status: \"ACCESS_DENIED\""),
+    ("zerotier/listnetworks-json-ok-clan-reconstructed.txt", "fddb:4344:343b:14b9:399:93db:4344:343b, 88"),
+    ("zerotier/listnetworks-port-error-windows-1.2.2.txt", "status: \"PORT_ERROR\""),
+    ("zerotier/peers-tunneled-relay-1.10.2.txt", "path: Tunneled"),
+    ("zerotier/peers-direct-and-relay-1.8.6.txt", "path: Relay"),
+    ("zerotier/error-service-not-running-connection-failed-reconstructed.txt", "ServiceNotRunning"),
+    ("zerotier/error-401-unauthorized.txt", "Unauthorized"),
+    ("zerotier/error-connection-failed-legacy-0-code.txt", "ServiceNotRunning"),
+    ("ping/iputils-ipv6-partial-loss-15pct-old-header.txt", "transmitted: 20, received: 17, errors: 0, duplicates: 0, loss_percent: 15.0"),
+    ("ping/iputils-ipv4-100pct-loss-O.txt", "received: 0, errors: 0, duplicates: 0, loss_percent: 100.0, rtt: None"),
+    ("ping/iputils-ipv4-destination-host-unreachable.txt", "errors: 3"),
+    ("ping/iputils-ipv4-duplicates.txt", "duplicates: 19"),
+    ("ping/busybox-ipv6-and-errors-reconstructed.txt", "received: 0, errors: 0, duplicates: 0, loss_percent: 100.0"),
+    ("ping/macos-ping6-success.txt", "mdev: Some(0.034)"),
+    ("ping/macos-ping-ipv4-unreachable-timeouts.txt", "loss_percent: 100.0"),
+    ("ping/busybox-ipv4-success.txt", "avg: 1.637, max: 1.637, mdev: None"),
+    ("ssh/ssh-v-clan-cert-accepted-reconstructed.txt", "class: CertificateVerified"),
+    ("ssh/ssh-v-cert-not-matching-ip-fallback-reconstructed.txt", "class: PlainKeyFallbackRefused"),
+    ("ssh/cert-invalid-not-listed-principal.txt", "class: PrincipalMismatch"),
+    ("ssh/permission-denied-publickey-modern-reconstructed.txt", "class: UserKeyRefused"),
+    ("ssh/connection-timed-out-macos.txt", "class: Timeout"),
+    ("ssh/connection-refused.txt", "class: ConnectionRefused"),
+    ("ssh/host-key-changed.txt", "class: HostKeyChanged"),
+    ("ssh/ssh-keygen-L-host-cert-multi-principals.txt", "principals: [\"3660d7c9-d218-4871-beed-f4d460601528.example.com\", \"node.example.com\", \"node\"]"),
+    ("ssh/ssh-keygen-L-host-cert-no-principals.txt", "signing_ca: \"SHA256:E+G5mMAZ/TlXh3eVb8Sy8B3cCPCXYnJT3huha3naYzc\""),
+    ("systemd/show-missing-unit-reconstructed.txt", "\"LoadState\": \"not-found\""),
+    ("systemd/status-unit-not-found-emergency-access-reconstructed.txt", "NotFound { unit: \"emergency-access.service\" }"),
+    ("systemd/status-failed.txt", "active: \"failed (Result: exit-code)\""),
+    ("nixos/list-generations-legacy-bash.txt", "number: 3, date: \"2025-08-14 18:32:19\", nixos_version: \"25.11.20250814.c0302e0\", current: true"),
+    ("nixos/list-generations-ng.txt", "number: 55"),
+    ("nixos/readlink-system-profile.txt", "72"),
+    ("nixos/readlink-run-current-system.txt", "host: \"Think14GRyzen\""),
+    ("clan/vars-list-docs-intro.txt", "generator: \"user-password-root\", file: \"user-password-hash\", value: None, secret: true"),
+    ("clan/machines-list-test-clan-reconstructed.txt", "blackphos,cinnabar,electrum,gcp-vm,test-darwin"),
+];
+
+fn all_fixtures() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for d in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")).unwrap()
+    {
+        let d = d.unwrap().path();
+        if d.is_dir() {
+            for f in std::fs::read_dir(&d).unwrap() {
+                v.push(f.unwrap().path());
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn every_fixture_parses_or_is_rejected_clearly() {
+    let files = all_fixtures();
+    assert!(files.len() >= 80, "fixtures missing: {}", files.len());
+    for p in &files {
+        let dir = p.parent().unwrap().file_name().unwrap().to_str().unwrap();
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let key = format!("{dir}/{name}");
+        let text = body(p);
+        assert!(
+            std::fs::read_to_string(p).unwrap().starts_with("# source:"),
+            "{key} lost its source line"
+        );
+        let r = std::panic::catch_unwind(|| parse(dir, name, &text))
+            .unwrap_or_else(|_| panic!("{key}: parser panicked"));
+        match REJECTED.iter().find(|(k, _)| *k == key) {
+            Some((_, why)) => {
+                let e = r.expect_err(&format!("{key} should be rejected"));
+                assert!(
+                    e.to_lowercase().contains(&why.to_lowercase()),
+                    "{key}: error {e:?} should mention {why:?}"
+                );
+            }
+            None => {
+                let v = r.unwrap_or_else(|e| panic!("{key}: {e}"));
+                if let Some((_, want)) = VALUES.iter().find(|(k, _)| *k == key) {
+                    assert!(v.contains(want), "{key}: {v}\n  should contain {want}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn no_parser_panics_on_garbage() {
+    let inputs = [
+        "",
+        "\n\n",
+        "200",
+        "200 listnetworks",
+        "200 listnetworks a b c d e f g h",
+        "{",
+        "[{]",
+        "Type:",
+        "        Principals:",
+        "ping: ",
+        "x=y=z",
+        "\u{0}\u{ffff}",
+        "200 info zz 1 ONLINE",
+        "--- a ping statistics ---\n9999999999999 packets transmitted, 1 received, 0% packet loss",
+    ];
+    for i in inputs {
+        let _ = zerotier::parse_info(i);
+        let _ = zerotier::parse_listnetworks(i);
+        let _ = zerotier::parse_peers(i);
+        let _ = zerotier::parse_members(i);
+        let _ = ping::parse_ping(i);
+        let _ = ssh::parse_keygen_l(i);
+        let _ = ssh::parse_sshd_t(i);
+        let _ = ssh::parse_cert_authorities(i);
+        let _ = ssh::parse_hop(i, None);
+        let _ = systemd::parse_show(i);
+        let _ = systemd::parse_status(i);
+        let _ = nixos::parse_generations(i);
+        let _ = nixos::parse_nixos_version(i);
+        let _ = nixos::parse_profile_link(i);
+        let _ = nixos::parse_system_paths(i);
+        let _ = clan::parse_vars_list(i);
+        let _ = clan::parse_var_path(i);
+    }
+}

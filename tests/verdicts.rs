@@ -1,0 +1,125 @@
+//! The verdict corpus: every broken cassette makes exactly its intended criterion fail, with the
+//! intended finding code naming the intended machine, while the other criteria still pass; the
+//! healthy cassette passes all. Failing findings must say what was seen, expected and why.
+
+use std::path::{Path, PathBuf};
+
+use clan_coordination::checks::{ac1_mesh, ac2_ssh, ac3_services, ac4_shared, Verdict};
+use clan_coordination::fleet::Fleet;
+use clan_coordination::mode::{Mode, Settings};
+
+fn verdicts(cassette: &Path) -> (Fleet, Vec<Verdict>) {
+    let settings = Settings {
+        mode: Mode::Replay {
+            cassette: cassette.to_path_buf(),
+        },
+        machines: None,
+        report_dir: std::env::temp_dir(),
+    };
+    let fleet = Fleet::open(&settings).unwrap_or_else(|e| panic!("{}: {e}", cassette.display()));
+    let v = vec![
+        ac1_mesh::run(&fleet),
+        ac2_ssh::run(&fleet),
+        ac3_services::run(&fleet),
+        ac4_shared::run(&fleet),
+    ];
+    (fleet, v)
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cassettes")
+}
+
+#[test]
+fn healthy_fleet_passes_every_criterion() {
+    let (_, vs) = verdicts(&root().join("story-fleet.json"));
+    for v in &vs {
+        assert!(v.passed(), "{v}");
+    }
+}
+
+#[test]
+fn each_broken_fleet_fails_exactly_its_criterion_with_its_cause() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("broken"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 12,
+        "the corpus needs at least 12 broken fleets, found {}",
+        files.len()
+    );
+    for f in files {
+        let (fleet, vs) = verdicts(&f);
+        let expect = fleet
+            .cassette
+            .as_ref()
+            .and_then(|c| c.cassette.expect.clone())
+            .unwrap_or_else(|| panic!("{} has no expect block", f.display()));
+        for v in &vs {
+            if v.criterion == expect.criterion {
+                assert!(
+                    !v.passed(),
+                    "{}: {} should fail\n{v}",
+                    f.display(),
+                    v.criterion
+                );
+                let hit = v.failures().find(|x| {
+                    x.code == expect.code
+                        && (x.machine == expect.machine
+                            || x.to.as_deref() == Some(expect.machine.as_str()))
+                });
+                let hit = hit.unwrap_or_else(|| {
+                    panic!(
+                        "{}: no failing finding {} naming {}\n{v}",
+                        f.display(),
+                        expect.code,
+                        expect.machine
+                    )
+                });
+                assert!(
+                    !hit.seen.is_empty() && !hit.expected.is_empty() && !hit.cause.is_empty(),
+                    "{}: finding lacks seen/expected/cause: {hit}",
+                    f.display()
+                );
+                for x in v.failures() {
+                    assert!(
+                        !x.cause.is_empty(),
+                        "{}: failing finding without a likely cause: {x}",
+                        f.display()
+                    );
+                }
+            } else {
+                assert!(
+                    v.passed(),
+                    "{}: {} should still pass\n{v}",
+                    f.display(),
+                    v.criterion
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn missing_recording_names_machine_and_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("empty.json");
+    std::fs::write(
+        &c,
+        format!(
+            r#"{{"format":1,"machines_file":"{}/machines.toml","machines":{{}}}}"#,
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .unwrap();
+    let (_, vs) = verdicts(&c);
+    let text = vs[0].to_string();
+    assert!(!vs[0].passed());
+    assert!(
+        text.contains("has no recording of `zerotier-cli -j info`"),
+        "{text}"
+    );
+}
