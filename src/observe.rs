@@ -393,35 +393,43 @@ pub fn ping_cmd(fleet: &Fleet, to: Ipv6Addr) -> Cmd {
         .timeout(Duration::from_secs(budget))
 }
 
-/// Bounded pings over every ordered pair, machines in parallel.
-pub fn mesh(fleet: &Fleet) -> BTreeMap<(String, String), PingSeen> {
+/// Runs `probe(from, to, to's overlay address)` for every ordered pair; sources work in
+/// parallel, each source's probes in sequence on its one session.
+fn over_pairs<T: Send>(
+    fleet: &Fleet,
+    probe: impl Fn(&str, &str, Option<Ipv6Addr>) -> T + Sync,
+) -> BTreeMap<(String, String), T> {
     let targets: Vec<(String, Option<Ipv6Addr>)> = fleet
         .machines()
         .iter()
         .map(|m| (m.to_string(), overlay_address(fleet, m)))
         .collect();
     let per_source = fleet.each(|from| {
-        let mut v = Vec::new();
-        for (to, addr) in targets.iter().filter(|(to, _)| to != from) {
-            let s = match addr {
-                Some(a) => seen(fleet, from, ping_cmd(fleet, *a), |o| {
-                    Ok(parse_ping(&o.combined()))
-                }),
-                None => Seen {
-                    command: String::new(),
-                    exit: None,
-                    excerpt: String::new(),
-                    value: Err(format!("no overlay address for {to} in the clan repo")),
-                },
-            };
-            v.push((to.clone(), s));
-        }
-        v
+        targets
+            .iter()
+            .filter(|(to, _)| to != from)
+            .map(|(to, addr)| (to.clone(), probe(from, to, *addr)))
+            .collect::<Vec<_>>()
     });
     per_source
         .into_iter()
         .flat_map(|(from, v)| v.into_iter().map(move |(to, s)| ((from.clone(), to), s)))
         .collect()
+}
+
+/// Bounded pings over every ordered pair, machines in parallel.
+pub fn mesh(fleet: &Fleet) -> BTreeMap<(String, String), PingSeen> {
+    over_pairs(fleet, |from, to, addr| match addr {
+        Some(a) => seen(fleet, from, ping_cmd(fleet, a), |o| {
+            Ok(parse_ping(&o.combined()))
+        }),
+        None => Seen {
+            command: String::new(),
+            exit: None,
+            excerpt: String::new(),
+            value: Err(format!("no overlay address for {to} in the clan repo")),
+        },
+    })
 }
 
 /// An SSH hop from A to B's overlay address, run by A's own OpenSSH client.
@@ -465,61 +473,45 @@ pub fn hop_cmd(fleet: &Fleet, to_machine: &str, to: Ipv6Addr) -> Cmd {
 
 /// AC2 hops over every ordered pair.
 pub fn hops(fleet: &Fleet) -> BTreeMap<(String, String), HopSeen> {
-    let targets: Vec<(String, Option<Ipv6Addr>)> = fleet
-        .machines()
-        .iter()
-        .map(|m| (m.to_string(), overlay_address(fleet, m)))
-        .collect();
-    let per_source = fleet.each(|from| {
-        let mut v = Vec::new();
-        for (to, addr) in targets.iter().filter(|(to, _)| to != from) {
-            let hs = match addr {
-                Some(a) => {
-                    let cmd = hop_cmd(fleet, to, *a);
-                    match fleet.run(from, &cmd) {
-                        Ok(o) => HopSeen {
-                            hostname: o.stdout.trim().to_string(),
-                            hop: Seen {
-                                command: cmd.text().into(),
-                                exit: o.exit,
-                                excerpt: excerpt(
-                                    &o.stderr
-                                        .lines()
-                                        .filter(|l| !l.starts_with("debug"))
-                                        .collect::<Vec<_>>()
-                                        .join("\n"),
-                                    300,
-                                ),
-                                value: Ok(parse_hop(&o.stderr, o.exit)),
-                            },
-                        },
-                        Err(e) => HopSeen {
-                            hostname: String::new(),
-                            hop: Seen {
-                                command: cmd.text().into(),
-                                exit: None,
-                                excerpt: String::new(),
-                                value: Err(e.to_string()),
-                            },
-                        },
-                    }
-                }
-                None => HopSeen {
-                    hostname: String::new(),
-                    hop: Seen {
-                        command: String::new(),
-                        exit: None,
-                        excerpt: String::new(),
-                        value: Err(format!("no overlay address for {to} in the clan repo")),
-                    },
+    over_pairs(fleet, |from, to, addr| {
+        let Some(a) = addr else {
+            return HopSeen {
+                hostname: String::new(),
+                hop: Seen {
+                    command: String::new(),
+                    exit: None,
+                    excerpt: String::new(),
+                    value: Err(format!("no overlay address for {to} in the clan repo")),
                 },
             };
-            v.push((to.clone(), hs));
+        };
+        let cmd = hop_cmd(fleet, to, a);
+        match fleet.run(from, &cmd) {
+            Ok(o) => HopSeen {
+                hostname: o.stdout.trim().to_string(),
+                hop: Seen {
+                    command: cmd.text().into(),
+                    exit: o.exit,
+                    excerpt: excerpt(
+                        &o.stderr
+                            .lines()
+                            .filter(|l| !l.starts_with("debug"))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        300,
+                    ),
+                    value: Ok(parse_hop(&o.stderr, o.exit)),
+                },
+            },
+            Err(e) => HopSeen {
+                hostname: String::new(),
+                hop: Seen {
+                    command: cmd.text().into(),
+                    exit: None,
+                    excerpt: String::new(),
+                    value: Err(e.to_string()),
+                },
+            },
         }
-        v
-    });
-    per_source
-        .into_iter()
-        .flat_map(|(from, v)| v.into_iter().map(move |(to, s)| ((from.clone(), to), s)))
-        .collect()
+    })
 }
