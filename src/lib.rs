@@ -10,6 +10,7 @@
 //! - [`observe`]: runs the probes on the fleet (the only I/O of a check).
 //! - [`checks`]: pure verdicts from observations and expectations.
 //! - [`report`]: JSON report and one-screen summary.
+//! - [`lab`]: the namespace lab fleet the live suite runs against.
 #![warn(missing_docs)]
 
 pub mod checks;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod inventory;
+pub mod lab;
 pub mod mode;
 pub mod observe;
 pub mod oracle;

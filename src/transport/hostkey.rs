@@ -31,9 +31,16 @@ pub enum HostTrust {
 }
 
 impl HostTrust {
-    /// Whether to ask libssh2 for the plain ed25519 host key only.
-    pub fn wants_ed25519(&self) -> bool {
-        matches!(self, HostTrust::Clan { key, .. } if key.algorithm() == ssh_key::Algorithm::Ed25519)
+    /// Host key algorithms to offer libssh2: plain keys only, never certificate types, because
+    /// trust is decided by comparing the plain key (the repo's certificate is checked offline).
+    /// A clan key pins its own algorithm.
+    pub fn host_key_methods(&self) -> &'static str {
+        match self {
+            HostTrust::Clan { key, .. } if key.algorithm() == ssh_key::Algorithm::Ed25519 => {
+                "ssh-ed25519"
+            }
+            _ => "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa",
+        }
     }
 }
 

@@ -80,10 +80,8 @@ impl SshTransport {
         let mut sess = Session::new().map_err(|e| self.connect_err(start, e.to_string()))?;
         sess.set_tcp_stream(tcp);
         sess.set_timeout(t.connect_timeout.as_millis() as u32);
-        if t.trust.wants_ed25519() {
-            sess.method_pref(MethodType::HostKey, "ssh-ed25519")
-                .map_err(|e| self.connect_err(start, e.to_string()))?;
-        }
+        sess.method_pref(MethodType::HostKey, t.trust.host_key_methods())
+            .map_err(|e| self.connect_err(start, e.to_string()))?;
         sess.handshake()
             .map_err(|e| self.connect_err(start, format!("SSH handshake: {e}")))?;
         let (blob, _) = sess

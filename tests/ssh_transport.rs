@@ -1,0 +1,325 @@
+//! The ssh2 transport against Debian's real OpenSSH sshd on loopback, started by this test with
+//! keys, a CA and a host certificate made by ssh-keygen. Skips with a visible reason when sshd is
+//! missing or the test is not root (sshd must switch users); CI installs openssh-server.
+
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clan_coordination::config::SshAuth;
+use clan_coordination::error::TransportError;
+use clan_coordination::lab::keys;
+use clan_coordination::lab::sshd::SshdConfig;
+use clan_coordination::transport::hostkey::{verify_certificate, HostTrust};
+use clan_coordination::transport::ssh::{SshTarget, SshTransport};
+use clan_coordination::transport::{Cmd, Transport};
+use ssh_key::{Certificate, PublicKey};
+
+const SSHD: &str = "/usr/sbin/sshd";
+const DOMAIN: &str = "clan";
+
+/// One sshd on 127.0.0.1 with its own keys; killed on drop.
+struct Loopback {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Loopback {
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn host_key(&self) -> PublicKey {
+        PublicKey::read_openssh_file(self.path("host_ed25519.pub")).unwrap()
+    }
+    fn target(&self, trust: HostTrust) -> SshTarget {
+        SshTarget {
+            machine: "loop-vm".into(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: self.port,
+            user: "root".into(),
+            auth: SshAuth::IdentityFile(self.path("user_ed25519")),
+            connect_timeout: Duration::from_secs(3),
+            command_timeout: Duration::from_secs(10),
+            trust,
+        }
+    }
+    fn clan_trust(&self) -> HostTrust {
+        HostTrust::Clan {
+            key: self.host_key(),
+            source: self.path("host_ed25519.pub"),
+        }
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default()
+    }
+}
+
+/// Why the test cannot run here, if it cannot.
+fn skip_reason() -> Option<String> {
+    if !Path::new(SSHD).exists() {
+        return Some(format!("{SSHD} not found (apt-get install openssh-server)"));
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
+    if uid != "0" {
+        return Some("not root: sshd needs root to accept logins as root".into());
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start() -> Option<Loopback> {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED ssh_transport: {why}");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keys::ed25519(&d.join("ca"), "loopback test CA").unwrap();
+    let host_pub = keys::ed25519(&d.join("host_ed25519"), "loop-vm").unwrap();
+    let cert = keys::sign_host(
+        &d.join("ca"),
+        &host_pub,
+        "loop-vm",
+        &format!("loop-vm.{DOMAIN}"),
+    )
+    .unwrap();
+    let user_pub = keys::ed25519(&d.join("user_ed25519"), "test workstation").unwrap();
+    std::fs::copy(&user_pub, d.join("authorized_keys")).unwrap();
+    // Privilege separation directory Debian's sshd insists on.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let port = free_port();
+    let cfg = SshdConfig {
+        listen: vec![format!("127.0.0.1:{port}").parse().unwrap()],
+        host_key: d.join("host_ed25519"),
+        host_cert: Some(cert),
+        authorized_keys: d.join("authorized_keys").display().to_string(),
+        pid_file: d.join("sshd.pid"),
+    };
+    std::fs::write(d.join("sshd_config"), cfg.render()).unwrap();
+    let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+    let child = Command::new(SSHD)
+        .args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let lb = Loopback { dir, port, child };
+    // Await the listener (bounded), instead of sleeping.
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sshd did not listen: {}",
+            lb.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(lb)
+}
+
+#[test_log::test]
+fn runs_commands_over_one_reused_session() {
+    let Some(lb) = start() else { return };
+    let t = SshTransport::new(lb.target(lb.clan_trust()));
+    let out = t.run(&Cmd::sh("echo out; echo err >&2; exit 3")).unwrap();
+    assert_eq!(out.stdout, "out\n");
+    assert_eq!(out.stderr, "err\n");
+    assert_eq!(out.exit, Some(3));
+    for i in 0..20 {
+        let out = t.run(&Cmd::new("echo").arg(format!("n{i}"))).unwrap();
+        assert_eq!(out.stdout, format!("n{i}\n"));
+    }
+    // Quoting survives the remote shell: arguments reach the program verbatim.
+    let tricky = "a b'c\"$HOME;`x`";
+    let out = t.run(&Cmd::new("printf").arg("%s").arg(tricky)).unwrap();
+    assert_eq!(out.stdout, tricky);
+    let accepted = lb.log().matches("Accepted publickey").count();
+    assert_eq!(
+        accepted,
+        1,
+        "one session for all 22 commands; sshd log:\n{}",
+        lb.log()
+    );
+}
+
+#[test_log::test]
+fn hung_command_times_out_and_session_recovers() {
+    let Some(lb) = start() else { return };
+    let t = SshTransport::new(lb.target(lb.clan_trust()));
+    let started = Instant::now();
+    let err = t
+        .run(&Cmd::new("sleep").arg("30").timeout(Duration::from_secs(1)))
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, TransportError::Timeout { .. }), "{err}");
+    assert!(
+        waited < Duration::from_secs(8),
+        "deadline not enforced: {waited:?}"
+    );
+    assert!(err.to_string().contains("sleep 30"), "{err}");
+    let out = t.run(&Cmd::new("echo").arg("alive")).unwrap();
+    assert_eq!(out.stdout, "alive\n");
+}
+
+#[test_log::test]
+fn wrong_host_key_is_refused_with_both_fingerprints() {
+    let Some(lb) = start() else { return };
+    let other = keys::ed25519(&lb.path("impostor"), "impostor").unwrap();
+    let trust = HostTrust::Clan {
+        key: PublicKey::read_openssh_file(&other).unwrap(),
+        source: other.clone(),
+    };
+    let err = SshTransport::new(lb.target(trust))
+        .run(&Cmd::new("true"))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, TransportError::HostKeyMismatch { .. }),
+        "{msg}"
+    );
+    let want = PublicKey::read_openssh_file(&other)
+        .unwrap()
+        .fingerprint(Default::default())
+        .to_string();
+    let seen = lb.host_key().fingerprint(Default::default()).to_string();
+    assert!(msg.contains(&want) && msg.contains(&seen), "{msg}");
+    // Refused before authenticating: the server never saw our key.
+    assert!(!lb.log().contains("Accepted publickey"), "{}", lb.log());
+}
+
+#[test_log::test]
+fn known_hosts_fallback_plain_revoked_and_missing() {
+    let Some(lb) = start() else { return };
+    let key = std::fs::read_to_string(lb.path("host_ed25519.pub")).unwrap();
+    let key = key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let kh = lb.path("known_hosts");
+    let write = |text: String| {
+        let mut f = std::fs::File::create(&kh).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    let trust = || HostTrust::KnownHosts { path: kh.clone() };
+
+    write(format!("[127.0.0.1]:{} {key}\n", lb.port));
+    let out = SshTransport::new(lb.target(trust()))
+        .run(&Cmd::new("echo").arg("ok"))
+        .unwrap();
+    assert_eq!(out.stdout, "ok\n");
+
+    write(format!(
+        "@revoked [127.0.0.1]:{} {key}\n[127.0.0.1]:{} {key}\n",
+        lb.port, lb.port
+    ));
+    let err = SshTransport::new(lb.target(trust()))
+        .run(&Cmd::new("true"))
+        .unwrap_err();
+    assert!(err.to_string().contains("@revoked"), "{err}");
+
+    write("[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE0v1Yq3bwqBPhS1KcmuAdKrKUtYyBEOCzPW3tu0Kb9R\n".into());
+    let err = SshTransport::new(lb.target(trust()))
+        .run(&Cmd::new("true"))
+        .unwrap_err();
+    assert!(
+        matches!(err, TransportError::NoTrustedHostKey { .. }),
+        "never trust on first use: {err}"
+    );
+}
+
+#[test_log::test]
+fn unknown_user_key_is_an_auth_error() {
+    let Some(lb) = start() else { return };
+    keys::ed25519(&lb.path("stranger"), "stranger").unwrap();
+    let mut target = lb.target(lb.clan_trust());
+    target.auth = SshAuth::IdentityFile(lb.path("stranger"));
+    let err = SshTransport::new(target)
+        .run(&Cmd::new("true"))
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Auth { .. }), "{err}");
+    assert!(err.to_string().contains("root"), "{err}");
+}
+
+#[test_log::test]
+fn closed_port_and_silent_server_fail_within_the_connect_timeout() {
+    let Some(lb) = start() else { return };
+    // Closed: a port nobody listens on.
+    let mut target = lb.target(lb.clan_trust());
+    target.port = free_port();
+    let err = SshTransport::new(target)
+        .run(&Cmd::new("true"))
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Connect { .. }), "{err}");
+
+    // Silent: accepts TCP but never speaks SSH. Must give up at the connect timeout, not hang.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let port = silent.local_addr().unwrap().port();
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in silent.incoming().flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let mut target = lb.target(lb.clan_trust());
+    target.port = port;
+    target.connect_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = SshTransport::new(target)
+        .run(&Cmd::new("true"))
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Connect { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "hung: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn repo_certificates_made_by_ssh_keygen_are_verified() {
+    if Command::new("ssh-keygen").arg("-?").output().is_err() {
+        eprintln!("SKIPPED: ssh-keygen not found (apt-get install openssh-client)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = PublicKey::read_openssh_file(keys::ed25519(&d.join("ca"), "ca").unwrap()).unwrap();
+    keys::ed25519(&d.join("foreign"), "foreign").unwrap();
+    let host_pub = keys::ed25519(&d.join("host"), "host").unwrap();
+    let host = PublicKey::read_openssh_file(&host_pub).unwrap();
+    let check = |ca_file: &str, principal: &str| {
+        let c = keys::sign_host(&d.join(ca_file), &host_pub, "m", principal).unwrap();
+        let cert = Certificate::read_file(&c).unwrap();
+        verify_certificate("m", "m.clan", &cert, &c, &ca, &host)
+    };
+    check("ca", "m.clan").unwrap();
+    let foreign = check("foreign", "m.clan").unwrap_err().to_string();
+    assert!(foreign.contains("not by the clan CA"), "{foreign}");
+    let principal = check("ca", "other.clan").unwrap_err().to_string();
+    assert!(principal.contains("do not include"), "{principal}");
+}
