@@ -91,6 +91,15 @@ fn each_broken_fleet_fails_exactly_its_criterion_with_its_cause() {
                         f.display()
                     );
                 }
+            } else if let Some(also) = expect.also.iter().find(|a| a.criterion == v.criterion) {
+                assert!(
+                    v.failures()
+                        .any(|x| x.code == also.code && !x.cause.is_empty()),
+                    "{}: {} should also fail with {}\n{v}",
+                    f.display(),
+                    v.criterion,
+                    also.code
+                );
             } else {
                 assert!(
                     v.passed(),

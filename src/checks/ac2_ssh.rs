@@ -78,7 +78,7 @@ pub fn evaluate(
                     f.push(Finding::new(Severity::Fail, "ssh.foreign-ca", b, "served host certificate CA").to(a).evidence(s).seen(format!("signed by {}", cert.signing_ca)).expected(format!("signed by {ca}, the CA {a} trusts for {principal}")).cause(format!("{b}'s certificate was signed by a foreign CA: regenerate openssh-cert from the clan's shared openssh-ca and redeploy {b}")));
                 }
                 if !cert.host {
-                    f.push(Finding::new(Severity::Fail, "ssh.not-host-cert", b, "served certificate type").to(a).seen("user certificate").expected("host certificate"));
+                    f.push(Finding::new(Severity::Fail, "ssh.not-host-cert", b, "served certificate type").to(a).evidence(s).seen("user certificate").expected("host certificate").cause(format!("{b}'s HostCertificate was signed without -h (a user certificate): clients ignore it; re-sign it as a host certificate")));
                 }
                 if !cert.principals.iter().any(|p| p == &principal) {
                     f.push(Finding::new(Severity::Fail, "ssh.principal-mismatch", b, "served certificate principals").to(a).evidence(s).seen(format!("{:?}", cert.principals)).expected(format!("includes {principal}")).cause("openssh-cert was generated for another domain: regenerate it with the fleet's meta.domain"));

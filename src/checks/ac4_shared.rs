@@ -148,6 +148,19 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
                         );
                     } else if !mine.is_empty() {
                         f.push(Finding::new(Severity::Fail, "shared.ca-differs", m, "shared openssh-ca in @cert-authority").evidence(&st.cert_authorities).seen(mine.join(", ")).expected(format!("{ca} (vars/shared/openssh-ca)")).cause("the machine trusts another CA than the clan's shared one: stale configuration; redeploy"));
+                    } else {
+                        // No line at all is the sshd client role's business (AC3 fails it); here
+                        // there is no value to compare, and the output says so.
+                        f.push(
+                            Finding::new(
+                                Severity::Info,
+                                "shared.ca-absent",
+                                m,
+                                "shared openssh-ca in @cert-authority",
+                            )
+                            .seen(format!("no @cert-authority line matching {principal}"))
+                            .expected(format!("{ca} (checked by AC3's sshd client role)")),
+                        );
                     }
                 }
             }

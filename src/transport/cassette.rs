@@ -36,6 +36,20 @@ pub struct Expectation {
     pub code: String,
     /// The machine the failure must name.
     pub machine: String,
+    /// Other criteria the same fault legitimately fails too, each with the code it must show
+    /// (for example a network id drift fails AC1 "not joined" and AC4 "network id differs").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<AlsoFails>,
+}
+
+/// A further criterion a fault fails, with its finding code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlsoFails {
+    /// The criterion.
+    pub criterion: String,
+    /// A code that must be among its failures.
+    pub code: String,
 }
 
 /// A change applied to the base cassette.

@@ -15,6 +15,16 @@ keygen_g = cmd(G, "ssh-keygen -L")
 signing = re.search(r"Signing CA: (ED25519 SHA256:\S+)", keygen_g["stdout"]).group(1)
 def R(machine, prefix, **kw):
     return {"machine": machine, "command": cmd(machine, prefix)["command"], **kw}
+def units(m, idx, **kv):
+    """systemctl show output of machine m with block idx's properties replaced."""
+    blocks = cmd(m, "systemctl show")["stdout"].strip("\n").split("\n\n")
+    props = dict(l.split("=", 1) for l in blocks[idx].splitlines())
+    props.update(kv)
+    blocks[idx] = "\n".join(f"{k}={v}" for k, v in props.items())
+    return "\n\n".join(blocks) + "\n"
+AUTOACCEPT = 2  # order: emergency-access, sshd, zerotier-autoaccept-*, zerotierone
+ca_line = next(l for l in cmd(G, "cat /etc/ssh/ssh_known_hosts")["stdout"].splitlines() if l.startswith("@cert-authority"))
+nwid = json.loads(cmd(G, "zerotier-cli -j listnetworks")["stdout"])[0]["id"]
 faults = {
  "zt-access-denied": ("gcp-vm's network membership not authorised by the controller (new peer, controller not redeployed)", "AC1", "zt.access-denied", G,
     [R(G, "zerotier-cli -j listnetworks", stdout_replace=[['"status": "OK"', '"status": "ACCESS_DENIED"']])]),
@@ -43,11 +53,48 @@ faults = {
     [R(G, "sh -c 'u=", stdout_replace=[["shadow ", "shadow 1111111111111111111111111111111111111111111111111111111111111111\nignored "]])]),
  "shared-var-differs": ("gcp-vm holds another version of the shared user-password-root hash", "AC4", "shared.secret-differs", G,
     [R(G, "sh -c 'for f in", stdout="/run/secrets-for-users/vars/shared/user-password-root/user-password-hash 2222222222222222222222222222222222222222222222222222222222222222\n")]),
+ "zt-autoaccept-missing": ("the controller has no auto-accept unit (pre-2026 clan-core unit name, or not the controller)", "AC1", "zt.autoaccept-missing", H,
+    [R(H, "systemctl show", stdout=units(H, AUTOACCEPT, LoadState="not-found", ActiveState="inactive"))]),
+ "zt-autoaccept-failed": ("the controller's auto-accept run exited 1", "AC1", "zt.autoaccept-failed", H,
+    [R(H, "systemctl show", stdout=units(H, AUTOACCEPT, Result="exit-code", ExecMainStatus="1", ActiveState="failed", SubState="failed"))]),
+ "zt-network-recreated": ("gcp-vm is joined to a recreated network f1ea9860065066e3, not the repo's", "AC1", "zt.not-joined", G,
+    [R(G, "zerotier-cli -j listnetworks", stdout_replace=[[nwid, "f1ea9860065066e3"]])], [("AC3", "zt.member"), ("AC4", "shared.network-id-differs")]),
+ "zt-address-mismatch": ("the controller assigned gcp-vm an address of the old network f1ea9860065066e3", "AC1", "zt.address-mismatch", G,
+    [R(G, "zerotier-cli -j listnetworks", stdout_replace=[[gcp_ip, "fdf1:ea98:6006:5066:e399:930e:7f41:c2a8"]])]),
+ "sshd-no-cert": ("gcp-vm's sshd serves no host certificate (certificates off)", "AC3", "sshd.no-cert", G,
+    [R(G, "sshd -T", stdout="\n".join(l for l in cmd(G, "sshd -T")["stdout"].splitlines() if not l.startswith("hostcertificate")) + "\n")], [("AC2", "ssh.no-host-cert")]),
+ "sshd-password-auth": ("gcp-vm's sshd accepts passwords (configuration drift)", "AC3", "sshd.password-auth", G,
+    [R(G, "sshd -T", stdout_replace=[["passwordauthentication no", "passwordauthentication yes"]])]),
+ "sshd-client-no-ca": ("gcp-vm's /etc/ssh/ssh_known_hosts lacks the @cert-authority line", "AC3", "sshd.client-no-ca", G,
+    [R(G, "cat /etc/ssh/ssh_known_hosts", stdout_replace=[[ca_line + "\n", ""]])], [("AC2", "ssh.no-ca-line")]),
+ "shared-ca-differs": ("gcp-vm trusts another CA than the clan's shared openssh-ca", "AC4", "shared.ca-differs", G,
+    [R(G, "cat /etc/ssh/ssh_known_hosts", stdout_replace=[[ca_line.split()[-1], "AAAAC3NzaC1lZDI1NTE5AAAAIE0v1Yq3bwqBPhS1KcmuAdKrKUtYyBEOCzPW3tu0Kb9R"]])], [("AC2", "ssh.foreign-ca"), ("AC3", "sshd.client-no-ca")]),
+ "ssh-not-host-cert": ("gcp-vm's HostCertificate is a user certificate (signed without -h)", "AC2", "ssh.not-host-cert", G,
+    [R(G, "ssh-keygen -L", stdout_replace=[["host certificate", "user certificate"]])]),
+ "ea-no-systemd-initrd": ("gcp-vm boots the scripted initrd, so emergency access has no effect", "AC3", "ea.no-systemd-initrd", G,
+    [R(G, "cat /run/current-system/kernel-params", stdout_replace=[["root=fstab ", ""]])]),
+ "users-hash-missing": ("gcp-vm has no deployed user-password-root hash (secrets not uploaded)", "AC3", "users.hash-missing", G,
+    [R(G, "sh -c 'u=", stdout=cmd(G, "sh -c 'u=")["stdout"].split("file ")[0])]),
+ "shared-secret-missing": ("gcp-vm lacks the shared user-password-root secret file", "AC4", "shared.secret-missing", G,
+    [R(G, "sh -c 'for f in", stdout="")]),
+ "role-leak": ("gcp-vm, a ZeroTier peer, also runs the controller's auto-accept unit", "AC3", "role.leak", G,
+    [R(G, "systemctl show", stdout=units(G, AUTOACCEPT, LoadState="loaded"))]),
+ "mesh-no-route": ("gcp-vm has no route to hetzner-vm's overlay address (interface down)", "AC1", "mesh.no-route", G,
+    [R(G, "ping -6", exit=2, stdout="", stderr="ping: connect: Network is unreachable\n")]),
+ "ssh-wrong-host": ("hetzner-vm's hop to gcp-vm's overlay address lands on another machine", "AC2", "ssh.wrong-host", H,
+    [R(H, "ssh -v", stdout="old-gcp-vm\n")]),
+ "users-no-password": ("root on gcp-vm has no password hash in /etc/shadow", "AC3", "users.no-password", G,
+    [R(G, "sh -c 'u=", stdout_replace=[["shadow " + cmd(G, "sh -c 'u=")["stdout"].split("shadow ")[1].split()[0], "shadow e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]])]),
+ "zt-cli-no-token": ("zerotier-cli on gcp-vm cannot read the daemon's auth token", "AC1", "probe.failed", G,
+    [R(G, "zerotier-cli -j info", exit=1, stdout="", stderr="zerotier-cli: missing authentication token and authtoken.secret not found (or readable) in /var/lib/zerotier-one\n")]),
  "inventory-changed": ("the inventory drops gcp-vm from emergency-access (snapshot not reviewed)", "AC3", "inventory.changed", G, []),
 }
-for name, (desc, crit, code, machine, repl) in faults.items():
+for name, (desc, crit, code, machine, repl, *also) in faults.items():
+    expect = {"criterion": crit, "code": code, "machine": machine}
+    if also:
+        expect["also"] = [{"criterion": c, "code": k} for c, k in also[0]]
     c = {"format": 1, "description": desc, "derive_from": "../story-fleet.json",
-         "expect": {"criterion": crit, "code": code, "machine": machine}, "replace": repl}
+         "expect": expect, "replace": repl}
     if name == "inventory-changed":
         c["machines_file"] = "inventory-changed/machines.toml"
     json.dump(c, open(f"tests/cassettes/broken/{name}.json", "w"), indent=1)
