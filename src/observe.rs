@@ -12,6 +12,7 @@ use crate::probe::ssh::{
     KeygenCertificate,
 };
 use crate::probe::systemd::{parse_show, UnitState};
+use crate::probe::yggdrasil::{parse_peers as parse_ygg_peers, parse_self, PeerInfo, SelfInfo};
 use crate::probe::zerotier::{parse_info, parse_listnetworks, parse_peers, Info, Network, Peer};
 use crate::probe::{excerpt, ProbeError};
 use crate::transport::{Cmd, Output};
@@ -123,6 +124,10 @@ pub struct MachineStatus {
     pub zt_networks: Option<Seen<Vec<Network>>>,
     /// `zerotier-cli -j peers`.
     pub zt_peers: Option<Seen<Vec<Peer>>>,
+    /// `yggdrasilctl -json getSelf` (yggdrasil fleets).
+    pub ygg_self: Option<Seen<SelfInfo>>,
+    /// `yggdrasilctl -json getPeers`.
+    pub ygg_peers: Option<Seen<Vec<PeerInfo>>>,
     /// Unit states by unit name.
     pub units: Seen<BTreeMap<String, UnitState>>,
     /// `sshd -T`.
@@ -159,6 +164,11 @@ pub fn units_of_interest(fleet: &Fleet) -> Vec<String> {
     ];
     for (iname, _) in fleet.inventory.instances_of("zerotier") {
         units.push(fleet.oracle.autoaccept_unit(iname));
+    }
+    if fleet.config.overlay == crate::config::OverlayKind::Yggdrasil
+        || fleet.inventory.instances_of("yggdrasil").next().is_some()
+    {
+        units.push("yggdrasil.service".to_string());
     }
     for probe in fleet.config.modules.values() {
         units.extend(probe.units.iter().cloned());
@@ -214,6 +224,23 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
             machine,
             Cmd::new("zerotier-cli").args(["-j", "peers"]),
             |o| parse_peers(&o.combined()).map_err(pe),
+        )
+    });
+    let ygg = fleet.config.overlay == crate::config::OverlayKind::Yggdrasil;
+    let ygg_self = ygg.then(|| {
+        seen(
+            fleet,
+            machine,
+            Cmd::new("yggdrasilctl").args(["-json", "getSelf"]),
+            |o| parse_self(&o.combined()).map_err(pe),
+        )
+    });
+    let ygg_peers = ygg.then(|| {
+        seen(
+            fleet,
+            machine,
+            Cmd::new("yggdrasilctl").args(["-json", "getPeers"]),
+            |o| parse_ygg_peers(&o.combined()).map_err(pe),
         )
     });
     let unit_names = units_of_interest(fleet);
@@ -332,6 +359,8 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
         zt_info,
         zt_networks,
         zt_peers,
+        ygg_self,
+        ygg_peers,
         units,
         sshd,
         host_cert,
@@ -358,6 +387,14 @@ pub fn overlay_address(fleet: &Fleet, machine: &str) -> Option<Ipv6Addr> {
         .and_then(|m| m.overlay_address)
     {
         return Some(a);
+    }
+    if fleet.config.overlay == crate::config::OverlayKind::Yggdrasil {
+        return fleet
+            .oracle
+            .machines
+            .get(machine)
+            .and_then(|m| m.yggdrasil_ip.as_ref())
+            .map(|s| s.value);
     }
     let instance = fleet
         .inventory

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clan_coordination::probe::{clan, nixos, ping, ssh, systemd, zerotier};
+use clan_coordination::probe::{clan, nixos, ping, ssh, systemd, yggdrasil, zerotier};
 
 /// The command output without the fixture's leading `# source:` line(s).
 fn body(p: &Path) -> String {
@@ -34,6 +34,12 @@ fn parse(dir: &str, name: &str, text: &str) -> Result<String, String> {
         "zerotier" => zerotier::parse_cli_error(text)
             .map(|e| format!("{e:?}"))
             .ok_or_else(|| format!("not an error shape: {text}")),
+        "yggdrasil" if name.starts_with("getpeers") => d(yggdrasil::parse_peers(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
+        "yggdrasil" => d(yggdrasil::parse_self(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
         "ping" => d(ping::parse_ping(text)
             .map(|v| format!("{v:?}"))
             .map_err(|e| e.to_string())),
@@ -94,6 +100,7 @@ fn parse(dir: &str, name: &str, text: &str) -> Result<String, String> {
 
 /// Fixtures that must be rejected (truncated or redacted quotes), with a word of the reason.
 const REJECTED: &[(&str, &str)] = &[
+    ("yggdrasil/no-socket.txt", "daemon is not running"),
     (
         "zerotier/listnetworks-requesting-configuration-macos.txt",
         "16 hex digits",
@@ -138,6 +145,9 @@ const REJECTED: &[(&str, &str)] = &[
 
 /// Key values that must come out of specific fixtures.
 const VALUES: &[(&str, &str)] = &[
+    ("yggdrasil/getself.txt", "address: 203:e8e9:e79:a8ca:5949:3a80:5418:831f"),
+    ("yggdrasil/getpeers-one.txt", "remote: \"tcp://198.18.250.2:59690\""),
+    ("yggdrasil/getpeers-none.txt", "[]"),
     ("zerotier/info-online-1.14.2-clan-controller.txt", "address: NodeId(1039022972934), version: \"1.14.2\", status: Online"),
     ("zerotier/info-tunneled-1.10.2.txt", "status: Tunneled"),
     // abridged quote without the address column: accepted, with no addresses
@@ -264,5 +274,7 @@ fn no_parser_panics_on_garbage() {
         let _ = nixos::parse_system_paths(i);
         let _ = clan::parse_vars_list(i);
         let _ = clan::parse_var_path(i);
+        let _ = yggdrasil::parse_self(i);
+        let _ = yggdrasil::parse_peers(i);
     }
 }

@@ -122,6 +122,9 @@ pub fn evaluate(
             }
         }
     }
+    if fleet.config.overlay == crate::config::OverlayKind::Yggdrasil {
+        yggdrasil_nodes(fleet, status, &mut f);
+    }
     // Full mesh.
     let t = &fleet.config.thresholds;
     let names = fleet.machines();
@@ -160,7 +163,7 @@ pub fn evaluate(
                 "relayed through a ZeroTier root (no direct UDP path: NAT or firewall)"
             }
             (Some(PathClass::Direct), _) => "direct UDP path",
-            (None, _) => "path unknown",
+            (None, _) => ygg_path(fleet, status, a, b),
         };
         let cell = match &s.value {
             Err(e) => {
@@ -257,4 +260,62 @@ pub fn evaluate(
         notes.push(line);
     }
     Verdict::new("AC1", "overlay mesh", f, notes)
+}
+
+/// Yggdrasil per machine: the daemon answers, runs the identity the vars name (address and key),
+/// and holds at least one underlay peering.
+fn yggdrasil_nodes(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>, f: &mut Vec<Finding>) {
+    for m in fleet.machines() {
+        let Some(st) = status.get(m) else { continue };
+        let vars = fleet.oracle.machines.get(m);
+        let want_ip = vars.and_then(|v| v.yggdrasil_ip.as_ref());
+        let want_key = vars.and_then(|v| v.yggdrasil_key.as_ref());
+        if let Some(me) = &st.ygg_self {
+            match me.ok() {
+                None => f.push(
+                    probe_failed(m, "yggdrasil daemon", me, "yggdrasilctl answers getSelf")
+                        .cause(me.value.as_ref().err().cloned().unwrap_or_default()),
+                ),
+                Some(s) => match want_ip {
+                    None => f.push(Finding::new(Severity::Fail, "oracle.missing", m, "expected yggdrasil address").seen("no yggdrasil/address var for this machine").expected(format!("vars/per-machine/{m}/yggdrasil/address/value")).cause("vars not generated for this machine: run `clan vars generate`")),
+                    Some(w) if w.value != s.address => f.push(Finding::new(Severity::Fail, "ygg.address-mismatch", m, "running yggdrasil identity").evidence(me).seen(format!("address {} (key {})", s.address, s.key)).expected(format!("address {} from {}", w.value, w.path.display())).cause("the daemon runs another private key than the vars name: new vars deployed but yggdrasil.service not restarted, or the key was regenerated on the machine")),
+                    Some(w) => {
+                        f.push(Finding::new(Severity::Pass, "ygg.address", m, "running yggdrasil identity").seen(s.address.to_string()).expected(w.value.to_string()));
+                        if let Some(k) = want_key.filter(|k| k.value != s.key) {
+                            f.push(Finding::new(Severity::Fail, "ygg.key-mismatch", m, "yggdrasil public key").evidence(me).seen(s.key.clone()).expected(format!("{} from {}", k.value, k.path.display())).cause("the publicKey var does not belong to the address var: vars edited by hand or half regenerated"));
+                        }
+                    }
+                },
+            }
+        }
+        if let Some(peers) = &st.ygg_peers {
+            match peers.ok() {
+                None => f.push(probe_failed(m, "yggdrasil peers", peers, "yggdrasilctl answers getPeers")),
+                Some(list) if list.is_empty() => f.push(Finding::new(Severity::Fail, "ygg.no-peers", m, "yggdrasil peerings").evidence(peers).seen("no connected peer").expected("at least one peering over the underlay").cause("the daemon reaches none of its configured peers: underlay link down, peers' daemons down, or wrong Peers/listen ports")),
+                Some(list) => f.push(Finding::new(Severity::Pass, "ygg.peers", m, "yggdrasil peerings").seen(list.iter().map(|p| p.remote.clone()).collect::<Vec<_>>().join(", ")).expected("at least one peering")),
+            }
+        }
+    }
+}
+
+/// How a yggdrasil pair is connected, to explain loss or slowness.
+fn ygg_path(
+    fleet: &Fleet,
+    status: &BTreeMap<String, MachineStatus>,
+    a: &str,
+    b: &str,
+) -> &'static str {
+    let Some(peers) = status
+        .get(a)
+        .and_then(|s| s.ygg_peers.as_ref())
+        .and_then(|p| p.ok())
+    else {
+        return "path unknown";
+    };
+    let b_ip = observe::overlay_address(fleet, b);
+    if peers.iter().any(|p| Some(p.address) == b_ip) {
+        "direct yggdrasil peering over the underlay"
+    } else {
+        "routed through other yggdrasil nodes (no direct peering)"
+    }
 }

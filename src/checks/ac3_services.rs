@@ -221,6 +221,29 @@ pub fn evaluate(
                             }
                         }
                     }
+                    ("yggdrasil", _) => {
+                        unit_check(&mut f, st, m, "yggdrasil.service", "ygg.unit", &label);
+                        if let Some(me) = &st.ygg_self {
+                            match me.ok() {
+                                Some(s) => f.push(
+                                    Finding::new(
+                                        Severity::Pass,
+                                        "ygg.member",
+                                        m,
+                                        format!("yggdrasil node of {label}"),
+                                    )
+                                    .seen(s.address.to_string())
+                                    .expected("the daemon answers"),
+                                ),
+                                None => f.push(probe_failed(
+                                    m,
+                                    &format!("yggdrasil node of {label}"),
+                                    me,
+                                    "yggdrasilctl answers getSelf",
+                                )),
+                            }
+                        }
+                    }
                     ("sshd", "server") => {
                         unit_check(&mut f, st, m, "sshd.service", "sshd.unit", &label);
                         match st.sshd.ok() {

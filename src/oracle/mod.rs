@@ -86,6 +86,10 @@ pub struct MachineVars {
     pub host_cert: Option<Sourced<Certificate>>,
     /// ZeroTier addresses by instance (`None` key = era A single network).
     pub zerotier_ip: BTreeMap<Option<String>, Sourced<Ipv6Addr>>,
+    /// Yggdrasil address (`yggdrasil/address`, in 200::/7), clan's experimental yggdrasil service.
+    pub yggdrasil_ip: Option<Sourced<Ipv6Addr>>,
+    /// Yggdrasil public key, hex (`yggdrasil/publicKey`).
+    pub yggdrasil_key: Option<Sourced<String>>,
     /// `emergency-access/password-hash` exists (its content is never kept).
     pub emergency_password_hash: bool,
     /// Generators present for the machine.
@@ -248,6 +252,23 @@ impl Oracle {
                 let k = PublicKey::from_openssh(value)
                     .map_err(|e| bad(format!("not an OpenSSH public key: {e}")))?;
                 self.ca = Some(sourced(k, &value_path));
+            }
+            (Scope::PerMachine(m), "yggdrasil", "address") => {
+                let a = ip(value)?;
+                if a.segments()[0] & 0xfe00 != 0x0200 {
+                    return Err(bad(format!("{a} is not a yggdrasil address (200::/7)")));
+                }
+                self.machines.entry(m.clone()).or_default().yggdrasil_ip =
+                    Some(sourced(a, &value_path));
+            }
+            (Scope::PerMachine(m), "yggdrasil", "publicKey") => {
+                if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad(format!(
+                        "{value:?} is not a yggdrasil public key (64 hex digits)"
+                    )));
+                }
+                self.machines.entry(m.clone()).or_default().yggdrasil_key =
+                    Some(sourced(value.to_ascii_lowercase(), &value_path));
             }
             (Scope::PerMachine(m), "zerotier", "zerotier-ip") => {
                 self.zerotier_layout = ZerotierLayout::PerMachine;

@@ -7,6 +7,7 @@ pub mod nixos;
 pub mod ping;
 pub mod ssh;
 pub mod systemd;
+pub mod yggdrasil;
 pub mod zerotier;
 
 /// Output that did not parse as the probe expected.
