@@ -175,6 +175,7 @@ impl Fleet {
                     connect_timeout: config.ssh.connect_timeout,
                     command_timeout: config.ssh.command_timeout,
                     trust,
+                    netns: config.ssh.netns.clone(),
                 })),
                 Err(reason) => Arc::new(Refused {
                     machine: m.name.clone(),

@@ -52,6 +52,7 @@ impl Loopback {
             connect_timeout: Duration::from_secs(3),
             command_timeout: Duration::from_secs(10),
             trust,
+            netns: None,
         }
     }
     fn clan_trust(&self) -> HostTrust {

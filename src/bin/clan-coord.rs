@@ -2,6 +2,7 @@
 //!
 //! - `clan-coord check [--cassette FILE]`: run AC1–AC4 (live when built with `--features live`,
 //!   else replaying a cassette) and print the verdicts and the summary table.
+//! - `clan-coord lab up|status|down|fault|heal|check`: the namespace lab fleet (see README).
 //! - `clan-coord plan [--json]`: print every command the checks would run on each machine, without
 //!   connecting (what will touch production, before it does).
 
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use clan_coordination::checks::{ac1_mesh, ac2_ssh, ac3_services, ac4_shared};
 use clan_coordination::fleet::Fleet;
 use clan_coordination::mode::{Mode, Settings};
-use clan_coordination::{config, observe, report};
+use clan_coordination::{config, lab, observe, report};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -20,9 +21,6 @@ use clap::{Parser, Subcommand};
     about = "Prove that a clan-core fleet really coordinates"
 )]
 struct Cli {
-    /// machines.toml (default: $COORD_MACHINES, else ./machines.toml).
-    #[arg(long, global = true)]
-    machines: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,16 +29,93 @@ struct Cli {
 enum Command {
     /// Run AC1–AC4 and print verdicts.
     Check {
+        /// machines.toml (default: $COORD_MACHINES, else ./machines.toml).
+        #[arg(long)]
+        machines: Option<PathBuf>,
         /// Replay this cassette instead of the default.
         #[arg(long)]
         cassette: Option<PathBuf>,
     },
+    /// The lab fleet: namespace machines with real sshd and yggdrasil on this host.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
     /// Print the commands the checks would run, per machine, without connecting.
     Plan {
+        /// machines.toml (default: $COORD_MACHINES, else ./machines.toml).
+        #[arg(long)]
+        machines: Option<PathBuf>,
         /// As JSON (machine → commands).
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    /// Bring the lab up (cleaning leftovers first); prints the machines file to use.
+    Up {
+        #[command(flatten)]
+        common: LabArgs,
+        /// Number of machines (2..=16).
+        #[arg(long, default_value_t = 2)]
+        machines: usize,
+        /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, ...) first.
+        #[arg(long)]
+        install: bool,
+    },
+    /// Show the lab's machines, daemons and faults.
+    Status {
+        #[command(flatten)]
+        common: LabArgs,
+    },
+    /// Stop the lab's processes and delete its namespaces (fine when none is up).
+    Down {
+        #[command(flatten)]
+        common: LabArgs,
+    },
+    /// Bring a real fault into a machine: overlay-down, link-down, sshd-down, foreign-cert,
+    /// shared-var-drift, user-key-revoked.
+    Fault {
+        #[command(flatten)]
+        common: LabArgs,
+        /// Machine.
+        machine: String,
+        /// Fault kind.
+        kind: String,
+    },
+    /// Undo faults on one machine (or all) and wait for the mesh.
+    Heal {
+        #[command(flatten)]
+        common: LabArgs,
+        /// Machine (default: all).
+        machine: Option<String>,
+    },
+    /// The main job: bring the lab up, run AC1–AC4 live against it, print the verdicts, tear it down.
+    Check {
+        #[command(flatten)]
+        common: LabArgs,
+        /// Number of machines (2..=16).
+        #[arg(long, default_value_t = 2)]
+        machines: usize,
+        /// Install missing Debian packages first.
+        #[arg(long)]
+        install: bool,
+        /// Leave the lab running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct LabArgs {
+    /// Lab state directory.
+    #[arg(long, env = "COORD_LAB_DIR", default_value = "/tmp/clan-coord-lab")]
+    dir: PathBuf,
+    /// Namespace name prefix.
+    #[arg(long, default_value = "clab")]
+    prefix: String,
 }
 
 fn main() -> ExitCode {
@@ -59,11 +134,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
-    let machines = cli
-        .machines
-        .or_else(|| std::env::var_os("COORD_MACHINES").map(PathBuf::from));
+    let from_env =
+        |m: Option<PathBuf>| m.or_else(|| std::env::var_os("COORD_MACHINES").map(PathBuf::from));
     match cli.command {
-        Command::Plan { json } => {
+        Command::Lab { action } => lab_command(action),
+        Command::Plan { machines, json } => {
+            let machines = from_env(machines);
             let cfg = config::load(&machines.unwrap_or_else(|| PathBuf::from("machines.toml")))?;
             let (fleet, log) = Fleet::dry_run(cfg)?;
             let _ = observe::status(&fleet);
@@ -86,7 +162,8 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { cassette } => {
+        Command::Check { machines, cassette } => {
+            let machines = from_env(machines);
             let mut settings = Settings::from_env(cfg!(feature = "live"))?;
             if let (Some(c), Mode::Replay { .. }) = (cassette, &settings.mode) {
                 settings.mode = Mode::Replay { cassette: c };
@@ -95,23 +172,113 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
                 settings.machines = machines;
             }
             let fleet = Fleet::open(&settings)?;
-            println!("fleet: {} ({})", fleet.config.path.display(), fleet.origin);
-            let verdicts = [
-                ac1_mesh::run(&fleet),
-                ac2_ssh::run(&fleet),
-                ac3_services::run(&fleet),
-                ac4_shared::run(&fleet),
-            ];
-            for v in &verdicts {
-                println!("{v}");
-                report::record(&settings.report_dir, &fleet.origin, v)?;
+            check_fleet(&fleet, &settings.report_dir)
+        }
+    }
+}
+
+fn check_fleet(
+    fleet: &Fleet,
+    report_dir: &std::path::Path,
+) -> Result<ExitCode, clan_coordination::Error> {
+    println!("fleet: {} ({})", fleet.config.path.display(), fleet.origin);
+    let verdicts = [
+        ac1_mesh::run(fleet),
+        ac2_ssh::run(fleet),
+        ac3_services::run(fleet),
+        ac4_shared::run(fleet),
+    ];
+    for v in &verdicts {
+        println!("{v}");
+        report::record(report_dir, &fleet.origin, v)?;
+    }
+    println!("{}", report::summary(&verdicts.iter().collect::<Vec<_>>()));
+    Ok(if verdicts.iter().all(|v| v.passed()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> {
+    let up = |c: &LabArgs, machines: usize, install: bool| {
+        let t = std::time::Instant::now();
+        let state = lab::up(&lab::UpOptions {
+            machines,
+            dir: c.dir.clone(),
+            prefix: c.prefix.clone(),
+            install,
+        })?;
+        eprintln!(
+            "lab: {} machines up in {:.2?}",
+            state.machines.len(),
+            t.elapsed()
+        );
+        Ok::<_, clan_coordination::Error>(state)
+    };
+    match action {
+        LabAction::Up {
+            common,
+            machines,
+            install,
+        } => {
+            let state = up(&common, machines, install)?;
+            print!("{}", lab::status(&state.dir)?);
+            println!("COORD_MACHINES={}", state.machines_file().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Status { common } => {
+            print!("{}", lab::status(&common.dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Down { common } => {
+            let t = std::time::Instant::now();
+            let was = lab::down(&common.dir)?;
+            eprintln!(
+                "lab: {} in {:.2?}",
+                if was { "down" } else { "no lab was up" },
+                t.elapsed()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Fault {
+            common,
+            machine,
+            kind,
+        } => {
+            lab::fault(&common.dir, &machine, &kind)?;
+            eprintln!("lab: {kind} on {machine}");
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Heal { common, machine } => {
+            lab::heal(&common.dir, machine.as_deref())?;
+            eprintln!(
+                "lab: healed {}",
+                machine.as_deref().unwrap_or("all machines")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Check {
+            common,
+            machines,
+            install,
+            keep,
+        } => {
+            let state = up(&common, machines, install)?;
+            let result = (|| {
+                let cfg = config::load(&state.machines_file())?;
+                let fleet = Fleet::live(cfg, None)?;
+                check_fleet(
+                    &fleet,
+                    &clan_coordination::mode::crate_root().join("target/coordination"),
+                )
+            })();
+            if !keep {
+                let t = std::time::Instant::now();
+                lab::down(&state.dir)?;
+                eprintln!("lab: down in {:.2?}", t.elapsed());
             }
-            println!("{}", report::summary(&verdicts.iter().collect::<Vec<_>>()));
-            Ok(if verdicts.iter().all(|v| v.passed()) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            result
         }
     }
 }

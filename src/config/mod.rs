@@ -61,6 +61,10 @@ pub struct SshSettings {
     pub command_timeout: Duration,
     /// known_hosts file for machines the clan repo has no host key for.
     pub known_hosts: Option<PathBuf>,
+    /// Network namespace (name under /run/netns) the SSH sockets are opened in: the lab's
+    /// workstation namespace, so the harness reaches lab machines without any lab route in the
+    /// host's own namespace. None = the harness's own namespace.
+    pub netns: Option<String>,
 }
 
 /// Pass/fail limits.
@@ -173,6 +177,8 @@ struct RawSsh {
     command_timeout_secs: Option<u64>,
     #[serde(default)]
     known_hosts: Option<Spanned<String>>,
+    #[serde(default)]
+    netns: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -341,6 +347,7 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(20),
             known_hosts: None,
+            netns: None,
         },
         Some(s) => {
             let span = s.span();
@@ -401,6 +408,10 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
                 connect_timeout: secs(s.connect_timeout_secs, 5, "ssh.connect_timeout_secs")?,
                 command_timeout: secs(s.command_timeout_secs, 20, "ssh.command_timeout_secs")?,
                 known_hosts: s.known_hosts.as_ref().map(|p| resolve(p.get_ref())),
+                netns: match &s.netns {
+                    Some(n) => Some(src.name(n, "ssh.netns")?.to_string()),
+                    None => None,
+                },
             }
         }
     };

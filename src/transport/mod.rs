@@ -4,6 +4,7 @@
 pub mod cassette;
 pub mod hostkey;
 pub mod local;
+pub mod netns;
 pub mod replay;
 pub mod ssh;
 

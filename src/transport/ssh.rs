@@ -39,6 +39,8 @@ pub struct SshTarget {
     pub command_timeout: Duration,
     /// Host key trust.
     pub trust: HostTrust,
+    /// Network namespace to open the TCP connection in (the lab's workstation), if any.
+    pub netns: Option<String>,
 }
 
 /// A live SSH connection to one machine, opened lazily.
@@ -74,8 +76,11 @@ impl SshTransport {
         let t = &self.target;
         let start = Instant::now();
         let addr = SocketAddr::new(t.host, t.port);
-        let tcp = TcpStream::connect_timeout(&addr, t.connect_timeout)
-            .map_err(|e| self.connect_err(start, e.to_string()))?;
+        let tcp = match &t.netns {
+            Some(ns) => super::netns::connect_in(ns, addr, t.connect_timeout),
+            None => TcpStream::connect_timeout(&addr, t.connect_timeout),
+        }
+        .map_err(|e| self.connect_err(start, e.to_string()))?;
         let _ = tcp.set_nodelay(true);
         let mut sess = Session::new().map_err(|e| self.connect_err(start, e.to_string()))?;
         sess.set_tcp_stream(tcp);

@@ -1,0 +1,152 @@
+//! The lab's clan repo (public vars in the 2026 layout, placeholder secrets with recipients,
+//! inventory serialization) and the machines.toml that points the harness at it. The harness then
+//! reads the lab exactly as it reads a real clan.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::{write, LabMachine, LabState};
+use crate::error::LabError;
+
+/// What a secret var file holds in the lab repo: no sops, no secret, only the recipients beside it.
+const PLACEHOLDER: &str =
+    "{\"placeholder\":\"lab repo: secrets are deployed to the lab machines, never kept here\"}\n";
+
+fn wrap(settings: Value) -> Value {
+    json!({"imports": [{"_file": "/nix/store/00000000000000000000000000000000-source/clan.nix, via option instances", "imports": [settings]}]})
+}
+
+fn role_all(settings: Value) -> Value {
+    json!({"machines": {}, "tags": {"all": {"settings": wrap(json!({}))}}, "settings": wrap(settings)})
+}
+
+/// The inventory serialization, raw (settings wrapped as `nix eval` prints them).
+pub fn inventory(state: &LabState) -> Value {
+    let machines: serde_json::Map<String, Value> = state
+        .machines
+        .iter()
+        .map(|m| {
+            (
+                m.name.clone(),
+                json!({"name": m.name, "description": format!("lab machine {}", m.index), "icon": null,
+                       "machineClass": "nixos", "installedAt": null, "tags": ["nixos", "lab", "all"],
+                       "deploy": {"targetHost": format!("root@{}", m.mgmt_ip), "buildHost": null, "forwardAgent": null}}),
+            )
+        })
+        .collect();
+    json!({
+        "meta": {"name": state.clan_name(), "description": "clan-coord lab fleet (Linux namespaces)", "icon": null, "tld": null, "domain": state.domain},
+        "machines": machines,
+        "instances": {
+            "yggdrasil": {"module": {"input": "clan-core", "name": "yggdrasil"}, "roles": {"default": role_all(json!({}))}},
+            "sshd-clan": {"module": {"input": "clan-core", "name": "sshd"}, "roles": {"server": role_all(json!({})), "client": role_all(json!({}))}},
+            "emergency-access": {"module": {"input": "clan-core", "name": "emergency-access"}, "roles": {"default": role_all(json!({}))}},
+            "users-root": {"module": {"input": "clan-core", "name": "users"}, "roles": {"default": role_all(json!({"user": "root", "prompt": false, "share": true}))}}
+        }
+    })
+}
+
+fn secret(dir: &Path, recipients: &[&str]) -> Result<(), LabError> {
+    write(&dir.join("secret"), PLACEHOLDER, 0o644)?;
+    for r in recipients {
+        let link = dir.join("machines").join(r);
+        std::fs::create_dir_all(dir.join("machines")).map_err(|e| io(&link, e))?;
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(format!("../../../../../sops/machines/{r}"), &link)
+            .map_err(|e| io(&link, e))?;
+    }
+    Ok(())
+}
+
+fn io(p: &Path, e: std::io::Error) -> LabError {
+    LabError::Io {
+        path: p.to_path_buf(),
+        source: e,
+    }
+}
+
+fn value(dir: &Path, text: &str) -> Result<(), LabError> {
+    write(&dir.join("value"), text, 0o644)
+}
+
+/// Writes `<dir>/clan` from the lab's keys.
+pub fn write_repo(state: &LabState) -> Result<(), LabError> {
+    let clan = state.dir.join("clan");
+    let _ = std::fs::remove_dir_all(&clan);
+    let vars = clan.join("vars");
+    let shared = vars.join("shared");
+    value(
+        &shared.join("openssh-ca/id_ed25519.pub"),
+        &state.read("ca/ca.pub")?,
+    )?;
+    secret(&shared.join("openssh-ca/id_ed25519"), &[])?;
+    let names: Vec<&str> = state.machines.iter().map(|m| m.name.as_str()).collect();
+    secret(
+        &shared.join("user-password-root/user-password-hash"),
+        &names,
+    )?;
+    secret(&shared.join("user-password-root/user-password"), &[])?;
+    for m in &state.machines {
+        write_machine_vars(state, m, &vars.join("per-machine").join(&m.name))?;
+    }
+    write(
+        &clan.join("inventory.json"),
+        &serde_json::to_string_pretty(&inventory(state)).unwrap_or_default(),
+        0o644,
+    )?;
+    write(
+        &clan.join("README.md"),
+        "Written by `clan-coord lab up`: the lab fleet's clan repo (public vars and inventory).\n\
+         Keys here are lab test keys; secrets are placeholders, deployed only inside the lab.\n",
+        0o644,
+    )
+}
+
+fn write_machine_vars(state: &LabState, m: &LabMachine, dir: &Path) -> Result<(), LabError> {
+    let k = |f: &str| state.read(&format!("machines/{}/keys/{f}", m.name));
+    value(&dir.join("openssh/ssh.id_ed25519.pub"), &k("host.pub")?)?;
+    secret(&dir.join("openssh/ssh.id_ed25519"), &[&m.name])?;
+    value(
+        &dir.join("openssh-cert/ssh.id_ed25519-cert.pub"),
+        &k("host-cert.pub")?,
+    )?;
+    value(
+        &dir.join("yggdrasil/address"),
+        &format!("{}\n", m.ygg_address),
+    )?;
+    value(
+        &dir.join("yggdrasil/publicKey"),
+        &format!("{}\n", m.ygg_key),
+    )?;
+    secret(&dir.join("yggdrasil/privateKey"), &[&m.name])?;
+    value(
+        &dir.join("emergency-access/password-hash"),
+        super::LAB_ROOT_HASH,
+    )?;
+    value(&dir.join("state-version/version"), "26.05\n")?;
+    Ok(())
+}
+
+/// The machines.toml the harness uses for this lab.
+pub fn machines_toml(state: &LabState) -> String {
+    let d = state.dir.display();
+    let mut s = format!(
+        "# Written by `clan-coord lab up`: the lab fleet, reached from its workstation namespace.\n\
+         # Use it with COORD_MACHINES={d}/machines.toml\n\n\
+         [fleet]\nclan_dir = \"{d}/clan\"\ninventory_json = \"{d}/clan/inventory.json\"\n\
+         overlay = \"yggdrasil\"\ndomain = \"{}\"\n\n\
+         [ssh]\nauth = \"identity_file\"\nidentity_file = \"{d}/workstation/id_ed25519\"\n\
+         user = \"root\"\nnetns = \"{}\"\nconnect_timeout_secs = 5\ncommand_timeout_secs = 20\n\n\
+         [thresholds]\nmax_rtt_ms = 200\nping_count = 3\nping_interval_secs = 0.2\nping_timeout_secs = 2\n",
+        state.domain,
+        state.ns_ws()
+    );
+    for m in &state.machines {
+        s.push_str(&format!(
+            "\n[[machine]]\nname = \"{}\"\naddress = \"{}\"\n",
+            m.name, m.mgmt_ip
+        ));
+    }
+    s
+}
