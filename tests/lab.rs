@@ -89,7 +89,7 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
             .find(|x| x.code == *code && (x.machine == *m || x.to.as_deref() == Some(*m)));
         let hit = hit.unwrap_or_else(|| panic!("{kind}: no {code} naming {m}\n{v}"));
         assert!(!hit.cause.is_empty(), "{kind}: no likely cause: {hit}");
-        for v in vs.iter().filter(|v| still.contains(&&*v.criterion)) {
+        for v in vs.iter().filter(|v| still.contains(&v.criterion)) {
             assert!(v.passed(), "{kind}: {} should still pass\n{v}", v.criterion);
         }
         eprintln!(
