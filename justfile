@@ -2,9 +2,19 @@
 default:
     @just --list --unsorted
 
+# main job: lab fleet up, AC1–AC4 live, verdict table, lab down (root)
+lab-check:
+    cargo run --bin clan-coord -- lab check --install
+
 # AC1–AC4 verdicts (offline replay of the story fleet)
 check:
     cargo run --bin clan-coord -- check
+
+# live suite through cargo test against a fresh lab
+lab-live:
+    cargo run -q --bin clan-coord -- lab up
+    COORD_MACHINES=/tmp/clan-coord-lab/machines.toml cargo test --features live --test coordination
+    cargo run -q --bin clan-coord -- lab down
 
 # all tests, offline
 test:
