@@ -38,6 +38,17 @@ fn healthy_fleet_passes_every_criterion() {
     }
 }
 
+/// A real run, recorded from the healthy lab (`clan-coord lab check --record tests/cassettes/lab`),
+/// replays to the same verdicts: the replay path matches a live one.
+#[test]
+fn recorded_lab_run_replays_to_all_passing() {
+    let (fleet, vs) = verdicts(&root().join("lab/cassette.json"));
+    assert_eq!(fleet.machines(), vec!["hetzner-vm", "gcp-vm"]);
+    for v in &vs {
+        assert!(v.passed(), "{v}");
+    }
+}
+
 #[test]
 fn each_broken_fleet_fails_exactly_its_criterion_with_its_cause() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("broken"))

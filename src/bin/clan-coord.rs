@@ -105,6 +105,10 @@ enum LabAction {
         /// Leave the lab running afterwards.
         #[arg(long)]
         keep: bool,
+        /// Also record the run for offline replay into this directory (cassette.json, the lab's
+        /// public clan repo and a machines.toml), e.g. tests/cassettes/lab.
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
 }
 
@@ -263,16 +267,25 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
             machines,
             install,
             keep,
+            record,
         } => {
             let state = up(&common, machines, install)?;
             let result = (|| {
                 let cfg = config::load(&state.machines_file())?;
-                let fleet = Fleet::live(cfg, None)?;
+                let cassette = match &record {
+                    Some(out) => Some(lab::prepare_recording(&state, out)?),
+                    None => None,
+                };
+                let fleet = Fleet::live(cfg, cassette.as_deref())?;
                 check_fleet(
                     &fleet,
                     &clan_coordination::mode::crate_root().join("target/coordination"),
                 )
             })();
+            if let (Some(out), Ok(_)) = (&record, &result) {
+                lab::finish_recording(out, state.machines.len())?;
+                eprintln!("lab: recorded into {}", out.display());
+            }
             if !keep {
                 let t = std::time::Instant::now();
                 lab::down(&state.dir)?;

@@ -130,11 +130,21 @@ fn write_machine_vars(state: &LabState, m: &LabMachine, dir: &Path) -> Result<()
 
 /// The machines.toml the harness uses for this lab.
 pub fn machines_toml(state: &LabState) -> String {
+    let d = state.dir.display().to_string();
+    machines_toml_with(
+        state,
+        &format!("{d}/clan"),
+        &format!("Use it with COORD_MACHINES={d}/machines.toml"),
+    )
+}
+
+/// The machines.toml, with the clan repo at `clan_dir` (relative paths resolve against the file).
+pub fn machines_toml_with(state: &LabState, clan_dir: &str, note: &str) -> String {
     let d = state.dir.display();
     let mut s = format!(
         "# Written by `clan-coord lab up`: the lab fleet, reached from its workstation namespace.\n\
-         # Use it with COORD_MACHINES={d}/machines.toml\n\n\
-         [fleet]\nclan_dir = \"{d}/clan\"\ninventory_json = \"{d}/clan/inventory.json\"\n\
+         # {note}\n\n\
+         [fleet]\nclan_dir = \"{clan_dir}\"\ninventory_json = \"{clan_dir}/inventory.json\"\n\
          overlay = \"yggdrasil\"\ndomain = \"{}\"\n\n\
          [ssh]\nauth = \"identity_file\"\nidentity_file = \"{d}/workstation/id_ed25519\"\n\
          user = \"root\"\nnetns = \"{}\"\nconnect_timeout_secs = 5\ncommand_timeout_secs = 20\n\n\
