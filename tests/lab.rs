@@ -55,6 +55,13 @@ const FAULTS: &[(&str, &str, &str, &str, &[&str])] = &[
     ("overlay-down", "gcp-vm", "AC1", "probe.failed", &["AC4"]),
     ("link-down", "gcp-vm", "AC1", "mesh.loss", &["AC3", "AC4"]),
     ("sshd-down", "gcp-vm", "AC2", "ssh.refused", &[]),
+    (
+        "slow-link",
+        "gcp-vm",
+        "AC1",
+        "mesh.rtt-high",
+        &["AC2", "AC3", "AC4"],
+    ),
 ];
 
 #[test_log::test]
@@ -69,6 +76,7 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
         dir: dir.path().to_path_buf(),
         prefix: "clabt".into(),
         install: false,
+        exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
     };
     let t = std::time::Instant::now();
     let state = lab::up(&opts).unwrap();

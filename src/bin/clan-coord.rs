@@ -92,6 +92,9 @@ enum LabAction {
         /// Machine (default: all).
         machine: Option<String>,
     },
+    /// Internal: the delaying TCP relay that `lab fault <m> slow-link` starts inside a machine.
+    #[command(hide = true)]
+    Relay(RelayArgs),
     /// The main job: bring the lab up, run AC1–AC4 live against it, print the verdicts, tear it down.
     Check {
         #[command(flatten)]
@@ -110,6 +113,19 @@ enum LabAction {
         #[arg(long)]
         record: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct RelayArgs {
+    /// Address to accept on.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// Address to relay to.
+    #[arg(long)]
+    to: std::net::SocketAddr,
+    /// Delay added in each direction, in milliseconds.
+    #[arg(long)]
+    delay_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -212,6 +228,7 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
             dir: c.dir.clone(),
             prefix: c.prefix.clone(),
             install,
+            exe: None,
         })?;
         eprintln!(
             "lab: {} machines up in {:.2?}",
@@ -229,6 +246,15 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
             let state = up(&common, machines, install)?;
             print!("{}", lab::status(&state.dir)?);
             println!("COORD_MACHINES={}", state.machines_file().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Relay(r) => {
+            lab::relay::run(r.listen, r.to, std::time::Duration::from_millis(r.delay_ms)).map_err(
+                |e| clan_coordination::error::LabError::Tool {
+                    tool: "lab relay".into(),
+                    reason: e.to_string(),
+                },
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         LabAction::Status { common } => {

@@ -314,7 +314,7 @@ fn ygg_path(
     };
     let b_ip = observe::overlay_address(fleet, b);
     if peers.iter().any(|p| Some(p.address) == b_ip) {
-        "direct yggdrasil peering over the underlay"
+        "direct yggdrasil peering: the delay is on the underlay link between them"
     } else {
         "routed through other yggdrasil nodes (no direct peering)"
     }

@@ -13,6 +13,7 @@
 
 pub mod keys;
 pub mod net;
+pub mod relay;
 pub mod repo;
 pub mod shim;
 pub mod sshd;
@@ -91,6 +92,9 @@ pub struct LabState {
     /// Active faults: machine → kinds.
     #[serde(default)]
     pub faults: BTreeMap<String, Vec<String>>,
+    /// The clan-coord binary, started as the `slow-link` relay.
+    #[serde(default)]
+    pub exe: Option<PathBuf>,
 }
 
 /// Options of `lab up`.
@@ -104,6 +108,8 @@ pub struct UpOptions {
     pub prefix: String,
     /// Install missing Debian packages with apt-get.
     pub install: bool,
+    /// The clan-coord binary (for the `slow-link` relay); None = this process's executable.
+    pub exe: Option<PathBuf>,
 }
 
 /// The faults `lab fault` can bring in.
@@ -114,7 +120,11 @@ pub const FAULTS: &[&str] = &[
     "foreign-cert",
     "shared-var-drift",
     "user-key-revoked",
+    "slow-link",
 ];
+
+/// Delay the `slow-link` relay adds in each direction (RTT grows by twice this).
+pub const SLOW_LINK_DELAY: Duration = Duration::from_millis(150);
 
 const READY: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(20);
@@ -456,6 +466,7 @@ pub fn up(opts: &UpOptions) -> Result<LabState, LabError> {
             .collect(),
         pids: BTreeMap::new(),
         faults: BTreeMap::new(),
+        exe: opts.exe.clone().or_else(|| std::env::current_exe().ok()),
     };
     state.save()?;
     make_keys(&mut state)?;
@@ -743,6 +754,7 @@ fn start_anchor(state: &mut LabState, m: &str) -> Result<(), LabError> {
     let log = md.join("log/anchor.log");
     let pid = spawn_detached(&argv, &log)?;
     state.pids.insert(format!("{m}/anchor"), pid);
+    state.save()?; // a crash from here on leaves a pid `lab up`/`lab down` can find
     await_cond(m, "namespace anchor", READY, || {
         if !alive(pid) {
             return Err(format!("anchor exited: {}", tail(&log, 5)));
@@ -784,6 +796,7 @@ fn start_daemon(state: &mut LabState, m: &str, which: &str) -> Result<(), LabErr
     let _ = std::fs::remove_file(&ready_file);
     let pid = spawn_detached(&argv, &log)?;
     state.pids.insert(format!("{m}/{which}"), pid);
+    state.save()?;
     let _ = std::fs::remove_file(md.join(format!("run/lab/units/{unit}.stopped")));
     write(
         &md.join(format!("run/lab/units/{unit}.pid")),
@@ -853,6 +866,28 @@ fn kill(pid: u32, sig: &str) {
     }
 }
 
+/// The program a tracked role runs, so that a pid reused by another process after a crash is
+/// never signalled.
+fn expected_comm(role_key: &str) -> &'static str {
+    match role_key.rsplit('/').next() {
+        Some("anchor") => "sleep",
+        Some("sshd") => "sshd",
+        Some(r) if r.starts_with("relay-") => "clan-coord",
+        _ => "yggdrasil",
+    }
+}
+
+fn ours(key: &str, pid: u32) -> bool {
+    let c = comm(pid);
+    // `comm` is the program until exec completes; a freshly started one may still show the launcher.
+    alive(pid)
+        && (c == expected_comm(key)
+            || c == "nsenter"
+            || c == "setsid"
+            || c == "ip"
+            || c == "unshare")
+}
+
 /// Stops the lab in `dir`: ends only its tracked processes, deletes only its namespaces. A
 /// directory without a lab is fine (idempotent).
 pub fn down(dir: &Path) -> Result<bool, LabError> {
@@ -860,7 +895,12 @@ pub fn down(dir: &Path) -> Result<bool, LabError> {
         return Ok(false);
     };
     // Daemons first, anchors last; TERM, then KILL after a bounded wait.
-    let mut pids: Vec<(String, u32)> = state.pids.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let mut pids: Vec<(String, u32)> = state
+        .pids
+        .iter()
+        .filter(|(k, v)| ours(k, **v))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     pids.sort_by_key(|(k, _)| k.ends_with("/anchor"));
     for (_, p) in &pids {
         kill(*p, "-TERM");
@@ -979,6 +1019,7 @@ pub fn fault(dir: &Path, m: &str, kind: &str) -> Result<(), LabError> {
                 write(&p, &t.replace(&key, ""), 0o644)?;
             }
         }
+        "slow-link" => slow_link(&mut state, m)?,
         other => {
             return Err(LabError::Invalid(format!(
                 "unknown fault {other:?}; kinds: {}",
@@ -991,6 +1032,72 @@ pub fn fault(dir: &Path, m: &str, kind: &str) -> Result<(), LabError> {
         f.push(kind.to_string());
     }
     state.save()
+}
+
+fn stop(pid: u32) -> Result<(), LabError> {
+    kill(pid, "-TERM");
+    await_cond("lab", &format!("process {pid} to end"), READY, || {
+        Ok(!alive(pid))
+    })
+}
+
+/// `slow-link`: machine `m` reaches every peer only through relays in its own namespace that
+/// delay the underlay TCP stream; its yggdrasil listens on loopback only, so no peer bypasses
+/// them. Restarts m's yggdrasil with that configuration and waits until it peers again.
+fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
+    let exe = state.exe.clone().ok_or_else(|| {
+        LabError::Invalid("slow-link needs the clan-coord binary (state has none)".into())
+    })?;
+    let anchor = state.anchor(m)?.to_string();
+    let md = state.mdir(m);
+    let others: Vec<LabMachine> = state
+        .machines
+        .iter()
+        .filter(|o| o.name != m)
+        .cloned()
+        .collect();
+    let mut peers = Vec::new();
+    for o in &others {
+        let port = 7000 + o.index;
+        let argv: Vec<String> = vec![
+            "nsenter".into(),
+            "-t".into(),
+            anchor.clone(),
+            "-n".into(),
+            "-u".into(),
+            "-m".into(),
+            "--".into(),
+            exe.display().to_string(),
+            "lab".into(),
+            "relay".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--to".into(),
+            format!("{}:6443", o.underlay_ip),
+            "--delay-ms".into(),
+            SLOW_LINK_DELAY.as_millis().to_string(),
+        ];
+        let pid = spawn_detached(&argv, &md.join("log/relay.log"))?;
+        state.pids.insert(format!("{m}/relay-{}", o.name), pid);
+        state.save()?;
+        peers.push(format!("tcp://127.0.0.1:{port}"));
+    }
+    let conf_path = md.join("run/yggdrasil/yggdrasil.conf");
+    let text = std::fs::read_to_string(&conf_path).map_err(|e| io(&conf_path, e))?;
+    let mut conf: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| LabError::Invalid(format!("{}: {e}", conf_path.display())))?;
+    conf["Listen"] = serde_json::json!(["tcp://127.0.0.1:6443"]);
+    conf["Peers"] = serde_json::json!(peers);
+    write(
+        &conf_path,
+        &serde_json::to_string_pretty(&conf).unwrap_or_default(),
+        0o600,
+    )?;
+    if let Some(p) = state.pids.get(&format!("{m}/yggdrasil")).copied() {
+        stop(p)?;
+    }
+    start_daemon(state, m, "yggdrasil")?;
+    await_ready(state)
 }
 
 fn reload_sshd(state: &LabState, m: &str) -> Result<(), LabError> {
@@ -1037,6 +1144,24 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
             &format!("u{}", mach.index),
             "up",
         ])?;
+        let relays: Vec<(String, u32)> = state
+            .pids
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{name}/relay-")))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        if !relays.is_empty() {
+            // The yggdrasil config was changed for the relays: restart it with the normal one.
+            if let Some(p) = state.pids.get(&format!("{name}/yggdrasil")).copied() {
+                stop(p)?;
+            }
+            for (k, p) in relays {
+                if ours(&k, p) {
+                    stop(p)?;
+                }
+                state.pids.remove(&k);
+            }
+        }
         for which in ["sshd", "yggdrasil"] {
             let running = state
                 .pids
