@@ -480,6 +480,12 @@ pub fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     repo::write_repo(&state)?;
     write(&state.machines_file(), &repo::machines_toml(&state), 0o644)?;
     write(&dir.join("bin/systemctl"), shim::SYSTEMCTL, 0o755)?;
+    // Each machine mounts its own /nix; the host needs the (empty) mountpoint. It is created only
+    // when missing and never written to.
+    if !Path::new("/nix").exists() {
+        mkdir(Path::new("/nix"))?;
+        eprintln!("lab: created an empty /nix on the host as the machines' mountpoint");
+    }
     for i in 0..state.machines.len() {
         let name = state.machines[i].name.clone();
         start_anchor(&mut state, &name)?;
@@ -630,21 +636,18 @@ fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<(), LabError>
         LAB_ROOT_HASH,
         0o600,
     )?;
-    // /run/current-system: a lab generation (stand-in for a NixOS system closure).
-    let gen = run_dir.join("lab/generations/1");
-    write(
-        &gen.join("kernel-params"),
-        "init=/run/lab/generations/1/init root=fstab loglevel=4\n",
-        0o644,
+    // A lab system closure in a private /nix, the system profile with numbered generations, and
+    // /run/current-system pointing at the active one, as NixOS lays them out.
+    let generation = 1;
+    let system = write_generation(state, m, generation)?;
+    let profiles = md.join("nix/var/nix/profiles");
+    mkdir(&profiles)?;
+    relink(&profiles.join(format!("system-{generation}-link")), &system)?;
+    relink(
+        &profiles.join("system"),
+        &format!("system-{generation}-link"),
     )?;
-    write(
-        &gen.join("nixos-version"),
-        "26.05.lab (clan-coord lab)\n",
-        0o644,
-    )?;
-    let cs = run_dir.join("current-system");
-    let _ = std::fs::remove_file(&cs);
-    std::os::unix::fs::symlink("/run/lab/generations/1", &cs).map_err(|e| io(&cs, e))?;
+    relink(&run_dir.join("current-system"), &system)?;
     // sshd: host key from vars, certificate, CA line as clan's client role writes it.
     write(
         &etc.join("ssh_host_ed25519_key-cert.pub"),
@@ -723,6 +726,45 @@ fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<(), LabError>
         &serde_json::to_string_pretty(&conf).unwrap_or_default(),
         0o600,
     )
+}
+
+/// Writes generation `n`'s system closure into machine `m`'s lab store; returns its store path
+/// as the machine sees it.
+fn write_generation(state: &LabState, m: &LabMachine, n: u32) -> Result<String, LabError> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{}-{n}", m.name).as_bytes());
+    let hash: String = hex::encode(digest)
+        .chars()
+        .map(|c| match c {
+            'e' => 'z',
+            'o' => 'q',
+            c => c,
+        })
+        .take(32)
+        .collect();
+    let name = format!("{hash}-nixos-system-{}-26.05.lab{n}", m.name);
+    let dir = state.mdir(&m.name).join("nix/store").join(&name);
+    write(
+        &dir.join("kernel-params"),
+        &format!("init=/nix/store/{name}/init root=fstab loglevel=4\n"),
+        0o644,
+    )?;
+    write(
+        &dir.join("nixos-version"),
+        "26.05.lab (clan-coord lab)\n",
+        0o644,
+    )?;
+    write(
+        &dir.join("init"),
+        "#!/bin/sh\n# clan-coord lab: a generation marker, never executed\n",
+        0o755,
+    )?;
+    Ok(format!("/nix/store/{name}"))
+}
+
+fn relink(link: &Path, target: &str) -> Result<(), LabError> {
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(target, link).map_err(|e| io(link, e))
 }
 
 fn start_anchor(state: &mut LabState, m: &str) -> Result<(), LabError> {

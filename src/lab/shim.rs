@@ -57,8 +57,9 @@ esac
 "#;
 
 /// Runs inside a new UTS + mount namespace (already in the machine's network namespace): names
-/// the machine and gives it private `/etc/ssh`, `/root`, `/run`, `/etc/shadow` and the lab
-/// `systemctl`, then holds the namespaces open as the machine's anchor process.
+/// the machine and gives it private `/etc/ssh`, `/root`, `/run`, `/etc/shadow`, `/nix` (a lab
+/// store and system profile) and the lab `systemctl`, then holds the namespaces open as the
+/// machine's anchor process.
 pub const ANCHOR: &str = r#"set -e
 hostname "$1"
 mount --bind "$2/etc-ssh" /etc/ssh
@@ -66,5 +67,6 @@ mount --bind "$2/root" /root
 mount --bind "$2/run" /run
 mount --bind "$2/shadow" /etc/shadow
 mount --bind "$3/systemctl" /usr/bin/systemctl
+mount --bind "$2/nix" /nix
 exec sleep infinity
 "#;
