@@ -58,12 +58,8 @@ enum LabAction {
     Up {
         #[command(flatten)]
         common: LabArgs,
-        /// Number of machines (2..=16).
-        #[arg(long, default_value_t = 2)]
-        machines: usize,
-        /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, ...) first.
-        #[arg(long)]
-        install: bool,
+        #[command(flatten)]
+        size: UpArgs,
     },
     /// Show the lab's machines, daemons and faults.
     Status {
@@ -99,12 +95,8 @@ enum LabAction {
     Check {
         #[command(flatten)]
         common: LabArgs,
-        /// Number of machines (2..=16).
-        #[arg(long, default_value_t = 2)]
-        machines: usize,
-        /// Install missing Debian packages first.
-        #[arg(long)]
-        install: bool,
+        #[command(flatten)]
+        size: UpArgs,
         /// Leave the lab running afterwards.
         #[arg(long)]
         keep: bool,
@@ -126,6 +118,16 @@ struct RelayArgs {
     /// Delay added in each direction, in milliseconds.
     #[arg(long)]
     delay_ms: u64,
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// Number of machines (2..=16).
+    #[arg(long, default_value_t = 2)]
+    machines: usize,
+    /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, ...) first.
+    #[arg(long)]
+    install: bool,
 }
 
 #[derive(clap::Args)]
@@ -221,13 +223,13 @@ fn check_fleet(
 }
 
 fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> {
-    let up = |c: &LabArgs, machines: usize, install: bool| {
+    let up = |c: &LabArgs, size: &UpArgs| {
         let t = std::time::Instant::now();
         let state = lab::up(&lab::UpOptions {
-            machines,
+            machines: size.machines,
             dir: c.dir.clone(),
             prefix: c.prefix.clone(),
-            install,
+            install: size.install,
             exe: None,
         })?;
         eprintln!(
@@ -238,12 +240,8 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
         Ok::<_, clan_coordination::Error>(state)
     };
     match action {
-        LabAction::Up {
-            common,
-            machines,
-            install,
-        } => {
-            let state = up(&common, machines, install)?;
+        LabAction::Up { common, size } => {
+            let state = up(&common, &size)?;
             print!("{}", lab::status(&state.dir)?);
             println!("COORD_MACHINES={}", state.machines_file().display());
             Ok(ExitCode::SUCCESS)
@@ -290,12 +288,11 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
         }
         LabAction::Check {
             common,
-            machines,
-            install,
+            size,
             keep,
             record,
         } => {
-            let state = up(&common, machines, install)?;
+            let state = up(&common, &size)?;
             let result = (|| {
                 let cfg = config::load(&state.machines_file())?;
                 let cassette = match &record {

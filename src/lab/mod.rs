@@ -513,45 +513,31 @@ fn make_keys(state: &mut LabState) -> Result<(), LabError> {
         "lab workstation (test key)",
     )?;
     let domain = state.domain.clone();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = state
-            .machines
-            .iter_mut()
-            .map(|m| {
-                let d = d.clone();
-                let domain = domain.clone();
-                s.spawn(move || -> Result<(), LabError> {
-                    let k = d.join("machines").join(&m.name).join("keys");
-                    mkdir(&k)?;
-                    let host_pub = keys::ed25519(&k.join("host"), &m.name)?;
-                    keys::sign_host(
-                        &d.join("ca/ca"),
-                        &host_pub,
-                        &m.name,
-                        &format!("{}.{domain}", m.name),
-                    )?;
-                    keys::ed25519(&k.join("root"), &format!("root@{}", m.name))?;
-                    let conf = run("yggdrasil", &["-genconf", "-json"])?;
-                    write(&k.join("yggdrasil.json"), &conf, 0o600)?;
-                    let conf_path = k.join("yggdrasil.json");
-                    let p = conf_path.display().to_string();
-                    m.ygg_address = run("yggdrasil", &["-useconffile", &p, "-address"])?
-                        .trim()
-                        .to_string();
-                    let v: serde_json::Value = serde_json::from_str(&conf)
-                        .map_err(|e| LabError::Invalid(format!("yggdrasil -genconf: {e}")))?;
-                    m.ygg_key = v["PublicKey"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_ascii_lowercase();
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(LabError::Invalid("key thread panicked".into())))
-        })
+    in_parallel(state.machines.iter_mut(), |m| {
+        let k = d.join("machines").join(&m.name).join("keys");
+        mkdir(&k)?;
+        let host_pub = keys::ed25519(&k.join("host"), &m.name)?;
+        keys::sign_host(
+            &d.join("ca/ca"),
+            &host_pub,
+            &m.name,
+            &format!("{}.{domain}", m.name),
+        )?;
+        keys::ed25519(&k.join("root"), &format!("root@{}", m.name))?;
+        let conf = run("yggdrasil", &["-genconf", "-json"])?;
+        write(&k.join("yggdrasil.json"), &conf, 0o600)?;
+        let conf_path = k.join("yggdrasil.json");
+        let p = conf_path.display().to_string();
+        m.ygg_address = run("yggdrasil", &["-useconffile", &p, "-address"])?
+            .trim()
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&conf)
+            .map_err(|e| LabError::Invalid(format!("yggdrasil -genconf: {e}")))?;
+        m.ygg_key = v["PublicKey"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        Ok(())
     })?;
     state.save()
 }
@@ -853,52 +839,54 @@ fn start_daemon(state: &mut LabState, m: &str, which: &str) -> Result<(), LabErr
     })
 }
 
+/// Runs `f` on every item on its own thread; the first error wins, a panic becomes an error.
+fn in_parallel<T: Send>(
+    items: impl IntoIterator<Item = T>,
+    f: impl Fn(T) -> Result<(), LabError> + Sync,
+) -> Result<(), LabError> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items.into_iter().map(|x| s.spawn(move || f(x))).collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(LabError::Invalid("lab worker thread panicked".into())))
+        })
+    })
+}
+
 /// Waits until every machine peers with every other over yggdrasil and reaches it by ping.
 fn await_ready(state: &LabState) -> Result<(), LabError> {
     let n = state.machines.len();
-    std::thread::scope(|s| {
-        let hs: Vec<_> = state
-            .machines
-            .iter()
-            .map(|m| {
-                s.spawn(move || -> Result<(), LabError> {
-                    let sock = format!(
-                        "unix://{}",
-                        state
-                            .mdir(&m.name)
-                            .join("run/yggdrasil/yggdrasil.sock")
-                            .display()
-                    );
-                    await_cond(&m.name, "yggdrasil peerings", READY, || {
-                        let out = run("yggdrasilctl", &["-endpoint", &sock, "-json", "getPeers"])
-                            .map_err(|e| e.to_string())?;
-                        let peers = crate::probe::yggdrasil::parse_peers(&out)
-                            .map_err(|e| e.to_string())?;
-                        Ok(peers.len() >= n - 1)
-                    })?;
-                    for o in state.machines.iter().filter(|o| o.name != m.name) {
-                        await_cond(
+    in_parallel(state.machines.iter(), |m| {
+        let sock = format!(
+            "unix://{}",
+            state
+                .mdir(&m.name)
+                .join("run/yggdrasil/yggdrasil.sock")
+                .display()
+        );
+        await_cond(&m.name, "yggdrasil peerings", READY, || {
+            let out = run("yggdrasilctl", &["-endpoint", &sock, "-json", "getPeers"])
+                .map_err(|e| e.to_string())?;
+            let peers = crate::probe::yggdrasil::parse_peers(&out).map_err(|e| e.to_string())?;
+            Ok(peers.len() >= n - 1)
+        })?;
+        for o in state.machines.iter().filter(|o| o.name != m.name) {
+            await_cond(
+                &m.name,
+                &format!("overlay route to {}", o.name),
+                READY,
+                || {
+                    Ok(state
+                        .exec_in(
                             &m.name,
-                            &format!("overlay route to {}", o.name),
-                            READY,
-                            || {
-                                Ok(state
-                                    .exec_in(
-                                        &m.name,
-                                        &["ping", "-6", "-c", "1", "-W", "1", &o.ygg_address],
-                                    )
-                                    .is_ok())
-                            },
-                        )?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        hs.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(LabError::Invalid("ready thread panicked".into())))
-        })
+                            &["ping", "-6", "-c", "1", "-W", "1", &o.ygg_address],
+                        )
+                        .is_ok())
+                },
+            )?;
+        }
+        Ok(())
     })
 }
 
