@@ -105,4 +105,28 @@ inv["instances"]["emergency-access"]["roles"]["default"] = {"machines": {"hetzne
 json.dump(inv, open("tests/cassettes/broken/inventory-changed/inventory.json", "w"), indent=2)
 toml = open("machines.toml").read().replace('clan_dir = "examples/test-clan"', 'clan_dir = "../../../../examples/test-clan"').replace('inventory_json = "examples/test-clan/inventory.json"', 'inventory_json = "inventory.json"')
 open("tests/cassettes/broken/inventory-changed/machines.toml", "w").write(toml)
-print(len(faults), "broken cassettes")
+# Faults of the yggdrasil overlay, derived from the run recorded on the healthy lab.
+lab = json.load(open("tests/cassettes/lab/cassette.json"))
+def lcmd(m, prefix):
+    return next(e for e in lab["machines"][m] if e["command"].startswith(prefix))
+def LR(machine, prefix, **kw):
+    return {"machine": machine, "command": lcmd(machine, prefix)["command"], **kw}
+gself = json.loads(lcmd(G, "yggdrasilctl -json getSelf")["stdout"])
+lab_units = lcmd(G, "systemctl show")["stdout"].strip("\n").split("\n\n")
+YGG = 2  # order: emergency-access, sshd, yggdrasil
+lab_units[YGG] = lab_units[YGG].replace("ActiveState=active", "ActiveState=failed").replace("SubState=running", "SubState=failed").replace("Result=success", "Result=exit-code")
+lab_faults = {
+ "ygg-address-mismatch": ("gcp-vm's yggdrasil runs another key than its vars (new vars, daemon not restarted)", "AC1", "ygg.address-mismatch", G,
+    [LR(G, "yggdrasilctl -json getSelf", stdout_replace=[[gself["address"], "203:1111:2222:3333:4444:5555:6666:7777"]])]),
+ "ygg-key-mismatch": ("gcp-vm's publicKey var does not belong to its address var", "AC1", "ygg.key-mismatch", G,
+    [LR(G, "yggdrasilctl -json getSelf", stdout_replace=[[gself["key"], "ab" * 32]])]),
+ "ygg-no-peers": ("gcp-vm's yggdrasil reaches none of its peers", "AC1", "ygg.no-peers", G,
+    [LR(G, "yggdrasilctl -json getPeers", stdout='{\n  "peers": []\n}\n')]),
+ "ygg-unit-failed": ("yggdrasil.service on gcp-vm has failed", "AC3", "ygg.unit", G,
+    [LR(G, "systemctl show", stdout="\n\n".join(lab_units) + "\n")]),
+}
+for name, (desc, crit, code, machine, repl) in lab_faults.items():
+    c = {"format": 1, "description": desc, "derive_from": "../lab/cassette.json",
+         "expect": {"criterion": crit, "code": code, "machine": machine}, "replace": repl}
+    json.dump(c, open(f"tests/cassettes/broken/{name}.json", "w"), indent=1)
+print(len(faults) + len(lab_faults), "broken cassettes")
