@@ -36,6 +36,29 @@ enum Command {
         #[arg(long)]
         cassette: Option<PathBuf>,
     },
+    /// Lint a clan repo offline: expected values per machine and every inconsistency.
+    /// Exit status 1 when an inconsistency is an error (warnings do not change it).
+    Oracle {
+        /// Clan repo root (holds vars/).
+        dir: PathBuf,
+        /// Inventory serialization JSON (enables role and orphan rules).
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+        /// Certificate domain (default: the inventory's, else clan).
+        #[arg(long)]
+        domain: Option<String>,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The resolved instances of an inventory serialization, as the insta snapshot pins them.
+    Inventory {
+        /// Inventory serialization JSON (raw, wrapped settings accepted).
+        file: PathBuf,
+        /// As JSON (the default output is JSON too, pretty; --json prints it compact).
+        #[arg(long)]
+        json: bool,
+    },
     /// The lab fleet: namespace machines with real sshd and yggdrasil on this host.
     Lab {
         #[command(subcommand)]
@@ -160,6 +183,22 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
         |m: Option<PathBuf>| m.or_else(|| std::env::var_os("COORD_MACHINES").map(PathBuf::from));
     match cli.command {
         Command::Lab { action } => lab_command(action),
+        Command::Oracle {
+            dir,
+            inventory,
+            domain,
+            json,
+        } => oracle_command(&dir, inventory.as_deref(), domain, json),
+        Command::Inventory { file, json } => {
+            let inv = read_inventory(&file)?;
+            let v = inv.snapshot_value();
+            if json {
+                println!("{}", serde_json::to_string(&v).unwrap_or_default());
+            } else {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plan { machines, json } => {
             let machines = from_env(machines);
             let cfg = config::load(&machines.unwrap_or_else(|| PathBuf::from("machines.toml")))?;
@@ -219,6 +258,50 @@ fn check_fleet(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+fn read_inventory(
+    file: &std::path::Path,
+) -> Result<clan_coordination::inventory::Inventory, clan_coordination::Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        clan_coordination::error::InventoryError::Read {
+            path: file.to_path_buf(),
+            source: e,
+        }
+    })?;
+    Ok(clan_coordination::inventory::Inventory::parse(
+        &text,
+        &file.display().to_string(),
+    )?)
+}
+
+fn oracle_command(
+    dir: &std::path::Path,
+    inventory: Option<&std::path::Path>,
+    domain: Option<String>,
+    json: bool,
+) -> Result<ExitCode, clan_coordination::Error> {
+    use clan_coordination::oracle::{lint, Oracle};
+    let inv = inventory.map(read_inventory).transpose()?;
+    let names: Vec<String> = inv
+        .as_ref()
+        .map(|i| i.machines.keys().cloned().collect())
+        .unwrap_or_default();
+    let o = Oracle::load(dir, &names)?;
+    let domain = domain
+        .or_else(|| inv.as_ref().and_then(|i| i.domain.clone()))
+        .unwrap_or_else(|| "clan".into());
+    let s = lint::summary(&o, inv.as_ref(), &domain, dir.to_path_buf());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+    } else {
+        print!("{}", lint::render(&s));
+    }
+    Ok(if s.issues.iter().any(|i| i.level == lint::Level::Error) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

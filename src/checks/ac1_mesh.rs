@@ -14,6 +14,9 @@ use crate::probe::zerotier::{NodeStatus, PathClass};
 
 /// Observes and judges AC1.
 pub fn run(fleet: &Fleet) -> Verdict {
+    if let Some(v) = super::preflight(fleet, "AC1", "overlay mesh") {
+        return v;
+    }
     let status = observe::status(fleet);
     let mesh = observe::mesh(fleet);
     evaluate(fleet, status, &mesh)

@@ -13,6 +13,13 @@ use crate::probe::ssh::{pattern_matches, HopClass};
 
 /// Observes and judges AC2.
 pub fn run(fleet: &Fleet) -> Verdict {
+    if let Some(v) = super::preflight(
+        fleet,
+        "AC2",
+        "SSH via the overlay with certificate-checked hosts",
+    ) {
+        return v;
+    }
     let status = observe::status(fleet);
     let hops = observe::hops(fleet);
     evaluate(fleet, status, &hops)

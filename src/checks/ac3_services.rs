@@ -16,6 +16,13 @@ use crate::probe::ssh::pattern_matches;
 
 /// Observes and judges AC3.
 pub fn run(fleet: &Fleet) -> Verdict {
+    if let Some(v) = super::preflight(
+        fleet,
+        "AC3",
+        "service instances deployed as the inventory says",
+    ) {
+        return v;
+    }
     evaluate(
         fleet,
         observe::status(fleet),

@@ -11,6 +11,9 @@ use crate::probe::ssh::pattern_matches;
 
 /// Observes and judges AC4.
 pub fn run(fleet: &Fleet) -> Verdict {
+    if let Some(v) = super::preflight(fleet, "AC4", "shared vars") {
+        return v;
+    }
     evaluate(fleet, observe::status(fleet))
 }
 

@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::fleet::Fleet;
 use crate::observe::Seen;
 
 /// How bad a finding is.
@@ -223,6 +224,34 @@ impl fmt::Display for Verdict {
             .count();
         writeln!(f, "  ({passes} checks passed)")
     }
+}
+
+/// The offline pre-flight every criterion runs first: when the clan repo contradicts itself
+/// (`clan-coord oracle` errors), the criterion fails with those inconsistencies before any SSH.
+pub fn preflight(fleet: &Fleet, criterion: &'static str, title: &'static str) -> Option<Verdict> {
+    let issues = crate::oracle::lint::lint(&fleet.oracle, Some(&fleet.inventory), &fleet.domain);
+    let errors: Vec<Finding> = issues
+        .iter()
+        .filter(|i| i.level == crate::oracle::lint::Level::Error)
+        .map(|i| {
+            Finding::new(Severity::Fail, "oracle.inconsistent", &i.machine, format!("clan repo rule {}", i.rule))
+                .seen(format!("{} (files: {})", i.problem, i.files.join(", ")))
+                .expected(i.should.clone())
+                .cause(format!(
+                    "the clan repo {} contradicts itself, so no machine was contacted; fix the repo (`clan-coord oracle {}` lists every inconsistency)",
+                    fleet.oracle.dir.display(),
+                    fleet.oracle.dir.display()
+                ))
+        })
+        .collect();
+    (!errors.is_empty()).then(|| {
+        Verdict::new(
+            criterion,
+            title,
+            errors,
+            vec!["pre-flight: the clan repo is inconsistent; checks not run".into()],
+        )
+    })
 }
 
 /// A finding for a probe that could not run or parse.

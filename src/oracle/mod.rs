@@ -2,6 +2,7 @@
 //! certificates, CA, shared vars and their recipients) is read from its `vars/` tree, in every
 //! layout clan-core has used, so that nothing is hard-coded and a wrong value names its file.
 
+pub mod lint;
 pub mod zerotier;
 
 use std::collections::{BTreeMap, BTreeSet};
