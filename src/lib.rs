@@ -23,6 +23,7 @@ pub mod mode;
 pub mod observe;
 pub mod oracle;
 pub mod probe;
+pub mod rebuild;
 pub mod report;
 pub mod transport;
 

@@ -37,6 +37,16 @@ impl<T> Seen<T> {
     }
 }
 
+/// Runs one probe command on a machine and parses its output (the one I/O path of the checks).
+pub fn probe<T>(
+    fleet: &Fleet,
+    machine: &str,
+    cmd: Cmd,
+    parse: impl FnOnce(&Output) -> Result<T, String>,
+) -> Seen<T> {
+    seen(fleet, machine, cmd, parse)
+}
+
 fn seen<T>(
     fleet: &Fleet,
     machine: &str,
@@ -377,6 +387,11 @@ pub fn status(fleet: &Fleet) -> &BTreeMap<String, MachineStatus> {
     fleet
         .status
         .get_or_init(|| fleet.each(|m| observe_machine(fleet, m)))
+}
+
+/// Status of every machine observed now, bypassing the per-fleet cache (after a rebuild).
+pub fn status_fresh(fleet: &Fleet) -> BTreeMap<String, MachineStatus> {
+    fleet.each(|m| observe_machine(fleet, m))
 }
 
 /// Expected overlay address of a machine: machines.toml override, else the clan repo.

@@ -111,6 +111,13 @@ enum LabAction {
         /// Machine (default: all).
         machine: Option<String>,
     },
+    /// The lab's `clan machines update`: apply the lab repo's configuration to one machine.
+    Rebuild {
+        #[command(flatten)]
+        common: LabArgs,
+        /// Machine.
+        machine: String,
+    },
     /// Internal: the delaying TCP relay that `lab fault <m> slow-link` starts inside a machine.
     #[command(hide = true)]
     Relay(RelayArgs),
@@ -327,6 +334,10 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
             let state = up(&common, &size)?;
             print!("{}", lab::status(&state.dir)?);
             println!("COORD_MACHINES={}", state.machines_file().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Rebuild { common, machine } => {
+            lab::rebuild(&common.dir, &machine)?;
             Ok(ExitCode::SUCCESS)
         }
         LabAction::Relay(r) => {

@@ -6,6 +6,8 @@ pub mod ac1_mesh;
 pub mod ac2_ssh;
 pub mod ac3_services;
 pub mod ac4_shared;
+pub mod ac5_rebuild;
+pub mod ac6_coordination;
 
 use std::fmt;
 

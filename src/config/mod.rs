@@ -125,6 +125,48 @@ pub struct FleetConfig {
     pub machines: Vec<MachineConfig>,
     /// Custom module probes by module name.
     pub modules: BTreeMap<String, ModuleProbe>,
+    /// How to rebuild machines (AC5/AC6).
+    pub rebuild: RebuildConfig,
+}
+
+/// Rebuilds (AC5/AC6): the command run on the workstation per machine and what to compare.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebuildConfig {
+    /// argv template, split on whitespace; `{machine}`, `{flake}`, `{target}` are substituted
+    /// with validated values. Never run through a shell.
+    pub command: Vec<String>,
+    /// Machines rebuilt at once.
+    pub parallel: usize,
+    /// Limit for one machine's rebuild.
+    pub timeout: Duration,
+    /// Files whose sha256 must be equal on every machine after the rebuild.
+    pub artefacts: Vec<Artefact>,
+    /// Units that must be running since the switch after a setting change (AC6); empty = the
+    /// overlay daemon.
+    pub restart_units: Vec<String>,
+}
+
+/// A file compared across machines after a rebuild.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artefact {
+    /// Absolute path on the machines.
+    pub path: String,
+    /// Expected sha256 (hex), if known.
+    pub expect_sha256: Option<String>,
+}
+
+impl Default for RebuildConfig {
+    fn default() -> Self {
+        RebuildConfig {
+            command: ["clan", "machines", "update", "{machine}"]
+                .map(String::from)
+                .to_vec(),
+            parallel: 4,
+            timeout: Duration::from_secs(1800),
+            artefacts: Vec::new(),
+            restart_units: Vec::new(),
+        }
+    }
 }
 
 impl FleetConfig {
@@ -146,6 +188,31 @@ struct RawFile {
     machines: Vec<Spanned<RawMachine>>,
     #[serde(default)]
     modules: BTreeMap<Spanned<String>, RawModule>,
+    #[serde(default)]
+    rebuild: Option<Spanned<RawRebuild>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRebuild {
+    #[serde(default)]
+    command: Option<Spanned<String>>,
+    #[serde(default)]
+    parallel: Option<Spanned<usize>>,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    restart_units: Vec<Spanned<String>>,
+    #[serde(default, rename = "artefact")]
+    artefacts: Vec<RawArtefact>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArtefact {
+    path: Spanned<String>,
+    #[serde(default)]
+    expect_sha256: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -552,6 +619,110 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
         modules.insert(name.into_inner(), ModuleProbe { units });
     }
 
+    let mut rebuild = RebuildConfig::default();
+    if let Some(r) = raw.rebuild {
+        let span = r.span();
+        let r = r.into_inner();
+        if let Some(c) = &r.command {
+            let argv: Vec<String> = c.get_ref().split_whitespace().map(String::from).collect();
+            let bad = argv.iter().find(|a| {
+                let mut rest = a.as_str();
+                while let Some(i) = rest.find('{') {
+                    let after = &rest[i..];
+                    let Some(j) = after.find('}') else {
+                        return true;
+                    };
+                    if !matches!(&after[..=j], "{machine}" | "{flake}" | "{target}") {
+                        return true;
+                    }
+                    rest = &after[j + 1..];
+                }
+                false
+            });
+            if argv.is_empty() || bad.is_some() {
+                return Err(src.error(
+                    c.span().start,
+                    "rebuild.command",
+                    match bad {
+                        Some(b) => format!("unknown placeholder in {b:?}"),
+                        None => "empty command".into(),
+                    },
+                    "use a program and arguments with {machine}, {flake} and {target} only (no shell)",
+                ));
+            }
+            rebuild.command = argv;
+        }
+        if let Some(p) = &r.parallel {
+            if !(1..=64).contains(p.get_ref()) {
+                return Err(src.error(
+                    p.span().start,
+                    "rebuild.parallel",
+                    format!("{} is out of range", p.get_ref()),
+                    "use 1 to 64",
+                ));
+            }
+            rebuild.parallel = *p.get_ref();
+        }
+        match r.timeout_secs {
+            Some(0) => {
+                return Err(src.error(
+                    span.start,
+                    "rebuild.timeout_secs",
+                    "must be at least 1".into(),
+                    "set a positive number of seconds",
+                ))
+            }
+            Some(n) => rebuild.timeout = Duration::from_secs(n),
+            None => {}
+        }
+        for u in r.restart_units {
+            if !UNIT_RE.is_match(u.get_ref()) {
+                return Err(src.error(
+                    u.span().start,
+                    "rebuild.restart_units",
+                    format!("{:?} is not a systemd unit name", u.get_ref()),
+                    "write full unit names such as \"yggdrasil.service\"",
+                ));
+            }
+            rebuild.restart_units.push(u.into_inner());
+        }
+        for a in r.artefacts {
+            let p = a.path.get_ref();
+            if !p.starts_with('/')
+                || p.split('/').any(|c| c == "..")
+                || p.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(src.error(
+                    a.path.span().start,
+                    "rebuild.artefact.path",
+                    format!("{p:?} is not an absolute path without '..' or spaces"),
+                    "write the file's absolute path on the machines",
+                ));
+            }
+            let expect_sha256 = match a.expect_sha256 {
+                Some(h)
+                    if h.get_ref().len() == 64
+                        && h.get_ref().bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    Some(h.into_inner().to_ascii_lowercase())
+                }
+                Some(h) => {
+                    return Err(src.error(
+                        h.span().start,
+                        "rebuild.artefact.expect_sha256",
+                        format!("{:?} is not a sha256 hex digest", h.get_ref()),
+                        "64 hex digits, as `sha256sum` prints",
+                    ))
+                }
+                None => None,
+            };
+            rebuild.artefacts.push(Artefact {
+                path: p.clone(),
+                expect_sha256,
+            });
+        }
+    }
+
     Ok(FleetConfig {
         path: path.to_path_buf(),
         clan_dir,
@@ -563,5 +734,6 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
         thresholds,
         machines,
         modules,
+        rebuild,
     })
 }

@@ -17,6 +17,7 @@ pub mod relay;
 pub mod repo;
 pub mod shim;
 pub mod sshd;
+pub mod system;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -473,11 +474,13 @@ pub fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     tracing::info!(elapsed = ?start.elapsed(), "lab keys");
     make_network(&state)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab network");
+    repo::write_repo(&state)?;
     for i in 0..state.machines.len() {
         let m = state.machines[i].clone();
         write_machine_files(&state, &m)?;
+        let path = write_closure(&state, &m, &current_system(&state, &m)?)?;
+        switch_to(&state, &m.name, 1, &path)?;
     }
-    repo::write_repo(&state)?;
     write(&state.machines_file(), &repo::machines_toml(&state), 0o644)?;
     write(&dir.join("bin/systemctl"), shim::SYSTEMCTL, 0o755)?;
     // Each machine mounts its own /nix; the host needs the (empty) mountpoint. It is created only
@@ -594,6 +597,12 @@ fn make_network(state: &LabState) -> Result<(), LabError> {
     Ok(())
 }
 
+/// The system machine `m` should run per the lab repo.
+fn current_system(state: &LabState, m: &LabMachine) -> Result<system::System, LabError> {
+    let cfg = system::read_config(state)?;
+    system::evaluate(state, &cfg, m).map_err(LabError::Invalid)
+}
+
 /// (Re)writes a machine's private files from the lab's keys: what `lab heal` restores.
 fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<(), LabError> {
     let md = state.mdir(&m.name);
@@ -622,18 +631,6 @@ fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<(), LabError>
         LAB_ROOT_HASH,
         0o600,
     )?;
-    // A lab system closure in a private /nix, the system profile with numbered generations, and
-    // /run/current-system pointing at the active one, as NixOS lays them out.
-    let generation = 1;
-    let system = write_generation(state, m, generation)?;
-    let profiles = md.join("nix/var/nix/profiles");
-    mkdir(&profiles)?;
-    relink(&profiles.join(format!("system-{generation}-link")), &system)?;
-    relink(
-        &profiles.join("system"),
-        &format!("system-{generation}-link"),
-    )?;
-    relink(&run_dir.join("current-system"), &system)?;
     // sshd: host key from vars, certificate, CA line as clan's client role writes it.
     write(
         &etc.join("ssh_host_ed25519_key-cert.pub"),
@@ -696,14 +693,10 @@ fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<(), LabError>
     write(&md.join("shadow"), &shadow, 0o640)?;
     // yggdrasil: listen on the underlay, peer with every other machine (clan builds peers from
     // the other machines' exported hosts), admin socket where NixOS puts it, no multicast.
+    let sys = current_system(state, m)?;
     let mut conf = ygg.clone();
-    conf["Listen"] = serde_json::json!([format!("tcp://{}:6443", m.underlay_ip)]);
-    conf["Peers"] = state
-        .machines
-        .iter()
-        .filter(|o| o.name != m.name)
-        .map(|o| serde_json::json!(format!("tcp://{}:6443", o.underlay_ip)))
-        .collect();
+    conf["Listen"] = serde_json::json!([format!("tcp://{}:{}", m.underlay_ip, sys.port)]);
+    conf["Peers"] = serde_json::json!(sys.peers);
     conf["AdminListen"] = serde_json::json!("unix:///run/yggdrasil/yggdrasil.sock");
     conf["IfName"] = serde_json::json!("ygg0");
     conf["MulticastInterfaces"] = serde_json::json!([]);
@@ -714,30 +707,36 @@ fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<(), LabError>
     )
 }
 
-/// Writes generation `n`'s system closure into machine `m`'s lab store; returns its store path
-/// as the machine sees it.
-fn write_generation(state: &LabState, m: &LabMachine, n: u32) -> Result<String, LabError> {
+/// Writes machine `m`'s evaluated system into its lab store; returns the store path as the
+/// machine sees it. The name is the hash of the content: same configuration, same closure.
+fn write_closure(
+    state: &LabState,
+    m: &LabMachine,
+    sys: &system::System,
+) -> Result<String, LabError> {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{}-{n}", m.name).as_bytes());
-    let hash: String = hex::encode(digest)
+    let files = system::closure(m, sys);
+    let mut h = sha2::Sha256::new();
+    for (p, c) in &files {
+        h.update(p.as_bytes());
+        h.update([0]);
+        h.update(c.as_bytes());
+        h.update([0]);
+    }
+    // Nix's base32 alphabet has no e, o, u, t: keep the name looking like a store path.
+    let hash: String = hex::encode(h.finalize())
         .chars()
-        .map(|c| match c {
-            'e' => 'z',
-            'o' => 'q',
-            c => c,
-        })
+        .map(|c| if c == 'e' { 'z' } else { c })
         .take(32)
         .collect();
-    let name = format!("{hash}-nixos-system-{}-26.05.lab{n}", m.name);
+    let name = format!("{hash}-nixos-system-{}-26.05.lab", m.name);
     let dir = state.mdir(&m.name).join("nix/store").join(&name);
+    for (p, c) in &files {
+        write(&dir.join(p), c, 0o644)?;
+    }
     write(
         &dir.join("kernel-params"),
         &format!("init=/nix/store/{name}/init root=fstab loglevel=4\n"),
-        0o644,
-    )?;
-    write(
-        &dir.join("nixos-version"),
-        "26.05.lab (clan-coord lab)\n",
         0o644,
     )?;
     write(
@@ -746,6 +745,33 @@ fn write_generation(state: &LabState, m: &LabMachine, n: u32) -> Result<String, 
         0o755,
     )?;
     Ok(format!("/nix/store/{name}"))
+}
+
+/// The highest system generation of machine `m` (0 when none).
+fn last_generation(state: &LabState, m: &str) -> u32 {
+    std::fs::read_dir(state.mdir(m).join("nix/var/nix/profiles"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.strip_prefix("system-")?
+                .strip_suffix("-link")?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Registers `path` as generation `n` and switches to it (profile and /run/current-system).
+fn switch_to(state: &LabState, m: &str, n: u32, path: &str) -> Result<(), LabError> {
+    let md = state.mdir(m);
+    let profiles = md.join("nix/var/nix/profiles");
+    mkdir(&profiles)?;
+    relink(&profiles.join(format!("system-{n}-link")), path)?;
+    relink(&profiles.join("system"), &format!("system-{n}-link"))?;
+    relink(&md.join("run/current-system"), path)
 }
 
 fn relink(link: &Path, target: &str) -> Result<(), LabError> {
@@ -1103,7 +1129,7 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
             "--listen".into(),
             format!("127.0.0.1:{port}"),
             "--to".into(),
-            format!("{}:6443", o.underlay_ip),
+            format!("{}:{}", o.underlay_ip, current_system(state, o)?.port),
             "--delay-ms".into(),
             SLOW_LINK_DELAY.as_millis().to_string(),
         ];
@@ -1261,4 +1287,60 @@ pub fn finish_recording(out: &Path, machines: usize) -> Result<(), LabError> {
         &(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"),
         0o644,
     )
+}
+
+/// `lab rebuild <machine>`: the lab's `clan machines update`. Evaluates the lab repo's
+/// configuration for the machine, builds its closure, registers a new numbered generation and
+/// switches to it when the closure changed, rewrites the deployed files, and restarts yggdrasil
+/// when its settings changed, unless the machine's `restart_on_switch` is false (mirroring clan
+/// leaving running services alone). Prints what it does, as a deploy log.
+pub fn rebuild(dir: &Path, m: &str) -> Result<(), LabError> {
+    let mut state = LabState::load(dir)?
+        .ok_or_else(|| LabError::Invalid(format!("no lab in {}", dir.display())))?;
+    let mach = state.machine(m)?.clone();
+    let md = state.mdir(m);
+    println!(
+        "evaluating the configuration of {m} ({})",
+        state.dir.join("clan/lab-config.json").display()
+    );
+    let cfg = system::read_config(&state)?;
+    let sys = system::evaluate(&state, &cfg, &mach).map_err(|e| LabError::Tool {
+        tool: format!("lab rebuild {m}"),
+        reason: e,
+    })?;
+    let path = write_closure(&state, &mach, &sys)?;
+    println!("built {path}");
+    let current = std::fs::read_link(md.join("run/current-system"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let in_lab = |store_path: &str| md.join(store_path.trim_start_matches('/'));
+    let old_settings =
+        std::fs::read_to_string(in_lab(&current).join("etc/yggdrasil/settings.json"))
+            .unwrap_or_default();
+    let new_settings = std::fs::read_to_string(in_lab(&path).join("etc/yggdrasil/settings.json"))
+        .unwrap_or_default();
+    if current == path {
+        println!(
+            "{m}: the system closure did not change; generation {} stays active",
+            last_generation(&state, m)
+        );
+        return Ok(());
+    }
+    let n = last_generation(&state, m) + 1;
+    write_machine_files(&state, &mach)?;
+    switch_to(&state, m, n, &path)?;
+    println!("{m}: switched to generation {n}");
+    if old_settings != new_settings {
+        if sys.restart_on_switch {
+            println!("{m}: restarting yggdrasil.service (settings changed)");
+            if let Some(p) = state.pids.get(&format!("{m}/yggdrasil")).copied() {
+                stop(p)?;
+            }
+            start_daemon(&mut state, m, "yggdrasil")?;
+            state.save()?;
+        } else {
+            println!("{m}: yggdrasil.service settings changed but the unit was not restarted (restart_on_switch = false)");
+        }
+    }
+    Ok(())
 }

@@ -96,6 +96,11 @@ pub fn write_repo(state: &LabState) -> Result<(), LabError> {
         0o644,
     )?;
     write(
+        &clan.join("lab-config.json"),
+        &serde_json::to_string_pretty(&super::system::default_config()).unwrap_or_default(),
+        0o644,
+    )?;
+    write(
         &clan.join("README.md"),
         "Written by `clan-coord lab up`: the lab fleet's clan repo (public vars and inventory).\n\
          Keys here are lab test keys; secrets are placeholders, deployed only inside the lab.\n",
@@ -148,9 +153,13 @@ pub fn machines_toml_with(state: &LabState, clan_dir: &str, note: &str) -> Strin
          overlay = \"yggdrasil\"\ndomain = \"{}\"\n\n\
          [ssh]\nauth = \"identity_file\"\nidentity_file = \"{d}/workstation/id_ed25519\"\n\
          user = \"root\"\nnetns = \"{}\"\nconnect_timeout_secs = 5\ncommand_timeout_secs = 20\n\n\
-         [thresholds]\nmax_rtt_ms = 200\nping_count = 3\nping_interval_secs = 0.2\nping_timeout_secs = 2\n",
+         [thresholds]\nmax_rtt_ms = 200\nping_count = 3\nping_interval_secs = 0.2\nping_timeout_secs = 2\n\n\
+         # `clan machines update` stand-in: applies the lab repo's lab-config.json to a machine.\n\
+         [rebuild]\ncommand = \"{} lab rebuild --dir {d} {{machine}}\"\nparallel = 4\ntimeout_secs = 120\n\n\
+         [[rebuild.artefact]]\npath = \"/run/current-system/etc/nix/nix.conf\"\n",
         state.domain,
-        state.ns_ws()
+        state.ns_ws(),
+        state.exe.as_ref().map(|e| e.display().to_string()).unwrap_or_else(|| "clan-coord".into()),
     );
     for m in &state.machines {
         s.push_str(&format!(

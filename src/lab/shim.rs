@@ -9,9 +9,10 @@ pub const SYSTEMCTL: &str = r#"#!/bin/sh
 # by pid in /run/lab/units/<unit>.pid; anything else is not-found.
 state() {
   f="/run/lab/units/$1.pid"
+  mainpid=0
   if [ -f "$f" ]; then
     load=loaded
-    if kill -0 "$(cat "$f")" 2>/dev/null; then active=active sub=running result=success code=0
+    if kill -0 "$(cat "$f")" 2>/dev/null; then active=active sub=running result=success code=0 mainpid=$(cat "$f")
     else active=failed sub=failed result=exit-code code=1; fi
   elif [ -f "/run/lab/units/$1.stopped" ]; then
     load=loaded active=inactive sub=dead result=success code=0
@@ -22,9 +23,10 @@ state() {
 cmd="$1"; shift
 case "$cmd" in
   show)
-    props=""; units=""
+    props=""; units=""; value=0
     while [ $# -gt 0 ]; do
       case "$1" in
+        --value) value=1; shift ;;
         -p) props="$props $(echo "$2" | tr ',' ' ')"; shift 2 ;;
         --property=*) props="$props $(echo "${1#--property=}" | tr ',' ' ')"; shift ;;
         -*) shift ;;
@@ -39,13 +41,15 @@ case "$cmd" in
       state "$u"
       for p in $props; do
         case "$p" in
-          LoadState) echo "LoadState=$load" ;;
-          ActiveState) echo "ActiveState=$active" ;;
-          SubState) echo "SubState=$sub" ;;
-          Result) echo "Result=$result" ;;
-          ExecMainStatus) echo "ExecMainStatus=$code" ;;
-          *) echo "$p=" ;;
+          LoadState) v=$load ;;
+          ActiveState) v=$active ;;
+          SubState) v=$sub ;;
+          Result) v=$result ;;
+          ExecMainStatus) v=$code ;;
+          MainPID) v=$mainpid ;;
+          *) v= ;;
         esac
+        if [ $value = 1 ]; then echo "$v"; else echo "$p=$v"; fi
       done
     done ;;
   is-active)

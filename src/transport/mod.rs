@@ -45,6 +45,20 @@ impl Cmd {
         }
     }
 
+    /// A program and arguments from configuration (already validated by the caller), each
+    /// word quoted: no shell syntax from config ever reaches a shell.
+    pub fn argv(words: &[String]) -> Cmd {
+        let mut it = words.iter();
+        let mut c = Cmd {
+            text: it.next().map(|p| quote(p)).unwrap_or_default(),
+            timeout: None,
+        };
+        for w in it {
+            c = c.arg(w);
+        }
+        c
+    }
+
     /// A fixed shell script from our code; values go in with [`Cmd::arg`] as `$1`, `$2`, ...
     pub fn sh(script: &'static str) -> Cmd {
         Cmd {

@@ -1,0 +1,169 @@
+//! AC5: a shared configuration change is rebuilt onto every machine and applied identically:
+//! each rebuild succeeds, each machine reports a new generation (or an unchanged closure), runs
+//! the generation its profile names, and every artefact has the same hash everywhere (and the
+//! expected one when configured). Destructive: runs live only with `COORD_DESTRUCTIVE=1`.
+
+use std::collections::BTreeMap;
+
+use super::{probe_failed, Finding, Severity, Verdict};
+use crate::fleet::Fleet;
+use crate::rebuild::{self, RebuildRound};
+
+/// Rebuilds and judges AC5.
+pub fn run(fleet: &Fleet) -> Verdict {
+    if let Some(v) = super::preflight(fleet, "AC5", TITLE) {
+        return v;
+    }
+    if let Some(why) = rebuild::refusal(fleet) {
+        return not_run("AC5", TITLE, why);
+    }
+    evaluate(fleet, &rebuild::round(fleet, &rebuild::log_dir()))
+}
+
+const TITLE: &str = "shared change rebuilt and applied identically";
+
+/// The verdict of a destructive criterion that was not allowed to run.
+pub fn not_run(criterion: &'static str, title: &'static str, why: String) -> Verdict {
+    Verdict::new(
+        criterion,
+        title,
+        vec![
+            Finding::new(Severity::Fail, "rebuild.not-run", "workstation", "rebuild")
+                .seen(why.clone())
+                .expected("an opted-in run")
+                .cause(why),
+        ],
+        vec![],
+    )
+}
+
+/// Per machine: the rebuild ran, a generation was made (or nothing changed), it is active.
+pub fn machine_findings(fleet: &Fleet, r: &RebuildRound, f: &mut Vec<Finding>) {
+    for m in fleet.machines() {
+        match r.runs.get(m) {
+            Some(run) if !run.ok() => {
+                f.push(
+                    Finding::new(Severity::Fail, "rebuild.failed", m, "rebuild")
+                        .seen(match &run.error {
+                            Some(e) => e.clone(),
+                            None => format!("exit {:?}; last lines:\n{}", run.exit, run.tail),
+                        })
+                        .expected("exit 0")
+                        .cause(format!(
+                            "the rebuild of {m} failed; whole output in {}",
+                            run.log
+                        )),
+                );
+                if let Some(x) = f.last_mut() {
+                    x.command = run.command.clone();
+                    x.exit = run.exit;
+                }
+                continue;
+            }
+            Some(run) => f.push(
+                Finding::new(Severity::Pass, "rebuild.ok", m, "rebuild")
+                    .seen(format!("exit 0 in {:.1}s", run.secs))
+                    .expected("exit 0"),
+            ),
+            None => continue,
+        }
+        let (Some(b), Some(a)) = (r.before.get(m), r.after.get(m)) else {
+            continue;
+        };
+        let (Some(before), Some(after)) = (b.ok(), a.ok()) else {
+            let s = if b.ok().is_none() { b } else { a };
+            f.push(probe_failed(
+                m,
+                "system generation",
+                s,
+                "profile, current system and artefact hashes",
+            ));
+            continue;
+        };
+        let gens = format!("{:?} → {:?}", before.generation, after.generation);
+        if after.current == before.current {
+            f.push(
+                Finding::new(Severity::Info, "rebuild.unchanged", m, "system closure")
+                    .seen(format!("unchanged ({gens}): {}", after.current))
+                    .expected("a new generation, or an unchanged closure when nothing changed for this machine"),
+            );
+        } else if after.generation > before.generation {
+            f.push(
+                Finding::new(Severity::Pass, "rebuild.generation", m, "system generation")
+                    .seen(gens)
+                    .expected("a new generation"),
+            );
+        } else {
+            f.push(
+                Finding::new(Severity::Fail, "rebuild.no-generation", m, "system generation")
+                    .evidence(a)
+                    .seen(format!("{gens}, current system changed to {}", after.current))
+                    .expected("a new, higher generation in the system profile")
+                    .cause("the system was switched without registering a profile generation (activated by hand?)"),
+            );
+        }
+        if after.current == after.profile_path {
+            f.push(
+                Finding::new(Severity::Pass, "rebuild.active", m, "/run/current-system")
+                    .seen(after.current.clone())
+                    .expected("the profile's generation"),
+            );
+        } else {
+            f.push(
+                Finding::new(Severity::Fail, "rebuild.not-switched", m, "/run/current-system")
+                    .evidence(a)
+                    .seen(format!("running {}", after.current))
+                    .expected(format!("the profile's generation {}", after.profile_path))
+                    .cause("the new generation was built but not activated: `boot` instead of `switch`, or activation failed"),
+            );
+        }
+    }
+}
+
+/// Every artefact: same hash on every machine, and the expected one when configured.
+pub fn artefact_findings(fleet: &Fleet, r: &RebuildRound, f: &mut Vec<Finding>) {
+    for art in &fleet.config.rebuild.artefacts {
+        let mut by_hash: BTreeMap<Option<String>, Vec<&str>> = BTreeMap::new();
+        for m in fleet.machines() {
+            if let Some(st) = r.after.get(m).and_then(|s| s.ok()) {
+                by_hash
+                    .entry(st.files.get(&art.path).cloned().flatten())
+                    .or_default()
+                    .push(m);
+            }
+        }
+        let majority = by_hash
+            .iter()
+            .filter(|(h, _)| h.is_some())
+            .max_by_key(|(_, ms)| ms.len())
+            .map(|(h, _)| h.clone().unwrap_or_default());
+        let want = art.expect_sha256.clone().or(majority);
+        for (h, ms) in &by_hash {
+            for m in ms {
+                match (h, &want) {
+                    (None, _) => f.push(Finding::new(Severity::Fail, "rebuild.artefact-missing", m, art.path.clone()).seen("no such file").expected("present after the rebuild").cause(format!("{} is not part of {m}'s new generation: the change did not reach it", art.path))),
+                    (Some(h), Some(w)) if h == w => f.push(Finding::new(Severity::Pass, "rebuild.artefact", m, art.path.clone()).seen(h.clone()).expected(w.clone())),
+                    (Some(h), w) => f.push(Finding::new(Severity::Fail, "rebuild.artefact-differs", m, art.path.clone()).seen(format!("sha256 {h}")).expected(format!("sha256 {}", w.clone().unwrap_or_default()) + if art.expect_sha256.is_some() { " (configured)" } else { " (as on the other machines)" }).cause(format!("{m} applied a different version of {}: its rebuild used another revision, or the file is machine-specific", art.path))),
+                }
+            }
+        }
+    }
+}
+
+/// Judges AC5 from a rebuild round.
+pub fn evaluate(fleet: &Fleet, r: &RebuildRound) -> Verdict {
+    let mut f = Vec::new();
+    machine_findings(fleet, r, &mut f);
+    artefact_findings(fleet, r, &mut f);
+    let notes = r
+        .runs
+        .iter()
+        .map(|(m, run)| {
+            format!(
+                "{m}: `{}` exit {:?} in {:.1}s, log {}",
+                run.command, run.exit, run.secs, run.log
+            )
+        })
+        .collect();
+    Verdict::new("AC5", TITLE, f, notes)
+}

@@ -1,0 +1,64 @@
+//! AC6: a service-instance setting change propagates and the services still coordinate. After
+//! the rebuild (as AC5 judges it), the watched daemons must be running since the switch — their
+//! live state, not only their config: `clan machines update` does not restart services when only
+//! vars or settings change — and the mesh (AC1), the SSH hops (AC2) and the role probes (AC3) are
+//! observed afresh and must pass.
+
+use super::{ac1_mesh, ac2_ssh, ac3_services, ac5_rebuild, Finding, Severity, Verdict};
+use crate::fleet::Fleet;
+use crate::rebuild::{self, RebuildRound};
+
+const TITLE: &str = "setting change propagated, services still coordinate";
+
+/// Rebuilds, then judges AC6 on fresh observations.
+pub fn run(fleet: &Fleet) -> Verdict {
+    if let Some(v) = super::preflight(fleet, "AC6", TITLE) {
+        return v;
+    }
+    if let Some(why) = rebuild::refusal(fleet) {
+        return ac5_rebuild::not_run("AC6", TITLE, why);
+    }
+    let round = rebuild::round(fleet, &rebuild::log_dir());
+    let status = crate::observe::status_fresh(fleet);
+    let after = vec![
+        ac1_mesh::evaluate(fleet, &status, &crate::observe::mesh(fleet)),
+        ac2_ssh::evaluate(fleet, &status, &crate::observe::hops(fleet)),
+        ac3_services::evaluate(fleet, &status, None),
+    ];
+    evaluate(fleet, &round, &after)
+}
+
+/// Judges AC6 from the rebuild round and the criteria re-run afterwards.
+pub fn evaluate(fleet: &Fleet, r: &RebuildRound, after: &[Verdict]) -> Verdict {
+    let mut f = Vec::new();
+    ac5_rebuild::machine_findings(fleet, r, &mut f);
+    for m in fleet.machines() {
+        let (Some(b), Some(a)) = (
+            r.before.get(m).and_then(|s| s.ok()),
+            r.after.get(m).and_then(|s| s.ok()),
+        ) else {
+            continue;
+        };
+        let changed = a.current != b.current;
+        for (unit, age) in &a.units {
+            match age {
+                None => f.push(Finding::new(Severity::Fail, "coord.unit-down", m, unit.clone()).seen("not running after the rebuild").expected("running").cause(format!("{unit} did not come back after the switch: see `journalctl -u {unit}` on {m}"))),
+                Some(age) if changed && a.now.saturating_sub(*age) + 1 < a.switched => f.push(
+                    Finding::new(Severity::Fail, "coord.not-restarted", m, format!("{unit} live state"))
+                        .seen(format!("running for {age}s, since before the switch {}s ago", a.now.saturating_sub(a.switched)))
+                        .expected("started after the switch to the new generation")
+                        .cause(format!("{unit} still runs with the settings from before the rebuild (clan machines update does not restart services when only settings or vars change): `systemctl restart {unit}` on {m}")),
+                ),
+                Some(age) => f.push(Finding::new(Severity::Pass, "coord.live", m, format!("{unit} live state")).seen(format!("running for {age}s{}", if changed { ", started after the switch" } else { ", closure unchanged" })).expected("running the new settings")),
+            }
+        }
+    }
+    for v in after {
+        for x in &v.findings {
+            let mut x = x.clone();
+            x.subject = format!("after rebuild, {}: {}", v.criterion, x.subject);
+            f.push(x);
+        }
+    }
+    Verdict::new("AC6", TITLE, f, vec![])
+}

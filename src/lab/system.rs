@@ -1,0 +1,97 @@
+//! The lab's stand-in for evaluating a flake's NixOS configuration: `<clan>/lab-config.json` holds
+//! the settings the lab's machines are built from (a shared `nix.conf`, the yggdrasil instance's
+//! listen port, per-machine overrides). Evaluating it for one machine gives that machine's system:
+//! a closure whose store path is the hash of its content, exactly as an unchanged configuration
+//! gives an unchanged closure on NixOS. `lab rebuild` (the `clan machines update` stand-in)
+//! applies it.
+
+use serde_json::{json, Value};
+
+use super::{LabMachine, LabState};
+use crate::error::LabError;
+
+/// The default configuration the lab repo starts with.
+pub fn default_config() -> Value {
+    json!({
+        "nix_conf": "experimental-features = nix-command flakes\ntrusted-users = root\n",
+        "yggdrasil_port": 6443,
+        "machines": {}
+    })
+}
+
+/// One machine's evaluated system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct System {
+    /// `/etc/nix/nix.conf`.
+    pub nix_conf: String,
+    /// yggdrasil listen port.
+    pub port: u16,
+    /// Peers' underlay URIs.
+    pub peers: Vec<String>,
+    /// Whether switching restarts daemons whose settings changed (false mirrors
+    /// `clan machines update` leaving services running after a vars/settings change).
+    pub restart_on_switch: bool,
+}
+
+/// Reads `<clan>/lab-config.json`.
+pub fn read_config(state: &LabState) -> Result<Value, LabError> {
+    let p = state.dir.join("clan/lab-config.json");
+    let t = std::fs::read_to_string(&p).map_err(|e| LabError::Io {
+        path: p.clone(),
+        source: e,
+    })?;
+    serde_json::from_str(&t).map_err(|e| LabError::Invalid(format!("{}: {e}", p.display())))
+}
+
+fn port_of(cfg: &Value, m: &str) -> Result<u16, String> {
+    let v = cfg["machines"][m]
+        .get("yggdrasil_port")
+        .unwrap_or(&cfg["yggdrasil_port"]);
+    v.as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("error: A definition for option `services.yggdrasil.settings.Listen' of {m} is not a port number: {v}"))
+}
+
+/// Evaluates machine `m`'s system, or fails as `nix eval` would on a bad definition.
+pub fn evaluate(state: &LabState, cfg: &Value, m: &LabMachine) -> Result<System, String> {
+    let mut nix_conf = cfg["nix_conf"]
+        .as_str()
+        .ok_or("error: option `nix.extraOptions' is not of type `string'")?
+        .to_string();
+    if let Some(extra) = cfg["machines"][&m.name].get("nix_conf_extra") {
+        let extra = extra.as_str().ok_or_else(|| format!("error: A definition for option `nix.extraOptions' of {} is not of type `strings concatenated with \"\\n\"': {extra}", m.name))?;
+        nix_conf.push_str(extra);
+    }
+    let port = port_of(cfg, &m.name)?;
+    let mut peers = Vec::new();
+    for o in state.machines.iter().filter(|o| o.name != m.name) {
+        peers.push(format!(
+            "tcp://{}:{}",
+            o.underlay_ip,
+            port_of(cfg, &o.name).unwrap_or(6443)
+        ));
+    }
+    let restart_on_switch = cfg["machines"][&m.name]
+        .get("restart_on_switch")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    Ok(System {
+        nix_conf,
+        port,
+        peers,
+        restart_on_switch,
+    })
+}
+
+/// The closure's content files (path in the closure → content).
+pub fn closure(m: &LabMachine, sys: &System) -> Vec<(String, String)> {
+    vec![
+        ("etc/nix/nix.conf".into(), sys.nix_conf.clone()),
+        (
+            "etc/yggdrasil/settings.json".into(),
+            serde_json::to_string_pretty(&json!({"Listen": [format!("tcp://{}:{}", m.underlay_ip, sys.port)], "Peers": sys.peers})).unwrap_or_default(),
+        ),
+        ("nixos-version".into(), "26.05.lab (clan-coord lab)\n".into()),
+    ]
+}
