@@ -27,8 +27,9 @@ pub fn refusal(fleet: &Fleet) -> Option<String> {
 const STATE_SCRIPT: &str = r#"printf 'profile %s\n' "$(readlink /nix/var/nix/profiles/system 2>/dev/null || echo -)"
 printf 'profile-path %s\n' "$(readlink -f /nix/var/nix/profiles/system 2>/dev/null || echo -)"
 printf 'current %s\n' "$(readlink -f /run/current-system 2>/dev/null || echo -)"
-printf 'switched %s\n' "$(stat -c %Y /run/current-system 2>/dev/null || echo 0)"
-printf 'now %s\n' "$(date +%s)"
+printf 'switched %s\n' "$(stat -c %.3Y /run/current-system 2>/dev/null || echo 0)"
+printf 'now %s\n' "$(date +%s.%N)"
+hz=$(getconf CLK_TCK)
 units=0
 for a in "$@"; do
   if [ "$a" = "--units" ]; then units=1; continue; fi
@@ -37,13 +38,16 @@ for a in "$@"; do
   else
     pid=$(systemctl show -p MainPID --value "$a" 2>/dev/null)
     age=-
-    if [ -n "$pid" ] && [ "$pid" != 0 ]; then age=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' '); fi
-    printf 'unit %s %s %s\n' "$a" "${pid:-0}" "${age:--}"
+    if [ -n "$pid" ] && [ "$pid" != 0 ] && [ -r "/proc/$pid/stat" ]; then
+      start=$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)
+      age=$(awk -v st="$start" -v hz="$hz" '{printf "%.2f", $1 - st / hz}' /proc/uptime)
+    fi
+    printf 'unit %s %s %s\n' "$a" "${pid:-0}" "$age"
   fi
 done"#;
 
 /// A machine's system state around a rebuild.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct SystemState {
     /// Generation number of the system profile (`system-<N>-link`).
     pub generation: Option<u32>,
@@ -51,14 +55,14 @@ pub struct SystemState {
     pub profile_path: String,
     /// Store path `/run/current-system` points to.
     pub current: String,
-    /// When `/run/current-system` was last switched (epoch seconds).
-    pub switched: u64,
+    /// When `/run/current-system` was last switched (epoch seconds, ms precision).
+    pub switched: f64,
     /// The machine's clock at the probe (epoch seconds).
-    pub now: u64,
+    pub now: f64,
     /// Artefact path → sha256 (None when missing).
     pub files: BTreeMap<String, Option<String>>,
-    /// Unit → seconds its main process has run (None when not running).
-    pub units: BTreeMap<String, Option<u64>>,
+    /// Unit → seconds its main process has run, from /proc (None when not running).
+    pub units: BTreeMap<String, Option<f64>>,
 }
 
 /// Parses the state script's output.
@@ -71,7 +75,7 @@ pub fn parse_state(out: &str) -> Result<SystemState, String> {
             ["profile", p] => s.generation = crate::probe::nixos::parse_profile_link(p).ok(),
             ["profile-path", p] => s.profile_path = p.to_string(),
             ["current", p] => s.current = p.to_string(),
-            ["switched", t] => s.switched = t.parse().unwrap_or(0),
+            ["switched", t] => s.switched = t.parse().unwrap_or(0.0),
             ["now", t] => {
                 s.now = t.parse().map_err(|_| format!("bad clock line {line:?}"))?;
                 seen_now = true;

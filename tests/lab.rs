@@ -64,6 +64,15 @@ const FAULTS: &[(&str, &str, &str, &str, &[&str])] = &[
     ),
 ];
 
+/// Tears the lab down however the test ends (a failed assertion must not leave it running).
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = lab::down(self.0);
+    }
+}
+
 #[test_log::test]
 fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
     if let Some(why) = lab::unsupported() {
@@ -71,6 +80,7 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let _down = Down(dir.path());
     let opts = lab::UpOptions {
         machines: 2,
         dir: dir.path().to_path_buf(),

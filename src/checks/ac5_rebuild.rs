@@ -17,6 +17,11 @@ pub fn run(fleet: &Fleet) -> Verdict {
     if let Some(why) = rebuild::refusal(fleet) {
         return not_run("AC5", TITLE, why);
     }
+    rebuild_and_judge(fleet)
+}
+
+/// Rebuilds and judges, without the opt-in check: for callers that are the opt-in (the lab).
+pub fn rebuild_and_judge(fleet: &Fleet) -> Verdict {
     evaluate(fleet, &rebuild::round(fleet, &rebuild::log_dir()))
 }
 
@@ -132,18 +137,77 @@ pub fn artefact_findings(fleet: &Fleet, r: &RebuildRound, f: &mut Vec<Finding>) 
                     .push(m);
             }
         }
-        let majority = by_hash
+        // The reference: the configured hash, else the one most machines with a successful
+        // rebuild agree on (a tie names no winner: every side is reported).
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (h, ms) in &by_hash {
+            if let Some(h) = h {
+                let ok = ms
+                    .iter()
+                    .filter(|m| r.runs.get(**m).is_some_and(|x| x.ok()))
+                    .count();
+                if ok > 0 {
+                    counts.insert(h.as_str(), ok);
+                }
+            }
+        }
+        let top = counts.values().copied().max().unwrap_or(0);
+        let leaders: Vec<&str> = counts
             .iter()
-            .filter(|(h, _)| h.is_some())
-            .max_by_key(|(_, ms)| ms.len())
-            .map(|(h, _)| h.clone().unwrap_or_default());
+            .filter(|(_, n)| **n == top)
+            .map(|(h, _)| *h)
+            .collect();
+        let majority = (leaders.len() == 1).then(|| leaders[0].to_string());
         let want = art.expect_sha256.clone().or(majority);
         for (h, ms) in &by_hash {
             for m in ms {
                 match (h, &want) {
-                    (None, _) => f.push(Finding::new(Severity::Fail, "rebuild.artefact-missing", m, art.path.clone()).seen("no such file").expected("present after the rebuild").cause(format!("{} is not part of {m}'s new generation: the change did not reach it", art.path))),
-                    (Some(h), Some(w)) if h == w => f.push(Finding::new(Severity::Pass, "rebuild.artefact", m, art.path.clone()).seen(h.clone()).expected(w.clone())),
-                    (Some(h), w) => f.push(Finding::new(Severity::Fail, "rebuild.artefact-differs", m, art.path.clone()).seen(format!("sha256 {h}")).expected(format!("sha256 {}", w.clone().unwrap_or_default()) + if art.expect_sha256.is_some() { " (configured)" } else { " (as on the other machines)" }).cause(format!("{m} applied a different version of {}: its rebuild used another revision, or the file is machine-specific", art.path))),
+                    (None, _) => f.push(
+                        Finding::new(
+                            Severity::Fail,
+                            "rebuild.artefact-missing",
+                            m,
+                            art.path.clone(),
+                        )
+                        .seen("no such file")
+                        .expected("present after the rebuild")
+                        .cause(format!(
+                            "{} is not part of {m}'s new generation: the change did not reach it",
+                            art.path
+                        )),
+                    ),
+                    (Some(h), Some(w)) if h == w => f.push(
+                        Finding::new(Severity::Pass, "rebuild.artefact", m, art.path.clone())
+                            .seen(h.clone())
+                            .expected(w.clone()),
+                    ),
+                    (Some(h), w) => {
+                        let failed = r.runs.get(*m).is_some_and(|x| !x.ok());
+                        let expected = match (w, art.expect_sha256.is_some()) {
+                            (Some(w), true) => format!("sha256 {w} (configured)"),
+                            (Some(w), false) => format!("sha256 {w} (as on the other machines)"),
+                            (None, _) => "one version on every machine".to_string(),
+                        };
+                        let cause = if failed {
+                            format!(
+                                "{m}'s rebuild failed, so it still has the previous version of {}",
+                                art.path
+                            )
+                        } else {
+                            format!("{m} applied a different version of {}: its rebuild used another revision, or the file is machine-specific", art.path)
+                        };
+                        f.push(
+                            Finding::new(
+                                Severity::Fail,
+                                "rebuild.artefact-differs",
+                                m,
+                                art.path.clone(),
+                            )
+                            .seen(format!("sha256 {h}"))
+                            .expected(expected)
+                            .cause(cause),
+                        );
+                    }
                 }
             }
         }

@@ -18,12 +18,24 @@ pub fn run(fleet: &Fleet) -> Verdict {
     if let Some(why) = rebuild::refusal(fleet) {
         return ac5_rebuild::not_run("AC6", TITLE, why);
     }
+    rebuild_and_judge(fleet)
+}
+
+/// Rebuilds and judges, without the opt-in check: for callers that are the opt-in (the lab).
+pub fn rebuild_and_judge(fleet: &Fleet) -> Verdict {
     let round = rebuild::round(fleet, &rebuild::log_dir());
     let status = crate::observe::status_fresh(fleet);
     let after = vec![
         ac1_mesh::evaluate(fleet, &status, &crate::observe::mesh(fleet)),
         ac2_ssh::evaluate(fleet, &status, &crate::observe::hops(fleet)),
-        ac3_services::evaluate(fleet, &status, None),
+        ac3_services::evaluate(
+            fleet,
+            &status,
+            crate::inventory::pinned_snapshot(
+                &crate::mode::crate_root().join("snapshots"),
+                &crate::inventory::snapshot_name(&fleet.inventory),
+            ),
+        ),
     ];
     evaluate(fleet, &round, &after)
 }
@@ -43,13 +55,14 @@ pub fn evaluate(fleet: &Fleet, r: &RebuildRound, after: &[Verdict]) -> Verdict {
         for (unit, age) in &a.units {
             match age {
                 None => f.push(Finding::new(Severity::Fail, "coord.unit-down", m, unit.clone()).seen("not running after the rebuild").expected("running").cause(format!("{unit} did not come back after the switch: see `journalctl -u {unit}` on {m}"))),
-                Some(age) if changed && a.now.saturating_sub(*age) + 1 < a.switched => f.push(
+                // Started before the switch (50 ms of clock slack): still the old settings.
+                Some(age) if changed && *age > a.now - a.switched + 0.05 => f.push(
                     Finding::new(Severity::Fail, "coord.not-restarted", m, format!("{unit} live state"))
-                        .seen(format!("running for {age}s, since before the switch {}s ago", a.now.saturating_sub(a.switched)))
+                        .seen(format!("running for {age:.1}s, since before the switch {:.1}s ago", a.now - a.switched))
                         .expected("started after the switch to the new generation")
                         .cause(format!("{unit} still runs with the settings from before the rebuild (clan machines update does not restart services when only settings or vars change): `systemctl restart {unit}` on {m}")),
                 ),
-                Some(age) => f.push(Finding::new(Severity::Pass, "coord.live", m, format!("{unit} live state")).seen(format!("running for {age}s{}", if changed { ", started after the switch" } else { ", closure unchanged" })).expected("running the new settings")),
+                Some(age) => f.push(Finding::new(Severity::Pass, "coord.live", m, format!("{unit} live state")).seen(format!("running for {age:.1}s{}", if changed { ", started after the switch" } else { ", closure unchanged" })).expected("running the new settings")),
             }
         }
     }

@@ -432,6 +432,7 @@ pub fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         return Err(LabError::Unsupported { reason: why });
     }
     down(&opts.dir)?;
+    reap_orphans(&opts.prefix)?;
     // Host safety: the lab's subnets must overlap nothing of the host's.
     let host = net::host_prefixes(
         &ip(&["-j", "addr"])?,
@@ -977,6 +978,33 @@ pub fn down(dir: &Path) -> Result<bool, LabError> {
     Ok(true)
 }
 
+/// Removes namespaces a crashed lab with this prefix left behind without a state file (its
+/// directory gone): the processes inside them are the lab's own (`ip netns pids`), so they are
+/// ended, then the namespaces deleted. Names outside the lab's scheme are never touched.
+fn reap_orphans(prefix: &str) -> Result<(), LabError> {
+    let mut names = vec![format!("{prefix}-ws"), format!("{prefix}-net")];
+    names.extend(machine_names(16).iter().map(|m| format!("{prefix}-{m}")));
+    for ns in names {
+        if !Path::new("/run/netns").join(&ns).exists() {
+            continue;
+        }
+        eprintln!("lab: removing namespace {ns} left by a crashed lab");
+        let pids: Vec<u32> = ip(&["netns", "pids", &ns])?
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        for p in &pids {
+            kill(*p, "-KILL");
+        }
+        let start = Instant::now();
+        while pids.iter().any(|p| alive(*p)) && start.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(POLL);
+        }
+        ip(&["netns", "del", &ns])?;
+    }
+    Ok(())
+}
+
 /// One line per machine: processes and addresses.
 pub fn status(dir: &Path) -> Result<String, LabError> {
     let Some(state) = LabState::load(dir)? else {
@@ -1014,6 +1042,7 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
 
 /// Brings a real fault into machine `m`.
 pub fn fault(dir: &Path, m: &str, kind: &str) -> Result<(), LabError> {
+    let _lock = StateLock::take(dir)?;
     let mut state = LabState::load(dir)?
         .ok_or_else(|| LabError::Invalid(format!("no lab in {}", dir.display())))?;
     let mach = state.machine(m)?.clone();
@@ -1179,6 +1208,7 @@ fn reload_sshd(state: &LabState, m: &str) -> Result<(), LabError> {
 /// Undoes every fault on `m` (or on all machines): files rewritten from the lab's keys, links up,
 /// stopped daemons started, sshd reloaded; then waits for the mesh.
 pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
+    let _lock = StateLock::take(dir)?;
     let mut state = LabState::load(dir)?
         .ok_or_else(|| LabError::Invalid(format!("no lab in {}", dir.display())))?;
     let names: Vec<String> = match only {
@@ -1289,12 +1319,36 @@ pub fn finish_recording(out: &Path, machines: usize) -> Result<(), LabError> {
     )
 }
 
+/// An exclusive lock on the lab's state: rebuilds of several machines run at once (as
+/// `clan machines update` does), and each rewrites `lab.json`; the lock keeps their
+/// load-change-save sequences from overwriting each other's pids.
+struct StateLock(std::fs::File);
+
+impl StateLock {
+    fn take(dir: &Path) -> Result<StateLock, LabError> {
+        use std::os::fd::AsRawFd;
+        let p = dir.join("lab.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| io(&p, e))?;
+        // SAFETY: flock on an fd we own; released when the file is closed (on drop).
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io(&p, std::io::Error::last_os_error()));
+        }
+        Ok(StateLock(f))
+    }
+}
+
 /// `lab rebuild <machine>`: the lab's `clan machines update`. Evaluates the lab repo's
 /// configuration for the machine, builds its closure, registers a new numbered generation and
 /// switches to it when the closure changed, rewrites the deployed files, and restarts yggdrasil
 /// when its settings changed, unless the machine's `restart_on_switch` is false (mirroring clan
 /// leaving running services alone). Prints what it does, as a deploy log.
 pub fn rebuild(dir: &Path, m: &str) -> Result<(), LabError> {
+    let _lock = StateLock::take(dir)?;
     let mut state = LabState::load(dir)?
         .ok_or_else(|| LabError::Invalid(format!("no lab in {}", dir.display())))?;
     let mach = state.machine(m)?.clone();

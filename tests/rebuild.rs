@@ -1,0 +1,141 @@
+//! AC5 and AC6 on the lab: real rebuilds (`clan-coord lab rebuild`, the lab's `clan machines
+//! update`) of a changed lab repo. A shared change passes AC5; a machine whose configuration does
+//! not evaluate fails AC5 naming it while the other is still checked; an overlay port change
+//! passes AC6 with the mesh back; a daemon left unrestarted fails AC6 naming the machine and why.
+//! Skips with a visible reason where the lab cannot run.
+
+use std::path::Path;
+
+use clan_coordination::checks::{ac5_rebuild, ac6_coordination, Verdict};
+use clan_coordination::config;
+use clan_coordination::fleet::Fleet;
+use clan_coordination::lab;
+
+fn fleet(machines: &Path) -> Fleet {
+    Fleet::live(config::load(machines).unwrap(), None).unwrap()
+}
+
+fn edit(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("clan/lab-config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+fn fails_naming(v: &Verdict, code: &str, machine: &str) {
+    assert!(!v.passed(), "{} should fail\n{v}", v.criterion);
+    let hit = v
+        .failures()
+        .find(|x| x.code == code && x.machine == machine)
+        .unwrap_or_else(|| panic!("no {code} naming {machine}\n{v}"));
+    assert!(!hit.cause.is_empty() && !hit.seen.is_empty(), "{hit}");
+    eprintln!("{}: {code} on {machine}: {}", v.criterion, hit.cause);
+}
+
+/// Tears the lab down however the test ends (a failed assertion must not leave it running).
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = lab::down(self.0);
+    }
+}
+
+#[test_log::test]
+fn rebuilds_on_the_lab() {
+    if let Some(why) = lab::unsupported() {
+        eprintln!("SKIPPED rebuild: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _down = Down(dir);
+    let state = lab::up(&lab::UpOptions {
+        machines: 2,
+        dir: dir.to_path_buf(),
+        prefix: "clabr".into(),
+        install: false,
+        exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
+    })
+    .unwrap();
+    let mf = state.machines_file();
+
+    // Without the opt-in a live run refuses, fast.
+    if std::env::var(clan_coordination::rebuild::OPT_IN).is_err() {
+        let v = ac5_rebuild::run(&fleet(&mf));
+        assert!(
+            v.failures()
+                .any(|x| x.code == "rebuild.not-run" && x.seen.contains("not run: destructive")),
+            "{v}"
+        );
+    }
+
+    // Nothing changed: every machine states an unchanged closure.
+    let v = ac5_rebuild::rebuild_and_judge(&fleet(&mf));
+    assert!(v.passed(), "{v}");
+    assert!(
+        v.findings.iter().any(|x| x.code == "rebuild.unchanged"),
+        "{v}"
+    );
+
+    // A shared setting changes: a new generation everywhere, the same nix.conf everywhere.
+    edit(dir, |c| {
+        c["nix_conf"] = "experimental-features = nix-command flakes\nmax-jobs = 4\n".into()
+    });
+    let v = ac5_rebuild::rebuild_and_judge(&fleet(&mf));
+    assert!(v.passed(), "{v}");
+    assert_eq!(
+        v.findings
+            .iter()
+            .filter(|x| x.code == "rebuild.generation")
+            .count(),
+        2,
+        "{v}"
+    );
+    assert_eq!(
+        v.findings
+            .iter()
+            .filter(|x| x.code == "rebuild.artefact")
+            .count(),
+        2,
+        "{v}"
+    );
+
+    // gcp-vm's configuration does not evaluate: its rebuild fails, hetzner-vm is still checked.
+    edit(dir, |c| {
+        c["nix_conf"] = "experimental-features = nix-command flakes\nmax-jobs = 8\n".into();
+        c["machines"]["gcp-vm"] = serde_json::json!({"nix_conf_extra": 42});
+    });
+    let v = ac5_rebuild::rebuild_and_judge(&fleet(&mf));
+    fails_naming(&v, "rebuild.failed", "gcp-vm");
+    assert!(
+        v.findings
+            .iter()
+            .any(|x| x.code == "rebuild.generation" && x.machine == "hetzner-vm"),
+        "{v}"
+    );
+    fails_naming(&v, "rebuild.artefact-differs", "gcp-vm");
+    edit(dir, |c| c["machines"] = serde_json::json!({}));
+    assert!(ac5_rebuild::rebuild_and_judge(&fleet(&mf)).passed());
+
+    // An overlay setting changes: the daemons restart, the mesh and the hops come back.
+    edit(dir, |c| c["yggdrasil_port"] = 6500.into());
+    let v = ac6_coordination::rebuild_and_judge(&fleet(&mf));
+    assert!(v.passed(), "{v}");
+    assert_eq!(
+        v.findings.iter().filter(|x| x.code == "coord.live").count(),
+        2,
+        "{v}"
+    );
+
+    // Changed again, but gcp-vm's switch leaves yggdrasil running with the old port.
+    edit(dir, |c| {
+        c["yggdrasil_port"] = 6600.into();
+        c["machines"]["gcp-vm"] = serde_json::json!({"restart_on_switch": false});
+    });
+    let v = ac6_coordination::rebuild_and_judge(&fleet(&mf));
+    fails_naming(&v, "coord.not-restarted", "gcp-vm");
+
+    assert!(lab::down(dir).unwrap());
+}
