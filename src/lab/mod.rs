@@ -1322,7 +1322,9 @@ pub fn finish_recording(out: &Path, machines: usize) -> Result<(), LabError> {
 /// An exclusive lock on the lab's state: rebuilds of several machines run at once (as
 /// `clan machines update` does), and each rewrites `lab.json`; the lock keeps their
 /// load-change-save sequences from overwriting each other's pids.
-struct StateLock(std::fs::File);
+struct StateLock {
+    _held: std::fs::File,
+}
 
 impl StateLock {
     fn take(dir: &Path) -> Result<StateLock, LabError> {
@@ -1338,7 +1340,7 @@ impl StateLock {
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(io(&p, std::io::Error::last_os_error()));
         }
-        Ok(StateLock(f))
+        Ok(StateLock { _held: f })
     }
 }
 
