@@ -42,7 +42,8 @@ for a in "$@"; do
       start=$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)
       age=$(awk -v st="$start" -v hz="$hz" '{printf "%.2f", $1 - st / hz}' /proc/uptime)
     fi
-    printf 'unit %s %s %s\n' "$a" "${pid:-0}" "$age"
+    def=$(sha256sum < "/run/current-system/etc/systemd/system/$a" 2>/dev/null | cut -d' ' -f1)
+    printf 'unit %s %s %s %s\n' "$a" "${pid:-0}" "$age" "${def:--}"
   fi
 done"#;
 
@@ -61,8 +62,18 @@ pub struct SystemState {
     pub now: f64,
     /// Artefact path → sha256 (None when missing).
     pub files: BTreeMap<String, Option<String>>,
-    /// Unit → seconds its main process has run, from /proc (None when not running).
-    pub units: BTreeMap<String, Option<f64>>,
+    /// Unit → how long it has run and which definition the system carries.
+    pub units: BTreeMap<String, UnitLive>,
+}
+
+/// A watched unit's live state.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct UnitLive {
+    /// Seconds its main process has run, from /proc (None when not running).
+    pub age: Option<f64>,
+    /// sha256 of its unit file in the current system (None when the system has none): a
+    /// different hash after a rebuild means its definition changed and a restart is due.
+    pub definition: Option<String>,
 }
 
 /// Parses the state script's output.
@@ -84,8 +95,14 @@ pub fn parse_state(out: &str) -> Result<SystemState, String> {
                 s.files
                     .insert(p.to_string(), (*h != "-").then(|| h.to_string()));
             }
-            ["unit", u, _pid, age] => {
-                s.units.insert(u.to_string(), age.parse().ok());
+            ["unit", u, _pid, age, def] => {
+                s.units.insert(
+                    u.to_string(),
+                    UnitLive {
+                        age: age.parse().ok(),
+                        definition: (*def != "-").then(|| def.to_string()),
+                    },
+                );
             }
             _ => return Err(format!("unexpected line {line:?}")),
         }

@@ -9,13 +9,19 @@
 //! - `RUST_LOG=debug` shows every command, exit status and output excerpt (test-log).
 //! - AC3 pins the resolved inventory instances in `snapshots/instances-<clan>.snap`; after an
 //!   intended inventory change run `cargo insta review`.
+//! - AC5 and AC6 rebuild every machine. Live, they run only with `COORD_DESTRUCTIVE=1` and fail
+//!   fast with "not run: destructive" otherwise; they never run at the same time. Offline they
+//!   replay a rebuild recorded on the lab (`COORD_REBUILD_CASSETTE`, default
+//!   `tests/cassettes/lab/cassette.json`, from `clan-coord lab check --record tests/cassettes/lab`).
 //! - Each test prints its verdict (run with `--nocapture` to see passing ones) and adds it to
 //!   `target/coordination/report.json`.
 
-use clan_coordination::checks::{ac1_mesh, ac2_ssh, ac3_services, ac4_shared, Verdict};
+use clan_coordination::checks::{
+    ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, Verdict,
+};
 use clan_coordination::fleet::Fleet;
 use clan_coordination::inventory::snapshot_name;
-use clan_coordination::mode::Settings;
+use clan_coordination::mode::{Mode, Settings};
 use clan_coordination::report;
 use rstest::{fixture, rstest};
 
@@ -26,6 +32,30 @@ use rstest::{fixture, rstest};
 fn fleet() -> Result<Fleet, String> {
     Fleet::from_env().map_err(|e| e.to_string())
 }
+
+/// The fleet AC5/AC6 rebuild: live, the same one; offline, the recorded lab rebuild.
+#[fixture]
+#[once]
+fn rebuild_fleet() -> Result<Fleet, String> {
+    if cfg!(feature = "live") {
+        return Fleet::from_env().map_err(|e| e.to_string());
+    }
+    let cassette = std::env::var_os("COORD_REBUILD_CASSETTE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/cassettes/lab/cassette.json")
+        });
+    Fleet::open(&Settings {
+        mode: Mode::Replay { cassette },
+        machines: None,
+        report_dir: "target/coordination".into(),
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Rebuilds never overlap.
+static REBUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn open(fleet: &Result<Fleet, String>) -> &Fleet {
     match fleet {
@@ -79,4 +109,20 @@ fn ac3_service_instances(fleet: &Result<Fleet, String>) {
 fn ac4_shared_vars(fleet: &Result<Fleet, String>) {
     let fleet = open(fleet);
     conclude(fleet, ac4_shared::run(fleet));
+}
+
+#[rstest]
+#[test_log::test]
+fn ac5_multi_machine_rebuild(rebuild_fleet: &Result<Fleet, String>) {
+    let fleet = open(rebuild_fleet);
+    let _one = REBUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    conclude(fleet, ac5_rebuild::run(fleet));
+}
+
+#[rstest]
+#[test_log::test]
+fn ac6_service_coordination(rebuild_fleet: &Result<Fleet, String>) {
+    let fleet = open(rebuild_fleet);
+    let _one = REBUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    conclude(fleet, ac6_coordination::run(fleet));
 }

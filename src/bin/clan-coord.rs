@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clan_coordination::checks::{ac1_mesh, ac2_ssh, ac3_services, ac4_shared};
+use clan_coordination::checks::{
+    ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, Verdict,
+};
 use clan_coordination::fleet::Fleet;
 use clan_coordination::mode::{Mode, Settings};
 use clan_coordination::{config, lab, observe, report};
@@ -240,17 +242,21 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
                 settings.machines = machines;
             }
             let fleet = Fleet::open(&settings)?;
-            check_fleet(&fleet, &settings.report_dir)
+            check_fleet(&fleet, &settings.report_dir, None)
         }
     }
 }
 
+/// Extra destructive criteria a caller may run after AC1–AC4 (the lab's AC5/AC6).
+type Rebuilds<'a> = dyn Fn(&Fleet) -> Result<Vec<Verdict>, clan_coordination::Error> + 'a;
+
 fn check_fleet(
     fleet: &Fleet,
     report_dir: &std::path::Path,
+    rebuilds: Option<&Rebuilds>,
 ) -> Result<ExitCode, clan_coordination::Error> {
     println!("fleet: {} ({})", fleet.config.path.display(), fleet.origin);
-    let verdicts = [
+    let mut verdicts = vec![
         ac1_mesh::run(fleet),
         ac2_ssh::run(fleet),
         ac3_services::run(fleet),
@@ -258,6 +264,14 @@ fn check_fleet(
     ];
     for v in &verdicts {
         println!("{v}");
+    }
+    if let Some(r) = rebuilds {
+        for v in r(fleet)? {
+            println!("{v}");
+            verdicts.push(v);
+        }
+    }
+    for v in &verdicts {
         report::record(report_dir, &fleet.origin, v)?;
     }
     println!("{}", report::summary(&verdicts.iter().collect::<Vec<_>>()));
@@ -266,6 +280,28 @@ fn check_fleet(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// AC5 and AC6 on the lab (the lab is disposable, so it is the opt-in): a shared setting
+/// changes in the lab repo and every machine is rebuilt; then the overlay's port changes and
+/// the services must still coordinate.
+fn lab_rebuilds(
+    state: &lab::LabState,
+    fleet: &Fleet,
+) -> Result<Vec<Verdict>, clan_coordination::Error> {
+    lab::system::change(state, |c| {
+        let conf = c["nix_conf"].as_str().unwrap_or_default().to_string();
+        c["nix_conf"] = format!("{conf}# changed by clan-coord lab check\n").into();
+    })?;
+    println!("lab: changed the shared nix.conf in the lab repo; rebuilding every machine (AC5)");
+    let ac5 = ac5_rebuild::rebuild_and_judge(fleet);
+    lab::system::change(state, |c| {
+        let port = c["yggdrasil_port"].as_u64().unwrap_or(6443);
+        c["yggdrasil_port"] = (port + 1).into();
+    })?;
+    println!("lab: changed the yggdrasil instance's port in the lab repo; rebuilding (AC6)");
+    let ac6 = ac6_coordination::rebuild_and_judge(fleet);
+    Ok(vec![ac5, ac6])
 }
 
 fn read_inventory(
@@ -394,9 +430,11 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
                     None => None,
                 };
                 let fleet = Fleet::live(cfg, cassette.as_deref())?;
+                let rebuilds = |f: &Fleet| lab_rebuilds(&state, f);
                 check_fleet(
                     &fleet,
                     &clan_coordination::mode::crate_root().join("target/coordination"),
+                    Some(&rebuilds),
                 )
             })();
             if let (Some(out), Ok(_)) = (&record, &result) {

@@ -51,18 +51,27 @@ pub fn evaluate(fleet: &Fleet, r: &RebuildRound, after: &[Verdict]) -> Verdict {
         ) else {
             continue;
         };
-        let changed = a.current != b.current;
-        for (unit, age) in &a.units {
-            match age {
+        let closure_changed = a.current != b.current;
+        for (unit, live) in &a.units {
+            // A restart is due when the unit's definition changed; without unit files to
+            // compare, any change of the closure counts.
+            let due = match (
+                b.units.get(unit).and_then(|u| u.definition.as_ref()),
+                &live.definition,
+            ) {
+                (Some(x), Some(y)) => x != y,
+                _ => closure_changed,
+            };
+            match live.age {
                 None => f.push(Finding::new(Severity::Fail, "coord.unit-down", m, unit.clone()).seen("not running after the rebuild").expected("running").cause(format!("{unit} did not come back after the switch: see `journalctl -u {unit}` on {m}"))),
                 // Started before the switch (50 ms of clock slack): still the old settings.
-                Some(age) if changed && *age > a.now - a.switched + 0.05 => f.push(
+                Some(age) if due && age > a.now - a.switched + 0.05 => f.push(
                     Finding::new(Severity::Fail, "coord.not-restarted", m, format!("{unit} live state"))
-                        .seen(format!("running for {age:.1}s, since before the switch {:.1}s ago", a.now - a.switched))
+                        .seen(format!("running for {age:.1}s, since before the switch {:.1}s ago, although its definition changed", a.now - a.switched))
                         .expected("started after the switch to the new generation")
                         .cause(format!("{unit} still runs with the settings from before the rebuild (clan machines update does not restart services when only settings or vars change): `systemctl restart {unit}` on {m}")),
                 ),
-                Some(age) => f.push(Finding::new(Severity::Pass, "coord.live", m, format!("{unit} live state")).seen(format!("running for {age:.1}s{}", if changed { ", started after the switch" } else { ", closure unchanged" })).expected("running the new settings")),
+                Some(age) => f.push(Finding::new(Severity::Pass, "coord.live", m, format!("{unit} live state")).seen(format!("running for {age:.1}s{}", if due { ", started after the switch" } else { ", its definition did not change" })).expected("running the current settings")),
             }
         }
     }

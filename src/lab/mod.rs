@@ -444,6 +444,13 @@ pub fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     })?;
     mkdir(&opts.dir)?;
     let dir = std::fs::canonicalize(&opts.dir).map_err(|e| io(&opts.dir, e))?;
+    // A fresh fleet: no machine keeps files, keys or generations from a previous lab here.
+    for sub in ["machines", "clan"] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| io(&p, e))?;
+        }
+    }
     let host_octets = |n: Ipv4Addr, i: usize| {
         let o = n.octets();
         Ipv4Addr::new(o[0], o[1], o[2], 10 + i as u8)

@@ -93,5 +93,24 @@ pub fn closure(m: &LabMachine, sys: &System) -> Vec<(String, String)> {
             serde_json::to_string_pretty(&json!({"Listen": [format!("tcp://{}:{}", m.underlay_ip, sys.port)], "Peers": sys.peers})).unwrap_or_default(),
         ),
         ("nixos-version".into(), "26.05.lab (clan-coord lab)\n".into()),
+        (
+            // The unit's definition names its settings, as a NixOS unit names its config file
+            // in the store: a settings change changes the unit file.
+            "etc/systemd/system/yggdrasil.service".into(),
+            format!(
+                "[Service]\nExecStart=/usr/sbin/yggdrasil -useconffile /run/yggdrasil/yggdrasil.conf\n# settings: Listen port {}, peers {}\n",
+                sys.port,
+                sys.peers.join(" ")
+            ),
+        ),
     ]
+}
+
+/// Edits `<clan>/lab-config.json` (what an operator's commit to the clan repo is to a real fleet).
+pub fn change(state: &LabState, f: impl FnOnce(&mut Value)) -> Result<(), LabError> {
+    let mut cfg = read_config(state)?;
+    f(&mut cfg);
+    let p = state.dir.join("clan/lab-config.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&cfg).unwrap_or_default())
+        .map_err(|e| LabError::Io { path: p, source: e })
 }
