@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use clan_coordination::checks::{ac1_mesh, ac2_ssh, ac3_services, ac4_shared, Verdict};
+use clan_coordination::checks::{
+    ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, Verdict,
+};
 use clan_coordination::fleet::Fleet;
 use clan_coordination::mode::{Mode, Settings};
 
@@ -17,12 +19,21 @@ fn verdicts(cassette: &Path) -> (Fleet, Vec<Verdict>) {
         report_dir: std::env::temp_dir(),
     };
     let fleet = Fleet::open(&settings).unwrap_or_else(|e| panic!("{}: {e}", cassette.display()));
-    let v = vec![
+    let mut v = vec![
         ac1_mesh::run(&fleet),
         ac2_ssh::run(&fleet),
         ac3_services::run(&fleet),
         ac4_shared::run(&fleet),
     ];
+    // Recordings with rebuilds (the lab's) are judged on AC5 and AC6 too.
+    if fleet
+        .cassette
+        .as_ref()
+        .is_some_and(|c| !c.cassette.workstation.is_empty())
+    {
+        v.push(ac5_rebuild::run(&fleet));
+        v.push(ac6_coordination::run(&fleet));
+    }
     (fleet, v)
 }
 

@@ -194,19 +194,18 @@ fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
                 .is_some_and(|s| e.command.contains(s))
     };
     let mut hit = false;
+    // A command recorded several times: each pair must occur in at least one recording.
+    let mut found = vec![false; r.stdout_replace.len()];
     for e in log.iter_mut().filter(|e| matches(e)) {
         hit = true;
         if let Some(s) = &r.stdout {
             e.output.stdout = s.clone();
         }
-        for (from, to) in &r.stdout_replace {
-            if !e.output.stdout.contains(from.as_str()) {
-                return Err(format!(
-                    "replacement for {} `{}`: stdout does not contain {from:?}",
-                    r.machine, e.command
-                ));
+        for (i, (from, to)) in r.stdout_replace.iter().enumerate() {
+            if e.output.stdout.contains(from.as_str()) {
+                found[i] = true;
+                e.output.stdout = e.output.stdout.replace(from.as_str(), to);
             }
-            e.output.stdout = e.output.stdout.replace(from.as_str(), to);
         }
         if let Some(s) = &r.stderr {
             e.output.stderr = s.clone();
@@ -214,6 +213,17 @@ fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
         if let Some(x) = r.exit {
             e.output.exit = x;
         }
+    }
+    if let Some(i) = found.iter().position(|f| !*f).filter(|_| hit) {
+        return Err(format!(
+            "replacement for {} `{}`: stdout does not contain {:?}",
+            r.machine,
+            r.command
+                .as_deref()
+                .or(r.command_contains.as_deref())
+                .unwrap_or_default(),
+            r.stdout_replace[i].0
+        ));
     }
     if !hit {
         match &r.command {

@@ -115,18 +115,39 @@ gself = json.loads(lcmd(G, "yggdrasilctl -json getSelf")["stdout"])
 lab_units = lcmd(G, "systemctl show")["stdout"].strip("\n").split("\n\n")
 YGG = 2  # order: emergency-access, sshd, yggdrasil
 lab_units[YGG] = lab_units[YGG].replace("ActiveState=active", "ActiveState=failed").replace("SubState=running", "SubState=failed").replace("Result=success", "Result=exit-code")
+state_cmd = next(e for e in lab["machines"][G] if e["command"].startswith("sh -c ") and "profile-path" in e["command"])
+state_out = state_cmd["stdout"]
+def state_with(line_prefix, new_line):
+    return "\n".join(new_line if l.startswith(line_prefix) else l for l in state_out.splitlines()) + "\n"
+unit_line = next(l for l in state_out.splitlines() if l.startswith("unit "))
+u = unit_line.split()
+file_line = next(l for l in state_out.splitlines() if l.startswith("file "))
+cur = next(l for l in state_out.splitlines() if l.startswith("current "))
+# Every recording of gcp-vm's state probe (before/after each round), line by line.
+state_lines = {l for e in lab["machines"][G] if e["command"] == state_cmd["command"] for l in e["stdout"].splitlines()}
+unit_down_pairs = sorted([l, f"unit {l.split()[1]} 0 - {l.split()[4]}"] for l in state_lines if l.startswith("unit "))
+artefact_missing_pairs = sorted([l, " ".join(l.split()[:2] + ["-"])] for l in state_lines if l.startswith("file "))
 lab_faults = {
+ "rebuild-unit-down": ("yggdrasil.service on gcp-vm is not running after the rebuild", "AC6", "coord.unit-down", G,
+    [{"machine": G, "command": state_cmd["command"], "stdout_replace": unit_down_pairs}]),
+ "rebuild-artefact-missing": ("gcp-vm's new generation lacks /etc/nix/nix.conf", "AC5", "rebuild.artefact-missing", G,
+    [{"machine": G, "command": state_cmd["command"], "stdout_replace": artefact_missing_pairs}]),
+ "rebuild-not-switched": ("gcp-vm built its new generation but still runs an older one", "AC5", "rebuild.not-switched", G,
+    [{"machine": G, "command": state_cmd["command"], "stdout_replace": [["current /nix/store/", "current /nix/store/0stale0-"]]}], [("AC6", "rebuild.not-switched")]),
  "ygg-address-mismatch": ("gcp-vm's yggdrasil runs another key than its vars (new vars, daemon not restarted)", "AC1", "ygg.address-mismatch", G,
-    [LR(G, "yggdrasilctl -json getSelf", stdout_replace=[[gself["address"], "203:1111:2222:3333:4444:5555:6666:7777"]])]),
+    [LR(G, "yggdrasilctl -json getSelf", stdout_replace=[[gself["address"], "203:1111:2222:3333:4444:5555:6666:7777"]])], [("AC6", "ygg.address-mismatch")]),
  "ygg-key-mismatch": ("gcp-vm's publicKey var does not belong to its address var", "AC1", "ygg.key-mismatch", G,
-    [LR(G, "yggdrasilctl -json getSelf", stdout_replace=[[gself["key"], "ab" * 32]])]),
+    [LR(G, "yggdrasilctl -json getSelf", stdout_replace=[[gself["key"], "ab" * 32]])], [("AC6", "ygg.key-mismatch")]),
  "ygg-no-peers": ("gcp-vm's yggdrasil reaches none of its peers", "AC1", "ygg.no-peers", G,
-    [LR(G, "yggdrasilctl -json getPeers", stdout='{\n  "peers": []\n}\n')]),
+    [LR(G, "yggdrasilctl -json getPeers", stdout='{\n  "peers": []\n}\n')], [("AC6", "ygg.no-peers")]),
  "ygg-unit-failed": ("yggdrasil.service on gcp-vm has failed", "AC3", "ygg.unit", G,
-    [LR(G, "systemctl show", stdout="\n\n".join(lab_units) + "\n")]),
+    [LR(G, "systemctl show", stdout="\n\n".join(lab_units) + "\n")], [("AC6", "ygg.unit")]),
 }
-for name, (desc, crit, code, machine, repl) in lab_faults.items():
+for name, (desc, crit, code, machine, repl, *also) in lab_faults.items():
+    expect = {"criterion": crit, "code": code, "machine": machine}
+    if also:
+        expect["also"] = [{"criterion": c, "code": k} for c, k in also[0]]
     c = {"format": 1, "description": desc, "derive_from": "../lab/cassette.json",
-         "expect": {"criterion": crit, "code": code, "machine": machine}, "replace": repl}
+         "expect": expect, "replace": repl}
     json.dump(c, open(f"tests/cassettes/broken/{name}.json", "w"), indent=1)
 print(len(faults) + len(lab_faults), "broken cassettes")
