@@ -273,6 +273,21 @@ impl Fleet {
         self.workstation.run(cmd)
     }
 
+    /// Sends a keepalive on every idle session (between monitor rounds).
+    pub fn keepalive(&self) {
+        for t in self.transports.values() {
+            t.keepalive();
+        }
+    }
+
+    /// Reconnects so far, per machine.
+    pub fn reconnects(&self) -> BTreeMap<String, u64> {
+        self.transports
+            .iter()
+            .map(|(m, t)| (m.clone(), t.reconnects()))
+            .collect()
+    }
+
     /// Runs `f` for every machine in parallel (one thread per machine; each machine's own
     /// commands stay sequential on its one session).
     pub fn each<T: Send>(&self, f: impl Fn(&str) -> T + Sync) -> BTreeMap<String, T> {

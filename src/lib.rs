@@ -20,6 +20,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod lab;
 pub mod mode;
+pub mod monitor;
 pub mod observe;
 pub mod oracle;
 pub mod probe;

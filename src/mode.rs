@@ -94,3 +94,25 @@ impl Settings {
         })
     }
 }
+
+/// `90s`, `5m`, `24h`, `1d`: a number and a unit (monitor spans and intervals).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit (s, m, h, d), e.g. 24h"))?;
+    let k = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    if !(n > 0.0 && n.is_finite()) {
+        return Err(format!("{s:?}: must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(n * k))
+}

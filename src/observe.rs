@@ -525,7 +525,27 @@ pub fn hop_cmd(fleet: &Fleet, to_machine: &str, to: Ipv6Addr) -> Cmd {
 
 /// AC2 hops over every ordered pair.
 pub fn hops(fleet: &Fleet) -> BTreeMap<(String, String), HopSeen> {
+    hops_where(fleet, |_, _| true)
+}
+
+/// Hops for the pairs `want` selects; the others are skipped with that said (the monitor skips
+/// hops over a path whose pings just failed: they could only time out).
+pub fn hops_where(
+    fleet: &Fleet,
+    want: impl Fn(&str, &str) -> bool + Sync,
+) -> BTreeMap<(String, String), HopSeen> {
     over_pairs(fleet, |from, to, addr| {
+        if !want(from, to) {
+            return HopSeen {
+                hostname: String::new(),
+                hop: Seen {
+                    command: String::new(),
+                    exit: None,
+                    excerpt: String::new(),
+                    value: Err("skipped: the overlay path failed its pings in this round".into()),
+                },
+            };
+        }
         let Some(a) = addr else {
             return HopSeen {
                 hostname: String::new(),

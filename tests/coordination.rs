@@ -13,11 +13,15 @@
 //!   fast with "not run: destructive" otherwise; they never run at the same time. Offline they
 //!   replay a rebuild recorded on the lab (`COORD_REBUILD_CASSETTE`, default
 //!   `tests/cassettes/lab/cassette.json`, from `clan-coord lab check --record tests/cassettes/lab`).
+//! - AC7 judges a monitor log (`clan-coord monitor --for 24h --every 5m --log FILE`) named by
+//!   `COORD_MONITOR_LOG` against `COORD_AC7_SPAN` (default 24h). Offline the default log is
+//!   `tests/monitor/healthy-24h.jsonl`; live a log must be named.
 //! - Each test prints its verdict (run with `--nocapture` to see passing ones) and adds it to
 //!   `target/coordination/report.json`.
 
 use clan_coordination::checks::{
-    ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, Verdict,
+    ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, ac7_stability,
+    Verdict,
 };
 use clan_coordination::fleet::Fleet;
 use clan_coordination::inventory::snapshot_name;
@@ -125,4 +129,21 @@ fn ac6_service_coordination(rebuild_fleet: &Result<Fleet, String>) {
     let fleet = open(rebuild_fleet);
     let _one = REBUILDING.lock().unwrap_or_else(|p| p.into_inner());
     conclude(fleet, ac6_coordination::run(fleet));
+}
+
+#[test_log::test]
+fn ac7_network_stability() {
+    let span = std::env::var("COORD_AC7_SPAN").unwrap_or_else(|_| "24h".into());
+    let span = clan_coordination::mode::parse_duration(&span)
+        .unwrap_or_else(|e| panic!("COORD_AC7_SPAN: {e}"));
+    let log = match std::env::var_os("COORD_MONITOR_LOG") {
+        Some(l) => std::path::PathBuf::from(l),
+        None if cfg!(feature = "live") => panic!(
+            "not run: AC7 judges a monitor log; run `clan-coord monitor --for 24h --every 5m --log FILE` and set COORD_MONITOR_LOG=FILE"
+        ),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/monitor/healthy-24h.jsonl"),
+    };
+    let v = ac7_stability::run(&log, span.as_secs_f64());
+    println!("{v}");
+    assert!(v.passed(), "{v}");
 }

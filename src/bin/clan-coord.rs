@@ -14,7 +14,7 @@ use clan_coordination::checks::{
 };
 use clan_coordination::fleet::Fleet;
 use clan_coordination::mode::{Mode, Settings};
-use clan_coordination::{config, lab, observe, report};
+use clan_coordination::{config, lab, monitor, observe, report};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -60,6 +60,34 @@ enum Command {
         /// As JSON (the default output is JSON too, pretty; --json prints it compact).
         #[arg(long)]
         json: bool,
+    },
+    /// Watch the fleet: rounds of pings, SSH hops, overlay status and journal scans, one JSON
+    /// line per round; resumes an existing log.
+    Monitor {
+        /// machines.toml (default: $COORD_MACHINES, else ./machines.toml).
+        #[arg(long)]
+        machines: Option<PathBuf>,
+        /// Span to cover, e.g. 24h, 40s, 90m.
+        #[arg(long = "for", value_parser = parse_duration)]
+        for_: std::time::Duration,
+        /// Interval between rounds, e.g. 5m, 2s.
+        #[arg(long, value_parser = parse_duration)]
+        every: std::time::Duration,
+        /// The log (JSON lines).
+        #[arg(long, default_value = "target/coordination/monitor.jsonl")]
+        log: PathBuf,
+    },
+    /// Summarise a monitor log and write a self-contained HTML page with an SVG plot.
+    Report {
+        /// The monitor log.
+        #[arg(long)]
+        log: PathBuf,
+        /// Output directory (report.html, summary.txt).
+        #[arg(long, default_value = "target/coordination")]
+        out: PathBuf,
+        /// Span the log must cover for AC7 (default 24h).
+        #[arg(long, value_parser = parse_duration, default_value = "24h")]
+        required: std::time::Duration,
     },
     /// The lab fleet: namespace machines with real sshd and yggdrasil on this host.
     Lab {
@@ -172,6 +200,8 @@ struct LabArgs {
     prefix: String,
 }
 
+use clan_coordination::mode::parse_duration;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -192,6 +222,67 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
         |m: Option<PathBuf>| m.or_else(|| std::env::var_os("COORD_MACHINES").map(PathBuf::from));
     match cli.command {
         Command::Lab { action } => lab_command(action),
+        Command::Monitor {
+            machines,
+            for_,
+            every,
+            log,
+        } => {
+            if every > for_ {
+                return Err(clan_coordination::Error::Env {
+                    var: "--every",
+                    value: format!("{every:?}"),
+                    reason: format!("longer than --for {for_:?}"),
+                });
+            }
+            let path = from_env(machines).unwrap_or_else(|| PathBuf::from("machines.toml"));
+            let fleet = Fleet::live(config::load(&path)?, None)?;
+            let ran = monitor::run(
+                &fleet,
+                &monitor::MonitorOptions {
+                    for_,
+                    every,
+                    log: log.clone(),
+                },
+            )?;
+            eprintln!("monitor: {ran} rounds this run; log {}", log.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { log, out, required } => {
+            let rounds = monitor::read_log(&log).map_err(|e| clan_coordination::Error::Env {
+                var: "--log",
+                value: log.display().to_string(),
+                reason: e,
+            })?;
+            let s = monitor::analysis::summarize(&rounds, required.as_secs_f64());
+            let text = monitor::analysis::render(&s);
+            print!("{text}");
+            let write = |name: &str, body: &str| {
+                std::fs::create_dir_all(&out)
+                    .and_then(|_| std::fs::write(out.join(name), body))
+                    .map_err(|e| clan_coordination::Error::Write {
+                        path: out.join(name),
+                        source: e,
+                    })
+            };
+            write("summary.txt", &text)?;
+            write(
+                "report.html",
+                &monitor::html::page(
+                    &format!("clan-coord stability report: {}", log.display()),
+                    &rounds,
+                    &s,
+                ),
+            )?;
+            let v = clan_coordination::checks::ac7_stability::evaluate(&s);
+            println!("{v}");
+            eprintln!("report: {}", out.join("report.html").display());
+            Ok(if v.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Oracle {
             dir,
             inventory,

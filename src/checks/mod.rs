@@ -8,6 +8,7 @@ pub mod ac3_services;
 pub mod ac4_shared;
 pub mod ac5_rebuild;
 pub mod ac6_coordination;
+pub mod ac7_stability;
 
 use std::fmt;
 

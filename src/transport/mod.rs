@@ -154,6 +154,12 @@ pub trait Transport: Send + Sync {
     fn name(&self) -> &str;
     /// Runs `cmd` and returns its output; a non-zero exit is an `Output`, not an error.
     fn run(&self, cmd: &Cmd) -> Result<Output, TransportError>;
+    /// Keeps an idle session alive (long monitors); a no-op where there is no session.
+    fn keepalive(&self) {}
+    /// How many times the session was re-established after the first connect.
+    fn reconnects(&self) -> u64 {
+        0
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,14 @@ impl Transport for Recording {
         self.inner.name()
     }
 
+    fn keepalive(&self) {
+        self.inner.keepalive()
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.inner.reconnects()
+    }
+
     fn run(&self, cmd: &Cmd) -> Result<Output, TransportError> {
         let out = self.inner.run(cmd)?;
         self.recorder.record(self.inner.name(), cmd, &out)?;

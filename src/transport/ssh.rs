@@ -47,7 +47,14 @@ pub struct SshTarget {
 pub struct SshTransport {
     target: SshTarget,
     session: Mutex<Option<Session>>,
+    /// Sessions opened so far (the first one is not a reconnect).
+    connects: std::sync::atomic::AtomicU64,
+    /// After a failed connect: when the next attempt may go out, and the current backoff.
+    backoff: Mutex<Option<(Instant, Duration)>>,
 }
+
+/// Longest wait between reconnect attempts to a machine that is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 impl SshTransport {
     /// A transport that connects on first use.
@@ -55,6 +62,8 @@ impl SshTransport {
         SshTransport {
             target,
             session: Mutex::new(None),
+            connects: std::sync::atomic::AtomicU64::new(0),
+            backoff: Mutex::new(None),
         }
     }
 
@@ -209,6 +218,39 @@ impl SshTransport {
     }
 }
 
+impl SshTransport {
+    /// Connects unless a recent failure asks to wait; failures double the wait (1 s up to
+    /// 60 s), a success clears it. Keeps a monitor from hammering a machine that is down.
+    fn connect_with_backoff(&self) -> Result<Session, TransportError> {
+        let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((next, wait)) = *b {
+            if Instant::now() < next {
+                return Err(TransportError::Connect {
+                    machine: self.target.machine.clone(),
+                    target: self.target_str(),
+                    waited: Duration::ZERO,
+                    reason: format!(
+                        "backing off after a failed connect (next attempt within {wait:?})"
+                    ),
+                });
+            }
+        }
+        match self.connect() {
+            Ok(s) => {
+                *b = None;
+                self.connects
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(s)
+            }
+            Err(e) => {
+                let wait = b.map_or(Duration::from_secs(1), |(_, w)| (w * 2).min(MAX_BACKOFF));
+                *b = Some((Instant::now() + wait, wait));
+                Err(e)
+            }
+        }
+    }
+}
+
 enum RunError {
     /// The session could not open a channel: reconnect once.
     Dead(TransportError),
@@ -220,12 +262,27 @@ impl Transport for SshTransport {
         &self.target.machine
     }
 
+    fn keepalive(&self) {
+        // Only when idle: a busy session is alive by definition.
+        if let Ok(guard) = self.session.try_lock() {
+            if let Some(sess) = guard.as_ref() {
+                let _ = sess.keepalive_send();
+            }
+        }
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.connects
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .saturating_sub(1)
+    }
+
     fn run(&self, cmd: &Cmd) -> Result<Output, TransportError> {
         let mut guard = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let mut reconnected = false;
         loop {
             if guard.is_none() {
-                *guard = Some(self.connect()?);
+                *guard = Some(self.connect_with_backoff()?);
                 reconnected = true;
             }
             let sess = guard
