@@ -13,8 +13,9 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Line colours; red is kept for outage bands and missed checkpoints.
 const COLORS: &[&str] = &[
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
 ];
 
 /// The HTML page.
@@ -68,9 +69,16 @@ pub fn page(title: &str, rounds: &[Round], s: &Summary) -> String {
         } else {
             "#d62728"
         };
+        let anchor = if c.offset <= 0.0 {
+            "start"
+        } else if c.offset >= s.required - 1e-6 {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             svg,
-            r#"<line x1="{cx:.1}" y1="{mt}" x2="{cx:.1}" y2="{}" stroke="{color}" stroke-dasharray="4 3"/><text x="{cx:.1}" y="{}" font-size="11" text-anchor="middle" fill="{color}">+{}</text>"#,
+            r#"<line x1="{cx:.1}" y1="{mt}" x2="{cx:.1}" y2="{}" stroke="{color}" stroke-dasharray="4 3"/><text x="{cx:.1}" y="{}" font-size="11" text-anchor="{anchor}" fill="{color}">+{}</text>"#,
             h - mb,
             h - mb + 14.0,
             dur(c.offset)
@@ -80,9 +88,14 @@ pub fn page(title: &str, rounds: &[Round], s: &Summary) -> String {
         let v = max_rtt * i as f64 / 4.0;
         let _ = write!(
             svg,
-            r##"<text x="{}" y="{:.1}" font-size="11" text-anchor="end" fill="#555">{v:.0}</text>"##,
+            r##"<text x="{}" y="{:.1}" font-size="11" text-anchor="end" fill="#555">{}</text>"##,
             ml - 6.0,
-            y(v) + 4.0
+            y(v) + 4.0,
+            if max_rtt < 10.0 {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.0}")
+            }
         );
     }
     let _ = write!(
