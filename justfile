@@ -36,3 +36,7 @@ plan:
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets --all-features -- -D warnings
+
+# benchmark on the lab (2 and 8 machines): harness vs ssh-per-command vs ControlMaster (root)
+bench reps="5":
+    bench/bench.sh {{reps}}

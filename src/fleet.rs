@@ -1,7 +1,7 @@
 //! The fleet under test: validated config, the oracle, the resolved inventory and one transport
 //! per machine (live SSH or replay), with helpers to work on all machines in parallel.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -83,6 +83,9 @@ pub struct Fleet {
     transports: BTreeMap<String, Arc<dyn Transport>>,
     workstation: Arc<dyn Transport>,
     pub(crate) status: OnceLock<BTreeMap<String, MachineStatus>>,
+    /// Results fetched ahead in one batch per machine, consumed by the first `run` of the same
+    /// command on the same machine (see [`Fleet::prefetch`]).
+    prefetched: Mutex<HashMap<(String, String), Result<Output, TransportError>>>,
 }
 
 impl Fleet {
@@ -245,6 +248,7 @@ impl Fleet {
             transports,
             workstation,
             status: OnceLock::new(),
+            prefetched: Mutex::new(HashMap::new()),
         })
     }
 
@@ -265,7 +269,75 @@ impl Fleet {
             .ok_or_else(|| TransportError::UnknownMachine {
                 machine: machine.into(),
             })?;
+        if let Some(r) = self
+            .prefetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(machine.to_string(), cmd.text().to_string()))
+        {
+            return r;
+        }
         t.run(cmd)
+    }
+
+    /// Runs `plans` (independent commands per machine) ahead: one round trip per machine, all
+    /// machines in parallel. Later `run`s of those commands take the results instead of asking
+    /// again, so the checks' code stays as it is while the wire sees one batch per machine.
+    pub fn prefetch(&self, plans: &BTreeMap<String, Vec<Cmd>>) {
+        let fetched = self.each(|m| {
+            let cmds = plans.get(m).cloned().unwrap_or_default();
+            let outs = self.run_many(m, &cmds);
+            cmds.into_iter().zip(outs).collect::<Vec<_>>()
+        });
+        let mut map = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+        for (m, results) in fetched {
+            for (c, r) in results {
+                map.insert((m.clone(), c.text().to_string()), r);
+            }
+        }
+    }
+
+    /// Runs independent commands on one machine, in one round trip where the transport can.
+    pub fn run_many(&self, machine: &str, cmds: &[Cmd]) -> Vec<Result<Output, TransportError>> {
+        let mut ready: Vec<Option<Result<Output, TransportError>>> = {
+            let mut pre = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+            cmds.iter()
+                .map(|c| pre.remove(&(machine.to_string(), c.text().to_string())))
+                .collect()
+        };
+        if ready.iter().all(Option::is_some) {
+            return ready.into_iter().flatten().collect();
+        }
+        match self.transports.get(machine) {
+            Some(t) => {
+                let missing: Vec<Cmd> = cmds
+                    .iter()
+                    .zip(&ready)
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                let mut fresh = t.run_many(&missing).into_iter();
+                ready
+                    .iter_mut()
+                    .map(|r| match r.take() {
+                        Some(x) => x,
+                        None => fresh.next().unwrap_or_else(|| {
+                            Err(TransportError::UnknownMachine {
+                                machine: machine.into(),
+                            })
+                        }),
+                    })
+                    .collect()
+            }
+            None => cmds
+                .iter()
+                .map(|_| {
+                    Err(TransportError::UnknownMachine {
+                        machine: machine.into(),
+                    })
+                })
+                .collect(),
+        }
     }
 
     /// Runs a command on the workstation.

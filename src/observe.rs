@@ -210,45 +210,117 @@ pub fn managed_users(fleet: &Fleet, machine: &str) -> Vec<(String, bool)> {
     v
 }
 
+/// How `observe_with` runs one command.
+type Runner<'a> = dyn Fn(&Cmd) -> Result<Output, String> + 'a;
+
+fn seen_via<T>(
+    run: &Runner,
+    cmd: Cmd,
+    parse: impl FnOnce(&Output) -> Result<T, String>,
+) -> Seen<T> {
+    match run(&cmd) {
+        Ok(out) => Seen {
+            command: cmd.text().into(),
+            exit: out.exit,
+            excerpt: excerpt(&out.combined(), 300),
+            value: parse(&out),
+        },
+        Err(e) => Seen {
+            command: cmd.text().into(),
+            exit: None,
+            excerpt: String::new(),
+            value: Err(e),
+        },
+    }
+}
+
+/// Fetches everything AC1–AC4 will ask every machine in one round trip per machine: the status
+/// probes, the pings to every other machine and the SSH hops to them run together, remotely in
+/// parallel. The checks then find their answers waiting (see [`Fleet::prefetch`]).
+pub fn prefetch(fleet: &Fleet) {
+    let plans: BTreeMap<String, Vec<Cmd>> = fleet
+        .machines()
+        .iter()
+        .map(|m| {
+            let others: Vec<(&str, Ipv6Addr)> = fleet
+                .machines()
+                .into_iter()
+                .filter(|t| t != m)
+                .filter_map(|t| overlay_address(fleet, t).map(|a| (t, a)))
+                .collect();
+            // Pings first: their clock (count × interval) is the floor of the whole run.
+            let mut cmds: Vec<Cmd> = others.iter().map(|(_, a)| ping_cmd(fleet, *a)).collect();
+            cmds.extend(others.iter().map(|(t, a)| hop_cmd(fleet, t, *a)));
+            let planned = std::cell::RefCell::new(Vec::new());
+            let _ = observe_with(fleet, m, &|c: &Cmd| {
+                planned.borrow_mut().push(c.clone());
+                Err("planned".to_string())
+            });
+            cmds.extend(planned.into_inner());
+            (m.to_string(), cmds)
+        })
+        .collect();
+    fleet.prefetch(&plans);
+}
+
+/// One machine's status in as few round trips as the probes allow: a planning pass collects
+/// every independent probe command, they run together in one batch, then the real pass reads
+/// their results; only probes that depend on another's output (the certificate sshd names)
+/// take a further round trip.
 fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
+    let planned = std::cell::RefCell::new(Vec::new());
+    let _ = observe_with(fleet, machine, &|c: &Cmd| {
+        planned.borrow_mut().push(c.clone());
+        Err("planned".to_string())
+    });
+    let planned = planned.into_inner();
+    let results: std::collections::HashMap<String, Result<Output, String>> = planned
+        .iter()
+        .map(|c| c.text().to_string())
+        .zip(
+            fleet
+                .run_many(machine, &planned)
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string())),
+        )
+        .collect();
+    let results = std::cell::RefCell::new(results);
+    observe_with(fleet, machine, &|c: &Cmd| {
+        let pre = results.borrow_mut().remove(c.text());
+        pre.unwrap_or_else(|| fleet.run(machine, c).map_err(|e| e.to_string()))
+    })
+}
+
+fn observe_with(fleet: &Fleet, machine: &str, run: &Runner) -> MachineStatus {
     let zt = fleet.config.overlay == crate::config::OverlayKind::Zerotier;
     let zt_info = zt.then(|| {
-        seen(
-            fleet,
-            machine,
-            Cmd::new("zerotier-cli").args(["-j", "info"]),
-            |o| parse_info(&o.combined()).map_err(pe),
-        )
+        seen_via(run, Cmd::new("zerotier-cli").args(["-j", "info"]), |o| {
+            parse_info(&o.combined()).map_err(pe)
+        })
     });
     let zt_networks = zt.then(|| {
-        seen(
-            fleet,
-            machine,
+        seen_via(
+            run,
             Cmd::new("zerotier-cli").args(["-j", "listnetworks"]),
             |o| parse_listnetworks(&o.combined()).map_err(pe),
         )
     });
     let zt_peers = zt.then(|| {
-        seen(
-            fleet,
-            machine,
-            Cmd::new("zerotier-cli").args(["-j", "peers"]),
-            |o| parse_peers(&o.combined()).map_err(pe),
-        )
+        seen_via(run, Cmd::new("zerotier-cli").args(["-j", "peers"]), |o| {
+            parse_peers(&o.combined()).map_err(pe)
+        })
     });
     let ygg = fleet.config.overlay == crate::config::OverlayKind::Yggdrasil;
     let ygg_self = ygg.then(|| {
-        seen(
-            fleet,
-            machine,
+        seen_via(
+            run,
             Cmd::new("yggdrasilctl").args(["-json", "getSelf"]),
             |o| parse_self(&o.combined()).map_err(pe),
         )
     });
     let ygg_peers = ygg.then(|| {
-        seen(
-            fleet,
-            machine,
+        seen_via(
+            run,
             Cmd::new("yggdrasilctl").args(["-json", "getPeers"]),
             |o| parse_ygg_peers(&o.combined()).map_err(pe),
         )
@@ -264,7 +336,7 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
     ] {
         show = show.args(["-p", p]);
     }
-    let units = seen(fleet, machine, show.args(&unit_names), |o| {
+    let units = seen_via(run, show.args(&unit_names), |o| {
         let states = parse_show(&o.stdout).map_err(pe)?;
         if states.len() != unit_names.len() {
             return Err(format!(
@@ -275,7 +347,7 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
         }
         Ok(unit_names.iter().cloned().zip(states).collect())
     });
-    let sshd = seen(fleet, machine, Cmd::new("sshd").arg("-T"), |o| {
+    let sshd = seen_via(run, Cmd::new("sshd").arg("-T"), |o| {
         parse_sshd_t(&o.stdout).map_err(pe)
     });
     let host_cert = sshd
@@ -284,28 +356,21 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
         .and_then(|v| v.first())
         .filter(|p| p.starts_with('/') && !p.contains(".."))
         .map(|path| {
-            seen(
-                fleet,
-                machine,
+            seen_via(
+                run,
                 Cmd::new("ssh-keygen").args(["-L", "-f"]).arg(path),
                 |o| parse_keygen_l(&o.stdout).map_err(pe),
             )
         });
-    let cert_authorities = seen(
-        fleet,
-        machine,
-        Cmd::new("cat").arg("/etc/ssh/ssh_known_hosts"),
-        |o| {
-            if o.success() {
-                parse_cert_authorities(&o.stdout).map_err(pe)
-            } else {
-                Ok(Vec::new())
-            }
-        },
-    );
-    let kernel_params = seen(
-        fleet,
-        machine,
+    let cert_authorities = seen_via(run, Cmd::new("cat").arg("/etc/ssh/ssh_known_hosts"), |o| {
+        if o.success() {
+            parse_cert_authorities(&o.stdout).map_err(pe)
+        } else {
+            Ok(Vec::new())
+        }
+    });
+    let kernel_params = seen_via(
+        run,
         Cmd::new("cat").arg("/run/current-system/kernel-params"),
         |o| {
             if o.success() {
@@ -318,12 +383,9 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
             }
         },
     );
-    let secrets_vars = seen(
-        fleet,
-        machine,
-        Cmd::new("ls").args(["-1", "/run/secrets/vars"]),
-        |o| Ok(o.stdout.lines().map(String::from).collect()),
-    );
+    let secrets_vars = seen_via(run, Cmd::new("ls").args(["-1", "/run/secrets/vars"]), |o| {
+        Ok(o.stdout.lines().map(String::from).collect())
+    });
     let mut users = BTreeMap::new();
     for (user, _share) in managed_users(fleet, machine) {
         let gen = format!("user-password-{user}");
@@ -334,9 +396,8 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
         ];
         users.insert(
             user.clone(),
-            seen(
-                fleet,
-                machine,
+            seen_via(
+                run,
                 Cmd::sh(USER_HASH_SCRIPT).arg(&user).args(&paths),
                 parse_user_hashes,
             ),
@@ -357,9 +418,8 @@ fn observe_machine(fleet: &Fleet, machine: &str) -> MachineStatus {
         ];
         shared.insert(
             rel,
-            seen(
-                fleet,
-                machine,
+            seen_via(
+                run,
                 Cmd::sh(FILE_HASH_SCRIPT).args(&paths),
                 parse_file_hashes,
             ),
@@ -445,11 +505,22 @@ pub fn ping_cmd(fleet: &Fleet, to: Ipv6Addr) -> Cmd {
         .timeout(Duration::from_secs(budget))
 }
 
-/// Runs `probe(from, to, to's overlay address)` for every ordered pair; sources work in
-/// parallel, each source's probes in sequence on its one session.
+fn not_run<T>(why: String) -> Seen<T> {
+    Seen {
+        command: String::new(),
+        exit: None,
+        excerpt: String::new(),
+        value: Err(why),
+    }
+}
+
+/// For every ordered pair, `make(from, to, to's overlay address)` gives the command to run on
+/// `from` (or why there is none); each source sends all its commands in one round trip, where
+/// they run concurrently, and sources work in parallel. `finish` turns each result into `T`.
 fn over_pairs<T: Send>(
     fleet: &Fleet,
-    probe: impl Fn(&str, &str, Option<Ipv6Addr>) -> T + Sync,
+    make: impl Fn(&str, &str, Option<Ipv6Addr>) -> Result<Cmd, String> + Sync,
+    finish: impl Fn(&str, &str, Result<(&Cmd, Result<Output, String>), String>) -> T + Sync,
 ) -> BTreeMap<(String, String), T> {
     let targets: Vec<(String, Option<Ipv6Addr>)> = fleet
         .machines()
@@ -457,10 +528,29 @@ fn over_pairs<T: Send>(
         .map(|m| (m.to_string(), overlay_address(fleet, m)))
         .collect();
     let per_source = fleet.each(|from| {
-        targets
+        let planned: Vec<(&String, Result<Cmd, String>)> = targets
             .iter()
             .filter(|(to, _)| to != from)
-            .map(|(to, addr)| (to.clone(), probe(from, to, *addr)))
+            .map(|(to, addr)| (to, make(from, to, *addr)))
+            .collect();
+        let cmds: Vec<Cmd> = planned
+            .iter()
+            .filter_map(|(_, c)| c.as_ref().ok().cloned())
+            .collect();
+        let mut outs = fleet.run_many(from, &cmds).into_iter();
+        let mut cmds = cmds.iter();
+        planned
+            .iter()
+            .map(|(to, c)| {
+                let r = match c {
+                    Ok(_) => match (cmds.next(), outs.next()) {
+                        (Some(cmd), Some(o)) => Ok((cmd, o.map_err(|e| e.to_string()))),
+                        _ => Err("internal: batch result missing".to_string()),
+                    },
+                    Err(why) => Err(why.clone()),
+                };
+                (to.to_string(), finish(from, to, r))
+            })
             .collect::<Vec<_>>()
     });
     per_source
@@ -469,19 +559,30 @@ fn over_pairs<T: Send>(
         .collect()
 }
 
-/// Bounded pings over every ordered pair, machines in parallel.
+/// Bounded pings over every ordered pair: each source pings all its targets at once.
 pub fn mesh(fleet: &Fleet) -> BTreeMap<(String, String), PingSeen> {
-    over_pairs(fleet, |from, to, addr| match addr {
-        Some(a) => seen(fleet, from, ping_cmd(fleet, a), |o| {
-            Ok(parse_ping(&o.combined()))
-        }),
-        None => Seen {
-            command: String::new(),
-            exit: None,
-            excerpt: String::new(),
-            value: Err(format!("no overlay address for {to} in the clan repo")),
+    over_pairs(
+        fleet,
+        |_, to, addr| {
+            addr.map(|a| ping_cmd(fleet, a))
+                .ok_or_else(|| format!("no overlay address for {to} in the clan repo"))
         },
-    })
+        |_, _, r| match r {
+            Err(why) => not_run(why),
+            Ok((cmd, Err(e))) => Seen {
+                command: cmd.text().into(),
+                exit: None,
+                excerpt: String::new(),
+                value: Err(e),
+            },
+            Ok((cmd, Ok(o))) => Seen {
+                command: cmd.text().into(),
+                exit: o.exit,
+                excerpt: excerpt(&o.combined(), 300),
+                value: Ok(parse_ping(&o.combined())),
+            },
+        },
+    )
 }
 
 /// An SSH hop from A to B's overlay address, run by A's own OpenSSH client.
@@ -534,32 +635,31 @@ pub fn hops_where(
     fleet: &Fleet,
     want: impl Fn(&str, &str) -> bool + Sync,
 ) -> BTreeMap<(String, String), HopSeen> {
-    over_pairs(fleet, |from, to, addr| {
-        if !want(from, to) {
-            return HopSeen {
+    let skipped = |why: String| HopSeen {
+        hostname: String::new(),
+        hop: not_run(why),
+    };
+    over_pairs(
+        fleet,
+        |from, to, addr| {
+            if !want(from, to) {
+                return Err("skipped: the overlay path failed its pings in this round".into());
+            }
+            addr.map(|a| hop_cmd(fleet, to, a))
+                .ok_or_else(|| format!("no overlay address for {to} in the clan repo"))
+        },
+        |_, _, r| match r {
+            Err(why) => skipped(why),
+            Ok((cmd, Err(e))) => HopSeen {
                 hostname: String::new(),
                 hop: Seen {
-                    command: String::new(),
+                    command: cmd.text().into(),
                     exit: None,
                     excerpt: String::new(),
-                    value: Err("skipped: the overlay path failed its pings in this round".into()),
+                    value: Err(e),
                 },
-            };
-        }
-        let Some(a) = addr else {
-            return HopSeen {
-                hostname: String::new(),
-                hop: Seen {
-                    command: String::new(),
-                    exit: None,
-                    excerpt: String::new(),
-                    value: Err(format!("no overlay address for {to} in the clan repo")),
-                },
-            };
-        };
-        let cmd = hop_cmd(fleet, to, a);
-        match fleet.run(from, &cmd) {
-            Ok(o) => HopSeen {
+            },
+            Ok((cmd, Ok(o))) => HopSeen {
                 hostname: o.stdout.trim().to_string(),
                 hop: Seen {
                     command: cmd.text().into(),
@@ -575,15 +675,6 @@ pub fn hops_where(
                     value: Ok(parse_hop(&o.stderr, o.exit)),
                 },
             },
-            Err(e) => HopSeen {
-                hostname: String::new(),
-                hop: Seen {
-                    command: cmd.text().into(),
-                    exit: None,
-                    excerpt: String::new(),
-                    value: Err(e.to_string()),
-                },
-            },
-        }
-    })
+        },
+    )
 }

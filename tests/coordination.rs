@@ -34,7 +34,12 @@ use rstest::{fixture, rstest};
 #[fixture]
 #[once]
 fn fleet() -> Result<Fleet, String> {
-    Fleet::from_env().map_err(|e| e.to_string())
+    let fleet = Fleet::from_env().map_err(|e| e.to_string())?;
+    if fleet.cassette.is_none() {
+        // Live: everything AC1–AC4 ask, one round trip per machine, before the tests ask.
+        clan_coordination::observe::prefetch(&fleet);
+    }
+    Ok(fleet)
 }
 
 /// The fleet AC5/AC6 rebuild: live, the same one; offline, the recorded lab rebuild.

@@ -324,3 +324,37 @@ fn repo_certificates_made_by_ssh_keygen_are_verified() {
     let principal = check("ca", "other.clan").unwrap_err().to_string();
     assert!(principal.contains("do not include"), "{principal}");
 }
+
+#[test_log::test]
+fn independent_commands_run_together_in_one_round_trip() {
+    let Some(lb) = start() else { return };
+    let t = SshTransport::new(lb.target(lb.clan_trust()));
+    let cmds = [
+        Cmd::new("sleep").arg("1"),
+        Cmd::sh("echo out; echo err >&2; exit 3"),
+        Cmd::new("printf").arg("%s").arg("a b'c\"$HOME"),
+        Cmd::new("sleep").arg("1"),
+        Cmd::new("sleep").arg("30").timeout(Duration::from_secs(1)),
+    ];
+    let started = Instant::now();
+    let outs = t.run_many(&cmds);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "concurrent, bounded by the slowest deadline: {took:?}"
+    );
+    assert_eq!(outs.len(), 5);
+    let o = outs[1].as_ref().unwrap();
+    assert_eq!(
+        (o.stdout.as_str(), o.stderr.as_str(), o.exit),
+        ("out\n", "err\n", Some(3))
+    );
+    assert_eq!(outs[2].as_ref().unwrap().stdout, "a b'c\"$HOME");
+    assert!(outs[0].as_ref().unwrap().success() && outs[3].as_ref().unwrap().success());
+    assert!(
+        matches!(outs[4], Err(TransportError::Timeout { .. })),
+        "{:?}",
+        outs[4]
+    );
+    assert_eq!(lb.log().matches("Accepted publickey").count(), 1);
+}

@@ -347,6 +347,9 @@ fn check_fleet(
     rebuilds: Option<&Rebuilds>,
 ) -> Result<ExitCode, clan_coordination::Error> {
     println!("fleet: {} ({})", fleet.config.path.display(), fleet.origin);
+    if fleet.cassette.is_none() {
+        observe::prefetch(fleet);
+    }
     let mut verdicts = vec![
         ac1_mesh::run(fleet),
         ac2_ssh::run(fleet),

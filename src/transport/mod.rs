@@ -59,6 +59,11 @@ impl Cmd {
         c
     }
 
+    /// A command line assembled by this crate from already-quoted parts (the batch runner).
+    pub(crate) fn assembled(text: String, timeout: Option<Duration>) -> Cmd {
+        Cmd { text, timeout }
+    }
+
     /// A fixed shell script from our code; values go in with [`Cmd::arg`] as `$1`, `$2`, ...
     pub fn sh(script: &'static str) -> Cmd {
         Cmd {
@@ -154,6 +159,11 @@ pub trait Transport: Send + Sync {
     fn name(&self) -> &str;
     /// Runs `cmd` and returns its output; a non-zero exit is an `Output`, not an error.
     fn run(&self, cmd: &Cmd) -> Result<Output, TransportError>;
+    /// Runs independent commands; a transport may send them together in one round trip and
+    /// run them concurrently. Results come back in order, one per command.
+    fn run_many(&self, cmds: &[Cmd]) -> Vec<Result<Output, TransportError>> {
+        cmds.iter().map(|c| self.run(c)).collect()
+    }
     /// Keeps an idle session alive (long monitors); a no-op where there is no session.
     fn keepalive(&self) {}
     /// How many times the session was re-established after the first connect.

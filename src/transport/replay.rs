@@ -122,6 +122,18 @@ impl Transport for Recording {
         self.inner.keepalive()
     }
 
+    fn run_many(&self, cmds: &[Cmd]) -> Vec<Result<Output, TransportError>> {
+        let outs = self.inner.run_many(cmds);
+        outs.into_iter()
+            .zip(cmds)
+            .map(|(o, c)| {
+                let o = o?;
+                self.recorder.record(self.inner.name(), c, &o)?;
+                Ok(o)
+            })
+            .collect()
+    }
+
     fn reconnects(&self) -> u64 {
         self.inner.reconnects()
     }
