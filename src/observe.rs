@@ -622,6 +622,7 @@ pub fn hop_cmd(fleet: &Fleet, to_machine: &str, to: Ipv6Addr) -> Cmd {
         .arg(format!("root@{to}"))
         .arg("hostname")
         .timeout(Duration::from_secs(connect + 10))
+        .heavy()
 }
 
 /// AC2 hops over every ordered pair.

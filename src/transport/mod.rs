@@ -22,6 +22,7 @@ use crate::error::TransportError;
 pub struct Cmd {
     text: String,
     timeout: Option<Duration>,
+    heavy: bool,
 }
 
 static SAFE: Lazy<Regex> =
@@ -42,6 +43,7 @@ impl Cmd {
         Cmd {
             text: program.to_string(),
             timeout: None,
+            heavy: false,
         }
     }
 
@@ -52,6 +54,7 @@ impl Cmd {
         let mut c = Cmd {
             text: it.next().map(|p| quote(p)).unwrap_or_default(),
             timeout: None,
+            heavy: false,
         };
         for w in it {
             c = c.arg(w);
@@ -61,7 +64,11 @@ impl Cmd {
 
     /// A command line assembled by this crate from already-quoted parts (the batch runner).
     pub(crate) fn assembled(text: String, timeout: Option<Duration>) -> Cmd {
-        Cmd { text, timeout }
+        Cmd {
+            text,
+            timeout,
+            heavy: false,
+        }
     }
 
     /// A fixed shell script from our code; values go in with [`Cmd::arg`] as `$1`, `$2`, ...
@@ -69,6 +76,7 @@ impl Cmd {
         Cmd {
             text: format!("sh -c {} sh", quote(script)),
             timeout: None,
+            heavy: false,
         }
     }
 
@@ -85,6 +93,18 @@ impl Cmd {
             self = self.arg(a);
         }
         self
+    }
+
+    /// Marks a command as costly on the machine (an SSH handshake, say): in a batch, at most a
+    /// few of these run at once, so a big fleet does not starve its own probes.
+    pub fn heavy(mut self) -> Cmd {
+        self.heavy = true;
+        self
+    }
+
+    /// Whether [`Cmd::heavy`] was set.
+    pub fn is_heavy(&self) -> bool {
+        self.heavy
     }
 
     /// Sets this command's deadline (default: the fleet's command timeout).

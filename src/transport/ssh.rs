@@ -359,16 +359,35 @@ fn batch_script(cmds: &[Cmd], default: Duration) -> (String, Duration) {
     let mut s = String::from(
         "d=$(mktemp -d /tmp/clan-coord.XXXXXX) || exit 125; trap 'rm -rf \"$d\"' EXIT INT TERM\n",
     );
-    let mut longest = Duration::ZERO;
+    let one = |i: usize, c: &Cmd| {
+        format!(
+            "timeout -k 2 {} sh -c {} >\"$d/{i}.o\" 2>\"$d/{i}.e\" </dev/null; echo $? >\"$d/{i}.x\"",
+            c.deadline().unwrap_or(default).as_secs().max(1),
+            quote(c.text())
+        )
+    };
+    // Light commands all start at once; heavy ones share HEAVY_LANES lanes, each lane running
+    // its commands one after another. The deadline is the slowest lane's sum or the longest
+    // light command, plus grace.
+    let mut light = Duration::ZERO;
+    let mut lanes: Vec<(Vec<String>, Duration)> = vec![(Vec::new(), Duration::ZERO); HEAVY_LANES];
+    let mut next_lane = 0;
     for (i, c) in cmds.iter().enumerate() {
         let dl = c.deadline().unwrap_or(default);
-        longest = longest.max(dl);
-        s.push_str(&format!(
-            "( timeout -k 2 {} sh -c {} >\"$d/{i}.o\" 2>\"$d/{i}.e\" </dev/null; echo $? >\"$d/{i}.x\" ) &\n",
-            dl.as_secs().max(1),
-            quote(c.text())
-        ));
+        if c.is_heavy() {
+            let lane = &mut lanes[next_lane % HEAVY_LANES];
+            next_lane += 1;
+            lane.0.push(one(i, c));
+            lane.1 += dl;
+        } else {
+            light = light.max(dl);
+            s.push_str(&format!("( {} ) &\n", one(i, c)));
+        }
     }
+    for (steps, _) in lanes.iter().filter(|(v, _)| !v.is_empty()) {
+        s.push_str(&format!("( {} ) &\n", steps.join("; ")));
+    }
+    let longest = lanes.iter().map(|(_, d)| *d).fold(light, Duration::max);
     s.push_str("wait\n");
     s.push_str(&format!(
         "i=0; while [ $i -lt {} ]; do printf '@@%s %s %s %s\\n' \"$i\" \"$(cat \"$d/$i.x\")\" \"$(wc -c <\"$d/$i.o\")\" \"$(wc -c <\"$d/$i.e\")\"; cat \"$d/$i.o\" \"$d/$i.e\"; i=$((i+1)); done\n",
@@ -376,6 +395,9 @@ fn batch_script(cmds: &[Cmd], default: Duration) -> (String, Duration) {
     ));
     (s, longest + Duration::from_secs(3))
 }
+
+/// How many heavy commands (SSH hops) one machine runs at once in a batch.
+const HEAVY_LANES: usize = 4;
 
 /// Splits a batch's framed output; None when it is not exactly `n` well-formed frames.
 fn unframe(out: &str, n: usize) -> Option<Vec<(Option<i32>, String, String)>> {
