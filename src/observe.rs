@@ -44,29 +44,11 @@ pub fn probe<T>(
     cmd: Cmd,
     parse: impl FnOnce(&Output) -> Result<T, String>,
 ) -> Seen<T> {
-    seen(fleet, machine, cmd, parse)
-}
-
-fn seen<T>(
-    fleet: &Fleet,
-    machine: &str,
-    cmd: Cmd,
-    parse: impl FnOnce(&Output) -> Result<T, String>,
-) -> Seen<T> {
-    match fleet.run(machine, &cmd) {
-        Ok(out) => Seen {
-            command: cmd.text().into(),
-            exit: out.exit,
-            excerpt: excerpt(&out.combined(), 300),
-            value: parse(&out),
-        },
-        Err(e) => Seen {
-            command: cmd.text().into(),
-            exit: None,
-            excerpt: String::new(),
-            value: Err(e.to_string()),
-        },
-    }
+    seen_via(
+        &|c: &Cmd| fleet.run(machine, c).map_err(|e| e.to_string()),
+        cmd,
+        parse,
+    )
 }
 
 fn pe(e: ProbeError) -> String {

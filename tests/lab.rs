@@ -11,6 +11,8 @@ use clan_coordination::config;
 use clan_coordination::fleet::Fleet;
 use clan_coordination::lab;
 
+mod common;
+
 fn verdicts(machines: &Path) -> Vec<Verdict> {
     let cfg = config::load(machines).unwrap();
     let fleet = Fleet::live(cfg, None).unwrap();
@@ -64,15 +66,6 @@ const FAULTS: &[(&str, &str, &str, &str, &[&str])] = &[
     ),
 ];
 
-/// Tears the lab down however the test ends (a failed assertion must not leave it running).
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = lab::down(self.0);
-    }
-}
-
 #[test_log::test]
 fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
     if let Some(why) = lab::unsupported() {
@@ -80,21 +73,15 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let _down = Down(dir.path());
-    let opts = lab::UpOptions {
-        machines: 2,
-        dir: dir.path().to_path_buf(),
-        prefix: "clabt".into(),
-        install: false,
-        exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
-    };
+    let _down = common::Down(dir.path());
     let t = std::time::Instant::now();
-    let state = lab::up(&opts).unwrap();
+    let first = common::up(dir.path(), "clabt");
     eprintln!("lab up: {:.2?}", t.elapsed());
     // Idempotent: up again over a running lab cleans it first.
-    let state2 = lab::up(&opts).unwrap();
-    assert_eq!(state.machines.len(), state2.machines.len());
-    let mf = state2.machines_file();
+    let mf = common::up(dir.path(), "clabt");
+    assert_eq!(first, mf);
+    let state2 = lab::LabState::load(dir.path()).unwrap().unwrap();
+    assert_eq!(state2.machines.len(), 2);
     all_pass(&verdicts(&mf), "healthy lab");
 
     for (kind, m, crit, code, still) in FAULTS {

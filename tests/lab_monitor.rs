@@ -11,16 +11,10 @@ use clan_coordination::checks::ac7_stability;
 use clan_coordination::lab;
 use clan_coordination::monitor::{analysis, read_log};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_clan-coord");
 const EVERY: f64 = 2.0;
-
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = lab::down(self.0);
-    }
-}
 
 fn now() -> f64 {
     SystemTime::now()
@@ -55,16 +49,8 @@ fn monitor_on_the_lab() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let _down = Down(dir);
-    let state = lab::up(&lab::UpOptions {
-        machines: 2,
-        dir: dir.to_path_buf(),
-        prefix: "clabm".into(),
-        install: false,
-        exe: Some(BIN.into()),
-    })
-    .unwrap();
-    let mf = state.machines_file();
+    let _down = common::Down(dir);
+    let mf = common::up(dir, "clabm");
 
     // Healthy, with a crash in the middle: the restarted monitor resumes the same plan.
     let log: PathBuf = dir.join("healthy.jsonl");

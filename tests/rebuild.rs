@@ -11,6 +11,8 @@ use clan_coordination::config;
 use clan_coordination::fleet::Fleet;
 use clan_coordination::lab;
 
+mod common;
+
 fn fleet(machines: &Path) -> Fleet {
     Fleet::live(config::load(machines).unwrap(), None).unwrap()
 }
@@ -33,15 +35,6 @@ fn fails_naming(v: &Verdict, code: &str, machine: &str) {
     eprintln!("{}: {code} on {machine}: {}", v.criterion, hit.cause);
 }
 
-/// Tears the lab down however the test ends (a failed assertion must not leave it running).
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = lab::down(self.0);
-    }
-}
-
 #[test_log::test]
 fn rebuilds_on_the_lab() {
     if let Some(why) = lab::unsupported() {
@@ -50,16 +43,8 @@ fn rebuilds_on_the_lab() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let _down = Down(dir);
-    let state = lab::up(&lab::UpOptions {
-        machines: 2,
-        dir: dir.to_path_buf(),
-        prefix: "clabr".into(),
-        install: false,
-        exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
-    })
-    .unwrap();
-    let mf = state.machines_file();
+    let _down = common::Down(dir);
+    let mf = common::up(dir, "clabr");
 
     // Without the opt-in a live run refuses, fast.
     if std::env::var(clan_coordination::rebuild::OPT_IN).is_err() {

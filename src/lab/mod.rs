@@ -1068,14 +1068,7 @@ pub fn fault(dir: &Path, m: &str, kind: &str) -> Result<(), LabError> {
             }
         }
         "link-down" => {
-            ip(&[
-                "-n",
-                &state.ns_net(),
-                "link",
-                "set",
-                &format!("u{}", mach.index),
-                "down",
-            ])?;
+            underlay_link(&state, &mach, false)?;
         }
         "foreign-cert" => {
             let tmp = md.join("keys/foreign");
@@ -1124,6 +1117,20 @@ pub fn fault(dir: &Path, m: &str, kind: &str) -> Result<(), LabError> {
         f.push(kind.to_string());
     }
     state.save()
+}
+
+/// Sets a machine's underlay link (its port on the underlay bridge) up or down.
+fn underlay_link(state: &LabState, m: &LabMachine, up: bool) -> Result<(), LabError> {
+    let port = format!("u{}", m.index);
+    ip(&[
+        "-n",
+        &state.ns_net(),
+        "link",
+        "set",
+        &port,
+        if up { "up" } else { "down" },
+    ])
+    .map(|_| ())
 }
 
 fn stop(pid: u32) -> Result<(), LabError> {
@@ -1229,14 +1236,7 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
     }
     for name in &names {
         let mach = state.machine(name)?.clone();
-        ip(&[
-            "-n",
-            &state.ns_net(),
-            "link",
-            "set",
-            &format!("u{}", mach.index),
-            "up",
-        ])?;
+        underlay_link(&state, &mach, true)?;
         let relays: Vec<(String, u32)> = state
             .pids
             .iter()
