@@ -89,15 +89,16 @@ faults = {
     [R(G, "zerotier-cli -j info", exit=1, stdout="", stderr="zerotier-cli: missing authentication token and authtoken.secret not found (or readable) in /var/lib/zerotier-one\n")]),
  "inventory-changed": ("the inventory drops gcp-vm from emergency-access (snapshot not reviewed)", "AC3", "inventory.changed", G, []),
 }
-for name, (desc, crit, code, machine, repl, *also) in faults.items():
-    expect = {"criterion": crit, "code": code, "machine": machine}
-    if also:
-        expect["also"] = [{"criterion": c, "code": k} for c, k in also[0]]
-    c = {"format": 1, "description": desc, "derive_from": "../story-fleet.json",
-         "expect": expect, "replace": repl}
-    if name == "inventory-changed":
-        c["machines_file"] = "inventory-changed/machines.toml"
-    json.dump(c, open(f"tests/cassettes/broken/{name}.json", "w"), indent=1)
+def write(faults, base, extra=lambda name: {}):
+    """One cassette per fault: (description, criterion, code, machine, replacements[, also])."""
+    for name, (desc, crit, code, machine, repl, *also) in faults.items():
+        expect = {"criterion": crit, "code": code, "machine": machine}
+        if also:
+            expect["also"] = [{"criterion": c, "code": k} for c, k in also[0]]
+        c = {"format": 1, "description": desc, "derive_from": base, "expect": expect, "replace": repl, **extra(name)}
+        json.dump(c, open(f"tests/cassettes/broken/{name}.json", "w"), indent=1)
+write(faults, "../story-fleet.json",
+      lambda name: {"machines_file": "inventory-changed/machines.toml"} if name == "inventory-changed" else {})
 # The changed inventory: emergency-access on hetzner-vm only.
 os.makedirs("tests/cassettes/broken/inventory-changed", exist_ok=True)
 inv = json.load(open("examples/test-clan/inventory.json"))
@@ -143,11 +144,5 @@ lab_faults = {
  "ygg-unit-failed": ("yggdrasil.service on gcp-vm has failed", "AC3", "ygg.unit", G,
     [LR(G, "systemctl show", stdout="\n\n".join(lab_units) + "\n")], [("AC6", "ygg.unit")]),
 }
-for name, (desc, crit, code, machine, repl, *also) in lab_faults.items():
-    expect = {"criterion": crit, "code": code, "machine": machine}
-    if also:
-        expect["also"] = [{"criterion": c, "code": k} for c, k in also[0]]
-    c = {"format": 1, "description": desc, "derive_from": "../lab/cassette.json",
-         "expect": expect, "replace": repl}
-    json.dump(c, open(f"tests/cassettes/broken/{name}.json", "w"), indent=1)
+write(lab_faults, "../lab/cassette.json")
 print(len(faults) + len(lab_faults), "broken cassettes")
