@@ -133,6 +133,8 @@ lab_faults = {
     [{"machine": G, "command": state_cmd["command"], "stdout_replace": unit_down_pairs}]),
  "rebuild-artefact-missing": ("gcp-vm's new generation lacks /etc/nix/nix.conf", "AC5", "rebuild.artefact-missing", G,
     [{"machine": G, "command": state_cmd["command"], "stdout_replace": artefact_missing_pairs}]),
+ "rebuild-no-generation": ("gcp-vm switched systems without registering a new profile generation", "AC5", "rebuild.no-generation", G,
+    [{"machine": G, "command": state_cmd["command"], "stdout_replace": sorted([l, "profile system-1-link"] for l in state_lines if l.startswith("profile system-") and l != "profile system-1-link")}], [("AC6", "rebuild.no-generation")]),
  "rebuild-not-switched": ("gcp-vm built its new generation but still runs an older one", "AC5", "rebuild.not-switched", G,
     [{"machine": G, "command": state_cmd["command"], "stdout_replace": [["current /nix/store/", "current /nix/store/0stale0-"]]}], [("AC6", "rebuild.not-switched")]),
  "ygg-address-mismatch": ("gcp-vm's yggdrasil runs another key than its vars (new vars, daemon not restarted)", "AC1", "ygg.address-mismatch", G,
