@@ -336,6 +336,15 @@ fn independent_commands_run_together_in_one_round_trip() {
         Cmd::new("sleep").arg("1"),
         Cmd::new("sleep").arg("30").timeout(Duration::from_secs(1)),
     ];
+    // Heavy commands (hops) run in lanes and report exits through files: six of them, each
+    // with its own output and exit code, spread over the lanes.
+    let heavy: Vec<Cmd> = (0..6)
+        .map(|i| {
+            let script = format!("echo h{i}; echo e{i} >&2; exit {}", 10 + i);
+            Cmd::new("sh").arg("-c").arg(script).heavy()
+        })
+        .collect();
+    let cmds: Vec<Cmd> = cmds.into_iter().chain(heavy).collect();
     let started = Instant::now();
     let outs = t.run_many(&cmds);
     let took = started.elapsed();
@@ -343,7 +352,14 @@ fn independent_commands_run_together_in_one_round_trip() {
         took < Duration::from_secs(5),
         "concurrent, bounded by the slowest deadline: {took:?}"
     );
-    assert_eq!(outs.len(), 5);
+    assert_eq!(outs.len(), 11);
+    for (i, o) in outs[5..].iter().enumerate() {
+        let o = o.as_ref().unwrap();
+        assert_eq!(
+            (o.stdout.clone(), o.stderr.clone(), o.exit),
+            (format!("h{i}\n"), format!("e{i}\n"), Some(10 + i as i32))
+        );
+    }
     let o = outs[1].as_ref().unwrap();
     assert_eq!(
         (o.stdout.as_str(), o.stderr.as_str(), o.exit),
