@@ -32,6 +32,17 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A live run was pointed at a documentation address (the example machines.toml): nothing
+    /// answers there, so the harness refuses to send it anything.
+    #[error("{machine}: address {address} is a documentation address (RFC 5737 / RFC 3849), as in the example machines.toml; live runs never send traffic there\n  fix: put the machine's real address in {path}, or run offline (without --features live)", path = path.display())]
+    DocumentationAddress {
+        /// The machine.
+        machine: String,
+        /// Its configured address.
+        address: std::net::IpAddr,
+        /// The machines.toml naming it.
+        path: PathBuf,
+    },
     /// The lab fleet could not be built, changed or torn down.
     #[error(transparent)]
     Lab(#[from] LabError),

@@ -147,6 +147,13 @@ impl Fleet {
 
     /// A fleet reached over SSH, optionally recording into a cassette.
     pub fn live(config: FleetConfig, record: Option<&Path>) -> Result<Fleet, Error> {
+        if let Some(m) = config.machines.iter().find(|m| is_documentation(m.address)) {
+            return Err(Error::DocumentationAddress {
+                machine: m.name.clone(),
+                address: m.address,
+                path: config.path.clone(),
+            });
+        }
         let names: Vec<String> = config.machines.iter().map(|m| m.name.clone()).collect();
         let oracle = Oracle::load(&config.clan_dir, &names)?;
         let domain = config.domain.clone().unwrap_or_else(|| "clan".into());
@@ -455,4 +462,15 @@ fn load_inventory(
         Inventory::parse(&text, &path.display().to_string())?,
         path.display().to_string(),
     ))
+}
+
+/// RFC 5737 (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) and RFC 3849 (2001:db8::/32) ranges.
+fn is_documentation(a: std::net::IpAddr) -> bool {
+    match a {
+        std::net::IpAddr::V4(v) => matches!(
+            v.octets(),
+            [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _]
+        ),
+        std::net::IpAddr::V6(v) => v.segments()[..2] == [0x2001, 0xdb8],
+    }
 }

@@ -80,3 +80,20 @@ fn missing_clan_dir_and_bad_threshold() {
     ));
     assert!(e.contains("unknown auth method"), "{e}");
 }
+
+#[test]
+fn live_run_refuses_the_example_documentation_addresses() {
+    // The shipped machines.toml is an example (RFC 5737 addresses): a live run built from it
+    // must fail before any packet leaves, naming the machine and the fix.
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines.toml");
+    let c = clan_coordination::config::load(&p).unwrap();
+    let e = clan_coordination::fleet::Fleet::live(c, None)
+        .err()
+        .expect("documentation addresses are refused")
+        .to_string();
+    assert!(
+        e.contains("hetzner-vm: address 203.0.113.10 is a documentation address")
+            && e.contains("fix:"),
+        "{e}"
+    );
+}
