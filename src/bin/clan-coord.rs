@@ -37,6 +37,9 @@ enum Command {
         /// Replay this cassette instead of the default.
         #[arg(long)]
         cassette: Option<PathBuf>,
+        /// Run only these criteria (repeatable, e.g. `--only ac1 --only ac3`); default all four.
+        #[arg(long, value_enum)]
+        only: Vec<Criterion>,
     },
     /// Lint a clan repo offline: expected values per machine and every inconsistency.
     /// Exit status 1 when an inconsistency is an error (warnings do not change it).
@@ -323,7 +326,11 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { machines, cassette } => {
+        Command::Check {
+            machines,
+            cassette,
+            only,
+        } => {
             let machines = from_env(machines);
             let mut settings = Settings::from_env(cfg!(feature = "live"))?;
             if let (Some(c), Mode::Replay { .. }) = (cassette, &settings.mode) {
@@ -333,9 +340,21 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
                 settings.machines = machines;
             }
             let fleet = Fleet::open(&settings)?;
-            check_fleet(&fleet, &settings.report_dir, None)
+            check_fleet(&fleet, &settings.report_dir, &only, None)
         }
     }
+}
+
+/// One criterion's live check.
+type CheckFn = fn(&Fleet) -> Verdict;
+
+/// A criterion `check` can run on its own.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Criterion {
+    Ac1,
+    Ac2,
+    Ac3,
+    Ac4,
 }
 
 /// Extra destructive criteria a caller may run after AC1–AC4 (the lab's AC5/AC6).
@@ -344,18 +363,25 @@ type Rebuilds<'a> = dyn Fn(&Fleet) -> Result<Vec<Verdict>, clan_coordination::Er
 fn check_fleet(
     fleet: &Fleet,
     report_dir: &std::path::Path,
+    only: &[Criterion],
     rebuilds: Option<&Rebuilds>,
 ) -> Result<ExitCode, clan_coordination::Error> {
     println!("fleet: {} ({})", fleet.config.path.display(), fleet.origin);
+    let want = |c| only.is_empty() || only.contains(&c);
     if fleet.cassette.is_none() {
-        observe::prefetch(fleet);
+        observe::prefetch_for(fleet, want(Criterion::Ac1), want(Criterion::Ac2));
     }
-    let mut verdicts = vec![
-        ac1_mesh::run(fleet),
-        ac2_ssh::run(fleet),
-        ac3_services::run(fleet),
-        ac4_shared::run(fleet),
+    let runs: [(Criterion, CheckFn); 4] = [
+        (Criterion::Ac1, ac1_mesh::run),
+        (Criterion::Ac2, ac2_ssh::run),
+        (Criterion::Ac3, ac3_services::run),
+        (Criterion::Ac4, ac4_shared::run),
     ];
+    let mut verdicts: Vec<Verdict> = runs
+        .into_iter()
+        .filter(|(c, _)| want(*c))
+        .map(|(_, run)| run(fleet))
+        .collect();
     for v in &verdicts {
         println!("{v}");
     }
@@ -528,6 +554,7 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
                 check_fleet(
                     &fleet,
                     &clan_coordination::mode::crate_root().join("target/coordination"),
+                    &[],
                     Some(&rebuilds),
                 )
             })();
