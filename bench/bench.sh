@@ -1,47 +1,80 @@
 #!/usr/bin/env bash
-# Benchmark (BENCHMARKS.md): on the lab with 2 and 8 machines, time (a) the harness's AC1-AC4 run,
-# (b) the same probes as a plain script, one ssh per command in sequence, (c) that script with
-# OpenSSH ControlMaster. Same machine, same run, REPS repetitions; medians, ratios, peak memory.
-# Root only (the lab). Usage: bench/bench.sh [REPS] [MACHINE COUNTS...]
+# Benchmark (BENCHMARKS.md), root only (it brings up labs).
+#
+# Comparison, on the lab with COUNTS machines (default "2 8"), same machine, same run, REPS
+# repetitions: (a) the harness's AC1-AC4 run, (b) the same probes as a plain script, one ssh per
+# command in sequence, (c) that script with OpenSSH ControlMaster. Medians, ratios, peak memory.
+#
+# Scale, on SCALE machines (default "2 4 8 16"): the harness's full run and its AC1-only run
+# (`check --only ac1`: every ordered pair's pings, no SSH hops), with the CPU the whole host spent
+# during the full run. On one host the lab's machines share its cores, so that CPU over the core
+# count is a floor no harness can beat; the table sets the wall time against it.
+#
+# Usage: bench/bench.sh [REPS] [COUNTS...]   (SCALE="2 16" bench/bench.sh 3 to change the scale set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-5}; shift || true
 counts=${*:-2 8}
+scale=${SCALE:-2 4 8 16}
 cargo build -q --release --features live
 bin=$PWD/target/release/clan-coord
 out=$PWD/target/bench; mkdir -p "$out"
 results="$out/results.tsv"; : > "$results"
-for n in $counts; do
-  dir=$(mktemp -d /tmp/clan-coord-bench.XXXXXX)
+cores=$(nproc)
+cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
+hz=$(getconf CLK_TCK)
+
+# measure N KIND...: brings up an N-machine lab, runs each KIND REPS times, appends to results.
+measure() {
+  local n=$1; shift
+  local dir; dir=$(mktemp -d /tmp/clan-coord-bench.XXXXXX)
   trap '"$bin" lab down --dir "$dir" >/dev/null 2>&1 || true' EXIT
   "$bin" lab up --machines "$n" --dir "$dir" --prefix clabb >/dev/null
   echo "@cert-authority * $(cut -d' ' -f1,2 "$dir/ca/ca.pub")" > "$dir/bench_known_hosts"
   "$bin" plan --machines "$dir/machines.toml" --json > "$out/plan-$n.json"
   python3 bench/scripts.py "$out/plan-$n.json" "$dir" "$out" >/dev/null
-  cmds=$(python3 -c "import json,sys; print(sum(len(v) for v in json.load(open('$out/plan-$n.json')).values()))")
+  local cmds; cmds=$(python3 -c "import json,sys; print(sum(len(v) for v in json.load(open('$out/plan-$n.json')).values()))")
   for r in $(seq "$reps"); do
-    for kind in harness plain controlmaster; do
+    for kind in "$@"; do
       case $kind in
         harness) cmd=("$bin" check --machines "$dir/machines.toml") ;;
+        harness-ac1) cmd=("$bin" check --machines "$dir/machines.toml" --only ac1) ;;
         *) cmd=(ip netns exec clabb-ws sh "$out/$kind.sh") ;;
       esac
-      /usr/bin/time -f "%e %M" -o "$out/time" "${cmd[@]}" >/dev/null 2>&1 || { echo "$kind failed at $n machines" >&2; exit 1; }
+      local before; before=$(cpu_ticks)
+      /usr/bin/time -f "%e %M" -o "$out/time" "${cmd[@]}" >"$out/last-$kind-$n.txt" 2>&1 \
+        || { echo "$kind failed at $n machines (output: $out/last-$kind-$n.txt)" >&2; exit 1; }
+      local cpu; cpu=$(python3 -c "print(($(cpu_ticks) - $before) / $hz)")
       read -r secs kb < "$out/time"
-      printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$kind" "$r" "$secs" "$kb" >> "$results"
-      echo "n=$n rep=$r $kind: ${secs}s ${kb}KB ($cmds probe commands)"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$kind" "$r" "$secs" "$kb" "$cpu" >> "$results"
+      echo "n=$n rep=$r $kind: ${secs}s ${kb}KB host CPU ${cpu}s ($cmds probe commands)"
     done
   done
   "$bin" lab down --dir "$dir" >/dev/null
-done
-python3 - "$results" <<'PY'
+  trap - EXIT
+}
+
+for n in $counts; do measure "$n" harness plain controlmaster; done
+for n in $scale; do measure "$n" harness harness-ac1; done
+
+python3 - "$results" "$cores" "$counts" "$scale" <<'PY'
 import sys, statistics as st, collections
 rows = [l.split("\t") for l in open(sys.argv[1]).read().split("\n") if l]
-t = collections.defaultdict(list); m = collections.defaultdict(list)
-for n, k, r, s, kb in rows:
-    t[(int(n), k)].append(float(s)); m[(int(n), k)].append(int(kb))
+cores = int(sys.argv[2]); counts = [int(x) for x in sys.argv[3].split()]; scale = [int(x) for x in sys.argv[4].split()]
+t, m, c = (collections.defaultdict(list) for _ in range(3))
+for n, k, r, s, kb, cpu in rows:
+    t[(int(n), k)].append(float(s)); m[(int(n), k)].append(int(kb)); c[(int(n), k)].append(float(cpu))
+med = lambda d, n, k: st.median(d[(n, k)])
 print("| machines | (a) harness | (b) ssh per command | (c) ControlMaster | b/a | c/a | harness peak RSS |")
 print("|---|---|---|---|---|---|---|")
-for n in sorted({k[0] for k in t}):
-    a, b, c = (st.median(t[(n, k)]) for k in ("harness", "plain", "controlmaster"))
-    print(f"| {n} | {a:.2f} s | {b:.2f} s | {c:.2f} s | {b/a:.1f}x | {c/a:.1f}x | {max(m[(n,'harness')])/1024:.1f} MB |")
+for n in counts:
+    a, b, cm = (med(t, n, k) for k in ("harness", "plain", "controlmaster"))
+    print(f"| {n} | {a:.2f} s | {b:.2f} s | {cm:.2f} s | {b/a:.1f}x | {cm/a:.1f}x | {max(m[(n,'harness')])/1024:.1f} MB |")
+print()
+print(f"| machines | ordered pairs | AC1 only | AC1-AC4 | host CPU in AC1-AC4 | CPU floor ({cores} cores) | AC1-AC4 / floor | harness peak RSS |")
+print("|---|---|---|---|---|---|---|---|")
+for n in scale:
+    full, ac1, cpu = med(t, n, "harness"), med(t, n, "harness-ac1"), med(c, n, "harness")
+    rss = max(m[(n, "harness")] + m[(n, "harness-ac1")]) / 1024
+    print(f"| {n} | {n*(n-1)} | {ac1:.2f} s | {full:.2f} s | {cpu:.1f} s | {cpu/cores:.2f} s | {full/(cpu/cores):.2f} | {rss:.1f} MB |")
 PY

@@ -214,7 +214,8 @@ pub fn evaluate(
                             .cause(cause),
                     );
                 }
-                if let Some(r) = p.rtt {
+                let steady = p.steady();
+                if let Some(r) = steady {
                     if r.avg > t.max_rtt_ms || r.max > t.max_rtt_ms {
                         ok = false;
                         f.push(
@@ -226,7 +227,12 @@ pub fn evaluate(
                             )
                             .to(b)
                             .evidence(s)
-                            .seen(format!("avg {:.1} ms, max {:.1} ms", r.avg, r.max))
+                            .seen(format!(
+                                "avg {:.1} ms, max {:.1} ms{}",
+                                r.avg,
+                                r.max,
+                                first_note(&r)
+                            ))
                             .expected(format!("avg and max below {} ms", t.max_rtt_ms))
                             .cause(format!("slow path: {path_word}")),
                         );
@@ -237,13 +243,14 @@ pub fn evaluate(
                         Finding::new(Severity::Pass, "mesh.ping", a, "ping over the overlay")
                             .to(b)
                             .seen(format!(
-                                "0% loss, avg {:.1} ms",
-                                p.rtt.map_or(0.0, |r| r.avg)
+                                "0% loss, avg {:.1} ms{}",
+                                steady.map_or(0.0, |r| r.avg),
+                                steady.map_or(String::new(), |r| first_note(&r))
                             ))
                             .expected(format!("0% loss, below {} ms", t.max_rtt_ms)),
                     );
                 }
-                p.rtt.map_or("-".into(), |r| format!("{:.1}", r.avg))
+                steady.map_or("-".into(), |r| format!("{:.1}", r.avg))
             }
         };
         rows.insert((a.clone(), b.clone()), cell);
@@ -321,4 +328,11 @@ fn ygg_path(
     } else {
         "routed through other yggdrasil nodes (no direct peering)"
     }
+}
+
+/// Says which echo was left out of the RTT judgement, so the path setup stays visible.
+fn first_note(r: &crate::probe::ping::Steady) -> String {
+    r.first
+        .map(|f| format!(" (first echo {f:.1} ms left out: it may carry path setup)"))
+        .unwrap_or_default()
 }
