@@ -37,6 +37,6 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets --all-features -- -D warnings
 
-# benchmark on the lab (2 and 8 machines): harness vs ssh-per-command vs ControlMaster (root)
+# benchmark on the lab (root): harness vs ssh-per-command vs ControlMaster at 2 and 8 machines, scale at 2/4/8/16
 bench reps="5":
     bench/bench.sh {{reps}}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (BENCHMARKS.md), root only (it brings up labs).
 #
-# Comparison, on the lab with COUNTS machines (default "2 8"), same machine, same run, REPS
+# Comparison, on the lab with COMPARE machines (default "2 8"), same machine, same run, REPS
 # repetitions: (a) the harness's AC1-AC4 run, (b) the same probes as a plain script, one ssh per
 # command in sequence, (c) that script with OpenSSH ControlMaster. Medians, ratios, peak memory.
 #
@@ -10,12 +10,12 @@
 # during the full run. On one host the lab's machines share its cores, so that CPU over the core
 # count is a floor no harness can beat; the table sets the wall time against it.
 #
-# Usage: bench/bench.sh [REPS] [COUNTS...]   (SCALE="2 16" bench/bench.sh 3 to change the scale set)
+# Usage: [COMPARE="2 8"] [SCALE="2 4 8 16"] bench/bench.sh [REPS]   (an empty set is skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-reps=${1:-5}; shift || true
-counts=${*:-2 8}
-scale=${SCALE:-2 4 8 16}
+reps=${1:-5}
+counts=${COMPARE-2 8}
+scale=${SCALE-2 4 8 16}
 cargo build -q --release --features live
 bin=$PWD/target/release/clan-coord
 out=$PWD/target/bench; mkdir -p "$out"
@@ -65,14 +65,15 @@ t, m, c = (collections.defaultdict(list) for _ in range(3))
 for n, k, r, s, kb, cpu in rows:
     t[(int(n), k)].append(float(s)); m[(int(n), k)].append(int(kb)); c[(int(n), k)].append(float(cpu))
 med = lambda d, n, k: st.median(d[(n, k)])
-print("| machines | (a) harness | (b) ssh per command | (c) ControlMaster | b/a | c/a | harness peak RSS |")
-print("|---|---|---|---|---|---|---|")
+if counts:
+    print("| machines | (a) harness | (b) ssh per command | (c) ControlMaster | b/a | c/a | harness peak RSS |")
+    print("|---|---|---|---|---|---|---|")
 for n in counts:
     a, b, cm = (med(t, n, k) for k in ("harness", "plain", "controlmaster"))
     print(f"| {n} | {a:.2f} s | {b:.2f} s | {cm:.2f} s | {b/a:.1f}x | {cm/a:.1f}x | {max(m[(n,'harness')])/1024:.1f} MB |")
-print()
-print(f"| machines | ordered pairs | AC1 only | AC1-AC4 | host CPU in AC1-AC4 | CPU floor ({cores} cores) | AC1-AC4 / floor | harness peak RSS |")
-print("|---|---|---|---|---|---|---|---|")
+if scale:
+    print(f"\n| machines | ordered pairs | AC1 only | AC1-AC4 | host CPU in AC1-AC4 | CPU floor ({cores} cores) | AC1-AC4 / floor | harness peak RSS |")
+    print("|---|---|---|---|---|---|---|---|")
 for n in scale:
     full, ac1, cpu = med(t, n, "harness"), med(t, n, "harness-ac1"), med(c, n, "harness")
     rss = max(m[(n, "harness")] + m[(n, "harness-ac1")]) / 1024

@@ -154,3 +154,22 @@ fn missing_recording_names_machine_and_command() {
         "{text}"
     );
 }
+
+/// A slow path and one slow echo both fail AC1's RTT check, with different likely causes.
+#[test]
+fn one_slow_echo_is_told_from_a_slow_path() {
+    let cause = |name: &str| {
+        let (_, vs) = verdicts(&root().join("broken").join(name));
+        let ac1 = vs.iter().find(|v| v.criterion == "AC1").unwrap();
+        let f = ac1.failures().find(|x| x.code == "mesh.rtt-high").unwrap();
+        (f.seen.clone(), f.cause.clone())
+    };
+    let (seen, why) = cause("mesh-one-slow-echo.json");
+    assert!(seen.contains("echoes 119.0, 264.2, 120.2"), "{seen}");
+    assert!(
+        why.starts_with("one slow echo (icmp_seq=2, 264.2 ms; the other 4 at most 120.2 ms)"),
+        "{why}"
+    );
+    let (_, why) = cause("mesh-rtt-250.json");
+    assert!(why.starts_with("slow path"), "{why}");
+}

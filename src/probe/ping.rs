@@ -39,45 +39,6 @@ pub struct PingSummary {
     pub echoes: Vec<(u32, f64)>,
 }
 
-/// The RTT a path settles at: what a check should judge.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Steady {
-    /// Average over the judged echoes.
-    pub avg: f64,
-    /// Maximum over the judged echoes.
-    pub max: f64,
-    /// The first echo's time when it was left out (it carried the path's setup).
-    pub first: Option<f64>,
-}
-
-impl PingSummary {
-    /// RTT over the echoes after the first request's, when at least two replies arrived in
-    /// order; otherwise the summary's avg and max. The first packet to a peer pays the overlay's
-    /// path setup (a ZeroTier WHOIS or relay hop, a yggdrasil lookup), which is not the link's
-    /// latency: on the 8-machine lab it was once 211 ms against 2 ms for the next two.
-    pub fn steady(&self) -> Option<Steady> {
-        let first_seq = self.echoes.iter().map(|e| e.0).min();
-        let rest: Vec<f64> = match (self.echoes.first(), first_seq) {
-            (Some(&(seq, _)), Some(min)) if seq == min && seq <= 1 && self.echoes.len() >= 2 => {
-                self.echoes[1..].iter().map(|e| e.1).collect()
-            }
-            _ => Vec::new(),
-        };
-        if rest.is_empty() {
-            return self.rtt.map(|r| Steady {
-                avg: r.avg,
-                max: r.max,
-                first: None,
-            });
-        }
-        Some(Steady {
-            avg: rest.iter().sum::<f64>() / rest.len() as f64,
-            max: rest.iter().copied().fold(0.0, f64::max),
-            first: self.echoes.first().map(|e| e.1),
-        })
-    }
-}
-
 /// A ping that produced no statistics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]

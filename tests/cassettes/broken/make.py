@@ -44,6 +44,8 @@ faults = {
     [R(G, "zerotier-cli -j info", stdout_replace=[['"address": "0e7f41c2a8"', '"address": "5d21b7c0e4"']])]),
  "mesh-loss-one-direction": ("hetzner-vm → gcp-vm loses every echo (one direction only)", "AC1", "mesh.loss", H,
     [R(H, "ping -6", exit=1, stdout=f"PING {gcp_ip} ({gcp_ip}) 56 data bytes\n\n--- {gcp_ip} ping statistics ---\n5 packets transmitted, 0 received, 100% packet loss, time 4093ms\n\n")]),
+ "mesh-one-slow-echo": ("one of gcp-vm's five echoes to hetzner-vm takes 264 ms (a busy moment), the others 119 ms", "AC1", "mesh.rtt-high", G,
+    [R(G, "ping -6", stdout_replace=slow_ping(G, ["119.0", "264.2", "120.2", "118.8", "119.4"], "rtt min/avg/max/mdev = 118.800/148.320/264.200/57.940 ms"))]),
  "mesh-rtt-250": ("gcp-vm → hetzner-vm RTT 250 ms, above the 200 ms threshold", "AC1", "mesh.rtt-high", G,
     [R(G, "ping -6", stdout_replace=slow_ping(G, ["254.870", "247.118", "249.218", "251.402", "249.402"], "rtt min/avg/max/mdev = 247.118/250.402/254.870/2.711 ms"))]),
  "ssh-foreign-ca": ("gcp-vm serves a host certificate signed by a foreign CA", "AC2", "ssh.foreign-ca", G,
