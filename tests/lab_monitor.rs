@@ -1,7 +1,9 @@
 //! The monitor on the lab, compressed (seconds instead of hours): a healthy run survives a
 //! crash and resumes its log, and passes AC7; an overlay outage mid-run shows as a disconnection
 //! with the right start and end and fails AC7 naming it; with sshd down on one machine the
-//! monitor keeps going and records it (its own session survives; new connections are refused). Skips with a visible reason where the lab cannot run.
+//! monitor keeps going and records it (its own session survives; new connections are refused);
+//! with every sshd process killed, the monitor reconnects and records it. Skips with a visible
+//! reason where the lab cannot run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -142,4 +144,36 @@ fn monitor_on_the_lab() {
     );
     let s = analysis::summarize(&rounds, 10.0);
     assert!(s.gaps.is_empty(), "no gap: {:?}", s.gaps);
+
+    // Every sshd process of gcp-vm killed, as by a reboot: the monitor's own session dies with
+    // them; the next round reconnects, says so in the log and the report, and leaves no gap.
+    let log = dir.join("cut.jsonl");
+    let mut m = monitor(&mf, &log, "8s");
+    wait_rounds(&log, 2);
+    lab::fault(dir, "gcp-vm", "sessions-cut").unwrap();
+    assert!(m.wait().unwrap().success(), "the monitor must not stop");
+    let rounds = read_log(&log).unwrap();
+    let cut = rounds
+        .iter()
+        .position(|r| r.reconnects.iter().any(|x| x == "gcp-vm"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no reconnect recorded: {:?}",
+                rounds.iter().map(|r| &r.reconnects).collect::<Vec<_>>()
+            )
+        });
+    assert!(
+        cut >= 2,
+        "the reconnect is in a round after the cut (round {cut})"
+    );
+    assert!(
+        rounds
+            .iter()
+            .all(|r| r.reconnects.iter().all(|x| x == "gcp-vm")),
+        "only gcp-vm reconnected"
+    );
+    let s = analysis::summarize(&rounds, 8.0);
+    assert!(s.gaps.is_empty(), "no gap: {:?}", s.gaps);
+    let text = analysis::render(&s);
+    assert!(text.contains("reconnected gcp-vm"), "{text}");
 }

@@ -128,7 +128,8 @@ enum LabAction {
         common: LabArgs,
     },
     /// Bring a real fault into a machine: overlay-down, link-down, sshd-down, foreign-cert,
-    /// shared-var-drift, user-key-revoked.
+    /// shared-var-drift, user-key-revoked, slow-link, sessions-cut (one-shot: every sshd process
+    /// killed, the listener restarted, as by a reboot).
     Fault {
         #[command(flatten)]
         common: LabArgs,

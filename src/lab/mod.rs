@@ -122,6 +122,7 @@ pub const FAULTS: &[&str] = &[
     "shared-var-drift",
     "user-key-revoked",
     "slow-link",
+    "sessions-cut",
 ];
 
 /// Delay the `slow-link` relay adds in each direction (RTT grows by twice this).
@@ -924,6 +925,32 @@ fn await_ready(state: &LabState) -> Result<(), LabError> {
     })
 }
 
+/// Every process below `pid` (children, their children, ...), from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+            Some((child, ppid))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parents {
+            if pp == p && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
 fn kill(pid: u32, sig: &str) {
     if alive(pid) {
         let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
@@ -1069,6 +1096,24 @@ pub fn fault(dir: &Path, m: &str, kind: &str) -> Result<(), LabError> {
         }
         "link-down" => {
             underlay_link(&state, &mach, false)?;
+        }
+        "sessions-cut" => {
+            // What a reboot or an OOM kill does to SSH: every sshd process of the machine dies,
+            // established sessions with it; the listener is back at once, as systemd restarts it.
+            // A one-shot event: nothing stays broken, so nothing is recorded to heal.
+            let key = format!("{m}/sshd");
+            if let Some(p) = state.pids.get(&key).copied().filter(|p| ours(&key, *p)) {
+                let mut victims = descendants(p);
+                victims.push(p);
+                for v in &victims {
+                    kill(*v, "-KILL");
+                }
+                await_cond(m, "sshd and its sessions ended", READY, || {
+                    Ok(victims.iter().all(|v| !alive(*v)))
+                })?;
+            }
+            start_daemon(&mut state, m, "sshd")?;
+            return state.save();
         }
         "foreign-cert" => {
             let tmp = md.join("keys/foreign");
