@@ -97,3 +97,22 @@ fn live_run_refuses_the_example_documentation_addresses() {
         "{e}"
     );
 }
+
+#[test]
+fn short_ping_interval_needs_root() {
+    let machine = "[[machine]]\nname = \"a\"\naddress = \"::1\"\n";
+    let short = "[thresholds]\nping_interval_secs = 0.05\n";
+    let e = err(&format!("{HEAD}{short}{machine}user = \"deploy\"\n"));
+    assert!(
+        e.contains(":5:22: thresholds.ping_interval_secs")
+            && e.contains("a logs in as \"deploy\"")
+            && e.contains("fix: use 0.2 or more, or log in as root"),
+        "{e}"
+    );
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines.toml");
+    let ok = clan_coordination::config::parse(&p, &format!("{HEAD}{short}{machine}")).unwrap();
+    assert_eq!(
+        ok.thresholds.ping_interval_secs, 0.05,
+        "root may use short intervals"
+    );
+}

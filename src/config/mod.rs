@@ -600,6 +600,26 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
             "add one [[machine]] table per machine (name, address)",
         ));
     }
+    // iputils refuses intervals under 0.2 s to anyone but root ("cannot flood"): say so here,
+    // not as a mesh failure on every pair.
+    if let (Some(iv), Some(m)) = (
+        t.as_ref().and_then(|t| t.ping_interval_secs.as_ref()),
+        machines.iter().find(|m| m.user != "root"),
+    ) {
+        if *iv.get_ref() < 0.2 {
+            return Err(src.error(
+                iv.span().start,
+                "thresholds.ping_interval_secs",
+                format!(
+                    "{} s is below 0.2 s, which ping allows only to root, and {} logs in as {:?}",
+                    iv.get_ref(),
+                    m.name,
+                    m.user
+                ),
+                "use 0.2 or more, or log in as root",
+            ));
+        }
+    }
 
     let mut modules = BTreeMap::new();
     for (name, probe) in raw.modules {
