@@ -591,7 +591,7 @@ pub struct HopSeen {
 ///
 /// It prefers curve25519 key exchange (`^` keeps OpenSSH's defaults as fallback): the hop carries
 /// no secret that needs post-quantum protection, and the default sntrup761 key generation cost
-/// 70 ms of client CPU per hop, 84% of all CPU spent by a 16-machine lab run (BENCHMARKS.md).
+/// 70 ms of client CPU per hop, 84% of all process CPU in a 16-machine lab run (BENCHMARKS.md).
 pub fn hop_cmd(fleet: &Fleet, to_machine: &str, to: Ipv6Addr) -> Cmd {
     let connect = fleet.config.ssh.connect_timeout.as_secs().max(1);
     Cmd::new("ssh")
