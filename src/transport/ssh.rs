@@ -355,11 +355,11 @@ impl Transport for SshTransport {
 /// One remote script running `cmds` concurrently, each under its own `timeout`. Returns the script
 /// and its overall deadline (the slowest lane's or longest command's, plus grace).
 ///
-/// The reply is `@@ <exit>…` (one per command, `-` if unknown), then `stat -c %s` of each
-/// command's stdout and stderr file (one size per line), then all those files' bytes in order.
-/// The framing costs four processes per batch whatever its size (`mktemp`, `stat`, `cat`, `rm`):
-/// on a 16-machine lab, framing each command with its own `cat` and `wc` had been 40% of all
-/// processes started.
+/// The reply is `@@ <exit>…` (one per command, `-` if unknown), then `wc -c` of each command's
+/// stdout and stderr file (POSIX: one `<size> <path>` line each, in argument order, then a total),
+/// then all those files' bytes in order. The framing costs four processes per batch whatever its
+/// size (`mktemp`, `wc`, `cat`, `rm`): on a 16-machine lab, framing each command with its own
+/// `cat` and `wc` had been 40% of all processes started.
 fn batch_script(cmds: &[Cmd], default: Duration) -> (String, Duration) {
     let mut s = String::from(
         "d=$(mktemp -d /tmp/clan-coord.XXXXXX) || exit 125; trap 'rm -rf \"$d\"' EXIT INT TERM\n",
@@ -408,7 +408,7 @@ fn batch_script(cmds: &[Cmd], default: Duration) -> (String, Duration) {
     let exits: String = (0..cmds.len())
         .map(|i| format!(" \"${{x{i}:--}}\""))
         .collect();
-    s.push_str(&format!("echo @@{exits}\nstat -c %s{files}\ncat{files}\n"));
+    s.push_str(&format!("echo @@{exits}\nwc -c{files}\ncat{files}\n"));
     let longest = lanes.iter().map(|(_, d)| *d).fold(light, Duration::max);
     (s, longest + Duration::from_secs(3))
 }
@@ -417,20 +417,25 @@ fn batch_script(cmds: &[Cmd], default: Duration) -> (String, Duration) {
 const HEAVY_LANES: usize = 4;
 
 /// Splits a batch's reply (see [`batch_script`]); None unless it holds exactly `n` exits, `2n`
-/// sizes and as many bytes as the sizes add up to.
+/// sizes and their total, and as many bytes as the sizes add up to.
 fn unframe(out: &str, n: usize) -> Option<Vec<(Option<i32>, String, String)>> {
-    let mut lines = out.splitn(2 * n + 2, '\n');
+    let mut lines = out.splitn(2 * n + 3, '\n');
     let exits: Vec<Option<i32>> = lines
         .next()?
         .strip_prefix("@@")?
         .split_whitespace()
         .map(|x| x.parse().ok())
         .collect();
+    let size = |line: Option<&str>| line?.split_whitespace().next()?.parse::<usize>().ok();
     let sizes = (0..2 * n)
-        .map(|_| lines.next()?.trim().parse::<usize>().ok())
+        .map(|_| size(lines.next()))
         .collect::<Option<Vec<usize>>>()?;
+    let total = sizes.iter().try_fold(0usize, |a, &x| a.checked_add(x))?;
+    if size(lines.next()) != Some(total) {
+        return None; // wc's `total` line
+    }
     let body = lines.next().unwrap_or_default().as_bytes();
-    if exits.len() != n || sizes.iter().try_fold(0usize, |a, &x| a.checked_add(x))? != body.len() {
+    if exits.len() != n || total != body.len() {
         return None;
     }
     let mut pos = 0;
@@ -461,15 +466,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn batch_script_output_unframes_under_a_real_sh() {
+        // The script and its parser agree, under the local POSIX sh: light and heavy commands,
+        // exit codes, empty and multi-line outputs, quoting.
+        let cmds = [
+            Cmd::new("printf").arg("a b'c\"$HOME"),
+            Cmd::sh("echo out; echo err >&2; exit 3"),
+            Cmd::new("true").heavy(),
+            Cmd::sh("printf 'x\\ny\\n'; exit 7").heavy(),
+        ];
+        let (script, _) = batch_script(&cmds, Duration::from_secs(5));
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        let f = unframe(&String::from_utf8(out.stdout).unwrap(), cmds.len()).unwrap();
+        assert_eq!(f[0], (Some(0), "a b'c\"$HOME".into(), String::new()));
+        assert_eq!(f[1], (Some(3), "out\n".into(), "err\n".into()));
+        assert_eq!(f[2], (Some(0), String::new(), String::new()));
+        assert_eq!(f[3], (Some(7), "x\ny\n".into(), String::new()));
+    }
+
+    #[test]
     fn frames_round_trip_and_reject_garbage() {
-        let out = "@@ 0 1\n3\n0\n0\n4\nabcerr\n";
+        // GNU wc pads the sizes; BSD indents them.
+        let out =
+            "@@ 0 1\n3 /tmp/d/0.o\n0 /tmp/d/0.e\n0 /tmp/d/1.o\n4 /tmp/d/1.e\n7 total\nabcerr\n";
         let f = unframe(out, 2).unwrap();
         assert_eq!(f[0], (Some(0), "abc".into(), String::new()));
         assert_eq!(f[1], (Some(1), String::new(), "err\n".into()));
         assert!(unframe(out, 3).is_none());
-        assert!(unframe("@@ 0\n99\n0\nabc", 1).is_none());
-        assert!(unframe("@@ -\n2\n0\nab", 1).unwrap()[0].0.is_none());
-        assert!(unframe("@@ 0\n1\n0\nab", 1).is_none());
+        let one = |sizes: &str, body: &str| unframe(&format!("@@ 0\n{sizes}{body}"), 1);
+        assert!(one("      2 a\n      0 b\n      2 total\n", "ab").is_some());
+        assert!(one("99 a\n0 b\n99 total\n", "abc").is_none());
+        assert!(
+            one("2 a\n0 b\n3 total\n", "ab").is_none(),
+            "total must add up"
+        );
+        assert!(
+            one("1 a\n0 b\n1 total\n", "ab").is_none(),
+            "no trailing bytes"
+        );
+        assert!(unframe("@@ -\n2 a\n0 b\n2 total\nab", 1).unwrap()[0]
+            .0
+            .is_none());
         assert!(unframe("", 1).is_none());
         let (script, limit) = batch_script(
             &[
