@@ -68,24 +68,21 @@ const FAULTS: &[(&str, &str, &str, &str, &[&str])] = &[
 
 #[test_log::test]
 fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
-    if let Some(why) = lab::unsupported() {
-        eprintln!("SKIPPED lab: {why}");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let _down = common::Down(dir.path());
     let t = std::time::Instant::now();
-    let first = common::up(dir.path(), "clabt");
+    let Some(l) = common::Lab::start("lab", "clabt") else {
+        return;
+    };
     eprintln!("lab up: {:.2?}", t.elapsed());
+    let dir = l.dir();
     // Idempotent: up again over a running lab cleans it first.
-    let mf = common::up(dir.path(), "clabt");
-    assert_eq!(first, mf);
-    let state2 = lab::LabState::load(dir.path()).unwrap().unwrap();
+    let mf = common::up(dir, "clabt");
+    assert_eq!(l.machines, mf);
+    let state2 = lab::LabState::load(dir).unwrap().unwrap();
     assert_eq!(state2.machines.len(), 2);
     all_pass(&verdicts(&mf), "healthy lab");
 
     for (kind, m, crit, code, still) in FAULTS {
-        lab::fault(dir.path(), m, kind).unwrap();
+        lab::fault(dir, m, kind).unwrap();
         let vs = verdicts(&mf);
         let v = vs.iter().find(|v| v.criterion == *crit).unwrap();
         assert!(!v.passed(), "{kind}: {crit} should fail\n{v}");
@@ -101,15 +98,15 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
             "fault {kind} on {m}: {crit} fails with {code}: {}",
             hit.cause
         );
-        lab::heal(dir.path(), None).unwrap();
+        lab::heal(dir, None).unwrap();
         all_pass(&verdicts(&mf), &format!("healed after {kind}"));
     }
 
     let t = std::time::Instant::now();
-    assert!(lab::down(dir.path()).unwrap());
+    assert!(lab::down(dir).unwrap());
     eprintln!("lab down: {:.2?}", t.elapsed());
     // Down twice is fine; nothing of the lab is left.
-    assert!(!lab::down(dir.path()).unwrap());
+    assert!(!lab::down(dir).unwrap());
     for ns in state2.namespaces() {
         assert!(
             !Path::new("/run/netns").join(&ns).exists(),

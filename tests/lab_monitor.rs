@@ -45,14 +45,10 @@ fn wait_rounds(log: &Path, n: usize) {
 
 #[test_log::test]
 fn monitor_on_the_lab() {
-    if let Some(why) = lab::unsupported() {
-        eprintln!("SKIPPED lab monitor: {why}");
+    let Some(l) = common::Lab::start("lab monitor", "clabm") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let _down = common::Down(dir);
-    let mf = common::up(dir, "clabm");
+    };
+    let (dir, mf) = (l.dir(), l.machines.clone());
 
     // Healthy, with a crash in the middle: the restarted monitor resumes the same plan.
     let log: PathBuf = dir.join("healthy.jsonl");

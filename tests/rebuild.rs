@@ -37,14 +37,10 @@ fn fails_naming(v: &Verdict, code: &str, machine: &str) {
 
 #[test_log::test]
 fn rebuilds_on_the_lab() {
-    if let Some(why) = lab::unsupported() {
-        eprintln!("SKIPPED rebuild: {why}");
+    let Some(l) = common::Lab::start("rebuild", "clabr") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let _down = common::Down(dir);
-    let mf = common::up(dir, "clabr");
+    };
+    let (dir, mf) = (l.dir(), l.machines.clone());
 
     // Without the opt-in a live run refuses, fast.
     if std::env::var(clan_coordination::rebuild::OPT_IN).is_err() {

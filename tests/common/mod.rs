@@ -5,12 +5,36 @@ use std::path::{Path, PathBuf};
 
 use clan_coordination::lab;
 
-/// Tears the lab down on drop (a failed assertion must not leave it running).
-pub struct Down<'a>(pub &'a Path);
+/// A 2-machine lab in a temporary directory, torn down on drop (a failed assertion must not
+/// leave it running).
+pub struct Lab {
+    tmp: tempfile::TempDir,
+    /// Its machines.toml.
+    pub machines: PathBuf,
+}
 
-impl Drop for Down<'_> {
+impl Lab {
+    /// Brings the lab up under namespace `prefix`; None (after printing `SKIPPED <what>: why`)
+    /// where the lab cannot run, so the test passes visibly skipped.
+    pub fn start(what: &str, prefix: &str) -> Option<Lab> {
+        if let Some(why) = lab::unsupported() {
+            eprintln!("SKIPPED {what}: {why}");
+            return None;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let machines = up(tmp.path(), prefix);
+        Some(Lab { tmp, machines })
+    }
+
+    /// The lab directory (lab.json, clan repo, machine dirs).
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+}
+
+impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = lab::down(self.0);
+        let _ = lab::down(self.tmp.path());
     }
 }
 
