@@ -46,6 +46,14 @@ pub enum Error {
     /// The lab fleet could not be built, changed or torn down.
     #[error(transparent)]
     Lab(#[from] LabError),
+    /// A machine name that is not one (machines.toml is checked on load; this guards the type).
+    #[error("{path}: {reason}", path = path.display())]
+    MachineName {
+        /// The machines file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Writing a report failed.
     #[error("cannot write {path}: {source}")]
     Write {

@@ -1,16 +1,16 @@
-//! The fleet under test: validated config, the oracle, the resolved inventory and one transport
-//! per machine (live SSH or replay), with helpers to work on all machines in parallel.
+//! The fleet under test: its expectations and one transport per machine (live SSH or replay),
+//! with helpers to work on all machines in parallel. The only place transports are chosen.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use crate::config::{self, FleetConfig};
+use crate::env::{Mode, Settings};
 use crate::error::{Error, InventoryError, TransportError};
+use crate::expectations::Expectations;
 use crate::inventory::Inventory;
-use crate::mode::{crate_root, Mode, Settings};
-use crate::observe::MachineStatus;
-use crate::oracle::Oracle;
+use crate::names::Origin;
 use crate::transport::cassette::{Cassette, LoadedCassette};
 use crate::transport::hostkey::{verify_certificate, HostTrust};
 use crate::transport::local::Workstation;
@@ -38,54 +38,16 @@ impl Transport for Refused {
     }
 }
 
-/// Commands noted by a dry run: (machine, command line).
-pub type CommandLog = Arc<Mutex<Vec<(String, String)>>>;
-
-struct Planner {
-    machine: String,
-    log: CommandLog,
-}
-
-impl Transport for Planner {
-    fn name(&self) -> &str {
-        &self.machine
-    }
-    fn run(&self, cmd: &Cmd) -> Result<Output, TransportError> {
-        self.log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((self.machine.clone(), cmd.text().to_string()));
-        Ok(Output {
-            stdout: String::new(),
-            stderr: String::new(),
-            exit: Some(1),
-            duration: Default::default(),
-        })
-    }
-}
-
 /// The fleet.
 pub struct Fleet {
-    /// machines.toml.
-    pub config: FleetConfig,
-    /// Expected values from the clan repo.
-    pub oracle: Oracle,
-    /// The resolved inventory.
-    pub inventory: Inventory,
-    /// Where the inventory came from.
-    pub inventory_origin: String,
-    /// Certificate domain.
-    pub domain: String,
-    /// "live" or "replay of <cassette>".
-    pub origin: String,
+    /// What the fleet should look like.
+    pub expect: Expectations,
+    /// Live or a replay.
+    pub origin: Origin,
     /// The cassette, when replaying (carries the expected fault of broken fleets).
     pub cassette: Option<LoadedCassette>,
     transports: BTreeMap<String, Arc<dyn Transport>>,
     workstation: Arc<dyn Transport>,
-    pub(crate) status: OnceLock<BTreeMap<String, MachineStatus>>,
-    /// Results fetched ahead in one batch per machine, consumed by the first `run` of the same
-    /// command on the same machine (see [`Fleet::prefetch`]).
-    prefetched: Mutex<HashMap<(String, String), Result<Output, TransportError>>>,
 }
 
 impl Fleet {
@@ -103,50 +65,57 @@ impl Fleet {
                     .machines
                     .clone()
                     .or_else(|| loaded.machines_file.clone())
-                    .unwrap_or_else(|| crate_root().join("machines.toml"));
-                let config = config::load(&machines)?;
-                Fleet::replay(config, loaded)
-            }
-            Mode::Live { record } => {
-                let machines = settings
-                    .machines
-                    .clone()
                     .unwrap_or_else(|| PathBuf::from("machines.toml"));
                 let config = config::load(&machines)?;
-                Fleet::live(config, record.as_deref())
+                Fleet::replay(config, loaded, &settings.snapshots)
+            }
+            Mode::Live { record } => {
+                let config = config::load(&settings.machines_or(None))?;
+                Fleet::live(config, record.as_deref(), &settings.snapshots)
             }
         }
     }
 
     /// A fleet answering from a cassette.
-    pub fn replay(config: FleetConfig, loaded: LoadedCassette) -> Result<Fleet, Error> {
+    pub fn replay(
+        config: FleetConfig,
+        loaded: LoadedCassette,
+        snapshots: &Path,
+    ) -> Result<Fleet, Error> {
         let path = loaded.path.display().to_string();
-        let mut transports: BTreeMap<String, Arc<dyn Transport>> = BTreeMap::new();
-        for m in &config.machines {
-            let log = loaded
-                .cassette
-                .machines
-                .get(&m.name)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            transports.insert(m.name.clone(), Arc::new(Replay::new(&m.name, &path, log)));
-        }
         let workstation: Arc<dyn Transport> = Arc::new(Replay::new(
             "workstation",
             &path,
             &loaded.cassette.workstation,
         ));
-        Fleet::assemble(
-            config,
+        let expect = load_expectations(config, Some(workstation.as_ref()), snapshots)?;
+        let mut transports: BTreeMap<String, Arc<dyn Transport>> = BTreeMap::new();
+        for m in expect.machines() {
+            let log = loaded
+                .cassette
+                .machines
+                .get(m)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            transports.insert(m.to_string(), Arc::new(Replay::new(m, &path, log)));
+        }
+        Ok(Fleet {
+            expect,
+            origin: Origin::Replay(loaded.path.clone()),
+            cassette: Some(loaded),
             transports,
             workstation,
-            format!("replay of {path}"),
-            Some(loaded),
-        )
+        })
     }
 
-    /// A fleet reached over SSH, optionally recording into a cassette.
-    pub fn live(config: FleetConfig, record: Option<&Path>) -> Result<Fleet, Error> {
+    /// A fleet reached over SSH, optionally recording into a cassette. Host keys and
+    /// certificates are checked against the clan repo under the fleet's domain (machines.toml's,
+    /// else the inventory's) before any machine is contacted.
+    pub fn live(
+        config: FleetConfig,
+        record: Option<&Path>,
+        snapshots: &Path,
+    ) -> Result<Fleet, Error> {
         if let Some(m) = config.machines.iter().find(|m| is_documentation(m.address)) {
             return Err(Error::DocumentationAddress {
                 machine: m.name.clone(),
@@ -154,9 +123,6 @@ impl Fleet {
                 path: config.path.clone(),
             });
         }
-        let names: Vec<String> = config.machines.iter().map(|m| m.name.clone()).collect();
-        let oracle = Oracle::load(&config.clan_dir, &names)?;
-        let domain = config.domain.clone().unwrap_or_else(|| "clan".into());
         let recorder = record.map(|p| {
             Recorder::new(
                 p.to_path_buf(),
@@ -173,19 +139,26 @@ impl Fleet {
                 None => t,
             }
         };
+        let workstation = wrap(Arc::new(Workstation {
+            timeout: config
+                .ssh
+                .command_timeout
+                .max(std::time::Duration::from_secs(120)),
+        }));
+        let expect = load_expectations(config, Some(workstation.as_ref()), snapshots)?;
         let mut transports: BTreeMap<String, Arc<dyn Transport>> = BTreeMap::new();
-        for m in &config.machines {
-            let t: Arc<dyn Transport> = match host_trust(&config, &oracle, &domain, &m.name) {
+        for m in &expect.config.machines {
+            let t: Arc<dyn Transport> = match host_trust(&expect, &m.name) {
                 Ok(trust) => Arc::new(SshTransport::new(SshTarget {
                     machine: m.name.clone(),
                     host: m.address,
                     port: m.port,
                     user: m.user.clone(),
-                    auth: config.ssh.auth.clone(),
-                    connect_timeout: config.ssh.connect_timeout,
-                    command_timeout: config.ssh.command_timeout,
+                    auth: expect.config.ssh.auth.clone(),
+                    connect_timeout: expect.config.ssh.connect_timeout,
+                    command_timeout: expect.config.ssh.command_timeout,
                     trust,
-                    netns: config.ssh.netns.clone(),
+                    netns: expect.config.ssh.netns.clone(),
                 })),
                 Err(reason) => Arc::new(Refused {
                     machine: m.name.clone(),
@@ -194,148 +167,37 @@ impl Fleet {
             };
             transports.insert(m.name.clone(), wrap(t));
         }
-        let workstation = wrap(Arc::new(Workstation {
-            timeout: config
-                .ssh
-                .command_timeout
-                .max(std::time::Duration::from_secs(120)),
-        }));
-        Fleet::assemble(config, transports, workstation, "live".into(), None)
-    }
-
-    /// A fleet whose transports only note the commands they are given (answering with empty
-    /// output): `clan-coord plan` shows an operator what would run on production machines.
-    pub fn dry_run(config: FleetConfig) -> Result<(Fleet, CommandLog), Error> {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut transports: BTreeMap<String, Arc<dyn Transport>> = BTreeMap::new();
-        for m in &config.machines {
-            transports.insert(
-                m.name.clone(),
-                Arc::new(Planner {
-                    machine: m.name.clone(),
-                    log: log.clone(),
-                }),
-            );
-        }
-        let workstation: Arc<dyn Transport> = Arc::new(Planner {
-            machine: "workstation".into(),
-            log: log.clone(),
-        });
-        Ok((
-            Fleet::assemble(config, transports, workstation, "dry run".into(), None)?,
-            log,
-        ))
-    }
-
-    fn assemble(
-        config: FleetConfig,
-        transports: BTreeMap<String, Arc<dyn Transport>>,
-        workstation: Arc<dyn Transport>,
-        origin: String,
-        cassette: Option<LoadedCassette>,
-    ) -> Result<Fleet, Error> {
-        let names: Vec<String> = config.machines.iter().map(|m| m.name.clone()).collect();
-        let (inventory, inventory_origin) = load_inventory(&config, workstation.as_ref())?;
-        let mut known = names.clone();
-        known.extend(inventory.machines.keys().cloned());
-        let oracle = Oracle::load(&config.clan_dir, &known)?;
-        let domain = config
-            .domain
-            .clone()
-            .or_else(|| inventory.domain.clone())
-            .unwrap_or_else(|| "clan".into());
         Ok(Fleet {
-            config,
-            oracle,
-            inventory,
-            inventory_origin,
-            domain,
-            origin,
-            cassette,
+            expect,
+            origin: Origin::Live,
+            cassette: None,
             transports,
             workstation,
-            status: OnceLock::new(),
-            prefetched: Mutex::new(HashMap::new()),
         })
     }
 
     /// Machine names in machines.toml order.
     pub fn machines(&self) -> Vec<&str> {
-        self.config
-            .machines
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect()
+        self.expect.machines()
     }
 
     /// Runs a command on a machine.
     pub fn run(&self, machine: &str, cmd: &Cmd) -> Result<Output, TransportError> {
-        let t = self
-            .transports
+        self.transport(machine)?.run(cmd)
+    }
+
+    fn transport(&self, machine: &str) -> Result<&Arc<dyn Transport>, TransportError> {
+        self.transports
             .get(machine)
             .ok_or_else(|| TransportError::UnknownMachine {
                 machine: machine.into(),
-            })?;
-        if let Some(r) = self
-            .prefetched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(machine.to_string(), cmd.text().to_string()))
-        {
-            return r;
-        }
-        t.run(cmd)
-    }
-
-    /// Runs `plans` (independent commands per machine) ahead: one round trip per machine, all
-    /// machines in parallel. Later `run`s of those commands take the results instead of asking
-    /// again, so the checks' code stays as it is while the wire sees one batch per machine.
-    pub fn prefetch(&self, plans: &BTreeMap<String, Vec<Cmd>>) {
-        let fetched = self.each(|m| {
-            let cmds = plans.get(m).cloned().unwrap_or_default();
-            let outs = self.run_many(m, &cmds);
-            cmds.into_iter().zip(outs).collect::<Vec<_>>()
-        });
-        let mut map = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
-        for (m, results) in fetched {
-            for (c, r) in results {
-                map.insert((m.clone(), c.text().to_string()), r);
-            }
-        }
+            })
     }
 
     /// Runs independent commands on one machine, in one round trip where the transport can.
     pub fn run_many(&self, machine: &str, cmds: &[Cmd]) -> Vec<Result<Output, TransportError>> {
-        let mut ready: Vec<Option<Result<Output, TransportError>>> = {
-            let mut pre = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
-            cmds.iter()
-                .map(|c| pre.remove(&(machine.to_string(), c.text().to_string())))
-                .collect()
-        };
-        if ready.iter().all(Option::is_some) {
-            return ready.into_iter().flatten().collect();
-        }
         match self.transports.get(machine) {
-            Some(t) => {
-                let missing: Vec<Cmd> = cmds
-                    .iter()
-                    .zip(&ready)
-                    .filter(|(_, r)| r.is_none())
-                    .map(|(c, _)| c.clone())
-                    .collect();
-                let mut fresh = t.run_many(&missing).into_iter();
-                ready
-                    .iter_mut()
-                    .map(|r| match r.take() {
-                        Some(x) => x,
-                        None => fresh.next().unwrap_or_else(|| {
-                            Err(TransportError::UnknownMachine {
-                                machine: machine.into(),
-                            })
-                        }),
-                    })
-                    .collect()
-            }
+            Some(t) => t.run_many(cmds),
             None => cmds
                 .iter()
                 .map(|_| {
@@ -368,7 +230,8 @@ impl Fleet {
     }
 
     /// Runs `f` for every machine in parallel (one thread per machine; each machine's own
-    /// commands stay sequential on its one session).
+    /// commands stay sequential on its one session). A panic in one machine's work is a bug and
+    /// is raised again here, never dropped.
     pub fn each<T: Send>(&self, f: impl Fn(&str) -> T + Sync) -> BTreeMap<String, T> {
         let names = self.machines();
         std::thread::scope(|s| {
@@ -378,23 +241,28 @@ impl Fleet {
                 .collect();
             handles
                 .into_iter()
-                .filter_map(|(m, h)| h.join().ok().map(|v| (m, v)))
+                .map(|(m, h)| match h.join() {
+                    Ok(v) => (m, v),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
                 .collect()
         })
     }
-
-    /// The principal a machine's host certificate must carry.
-    pub fn principal(&self, machine: &str) -> String {
-        format!("{machine}.{}", self.domain)
-    }
 }
 
-fn host_trust(
-    config: &FleetConfig,
-    oracle: &Oracle,
-    domain: &str,
-    machine: &str,
-) -> Result<HostTrust, String> {
+/// The expectations of a fleet: inventory (from `nix eval` through `workstation` when a flake is
+/// configured and it answers, else the JSON file), then the clan repo and the pinned snapshot.
+pub fn load_expectations(
+    config: FleetConfig,
+    workstation: Option<&dyn Transport>,
+    snapshots: &Path,
+) -> Result<Expectations, Error> {
+    let (inventory, origin) = load_inventory(&config, workstation)?;
+    Expectations::new(config, inventory, origin, snapshots)
+}
+
+fn host_trust(exp: &Expectations, machine: &str) -> Result<HostTrust, String> {
+    let (config, oracle, domain) = (&exp.config, &exp.oracle, &exp.domain);
     let vars = oracle.machines.get(machine);
     if let Some(key) = vars.and_then(|v| v.host_key.as_ref()) {
         if let Some(cert) = vars.and_then(|v| v.host_cert.as_ref()) {
@@ -425,9 +293,9 @@ fn host_trust(
 /// Inventory from `nix eval` when a flake is configured and it answers, else the JSON file.
 fn load_inventory(
     config: &FleetConfig,
-    workstation: &dyn Transport,
+    workstation: Option<&dyn Transport>,
 ) -> Result<(Inventory, String), Error> {
-    if let Some(flake) = &config.flake {
+    if let (Some(flake), Some(workstation)) = (&config.flake, workstation) {
         let cmd = Cmd::new("nix").args(["eval", "--json"]).arg(format!(
             "{flake}#clanInternals.inventoryClass.inventorySerialization"
         ));

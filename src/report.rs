@@ -9,8 +9,9 @@ use once_cell::sync::Lazy;
 
 use crate::checks::{Severity, Verdict};
 use crate::error::Error;
+use crate::names::Criterion;
 
-static VERDICTS: Lazy<Mutex<BTreeMap<&'static str, Verdict>>> =
+static VERDICTS: Lazy<Mutex<BTreeMap<Criterion, Verdict>>> =
     Lazy::new(|| Mutex::new(BTreeMap::new()));
 
 /// Adds a verdict to this process's report and rewrites `<dir>/report.json`.

@@ -87,7 +87,7 @@ fn live_run_refuses_the_example_documentation_addresses() {
     // must fail before any packet leaves, naming the machine and the fix.
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines.toml");
     let c = clan_coordination::config::load(&p).unwrap();
-    let e = clan_coordination::fleet::Fleet::live(c, None)
+    let e = clan_coordination::fleet::Fleet::live(c, None, Path::new("snapshots"))
         .err()
         .expect("documentation addresses are refused")
         .to_string();

@@ -19,136 +19,155 @@
 //! - Each test prints its verdict (run with `--nocapture` to see passing ones) and adds it to
 //!   `target/coordination/report.json`.
 
-use clan_coordination::checks::{
-    ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, ac7_stability,
-    Verdict,
-};
+use std::path::PathBuf;
+
+use clan_coordination::checks::{self, ac7_stability, Verdict};
+use clan_coordination::env::{Mode, Settings};
 use clan_coordination::fleet::Fleet;
 use clan_coordination::inventory::snapshot_name;
-use clan_coordination::mode::{Mode, Settings};
+use clan_coordination::names::Criterion;
+use clan_coordination::observe::Observations;
 use clan_coordination::report;
+use clan_coordination::suite::{self, RunOptions};
 use rstest::{fixture, rstest};
 
-/// The fleet, opened once per test binary. A failure to open is kept as text so that every test
-/// reports it instead of poisoning the fixture.
-#[fixture]
-#[once]
-fn fleet() -> Result<Fleet, String> {
-    let fleet = Fleet::from_env().map_err(|e| e.to_string())?;
-    if fleet.cassette.is_none() {
-        // Live: everything AC1–AC4 ask, one round trip per machine, before the tests ask.
-        clan_coordination::observe::prefetch(&fleet);
-    }
-    Ok(fleet)
+/// The switches, the fleet and its one observation for AC1–AC4.
+struct Observed {
+    settings: Settings,
+    fleet: Fleet,
+    obs: Observations,
 }
 
-/// The fleet AC5/AC6 rebuild: live, the same one; offline, the recorded lab rebuild.
+/// Opened once per test binary and observed once (one round trip per machine). A failure to
+/// open is kept as text so that every test reports it instead of poisoning the fixture.
 #[fixture]
 #[once]
-fn rebuild_fleet() -> Result<Fleet, String> {
-    if cfg!(feature = "live") {
-        return Fleet::from_env().map_err(|e| e.to_string());
-    }
-    let cassette = std::env::var_os("COORD_REBUILD_CASSETTE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/cassettes/lab/cassette.json")
-        });
-    Fleet::open(&Settings {
-        mode: Mode::Replay { cassette },
-        machines: None,
-        report_dir: "target/coordination".into(),
+fn observed() -> Result<Observed, String> {
+    let settings = Settings::from_env(cfg!(feature = "live")).map_err(|e| e.to_string())?;
+    let fleet = Fleet::open(&settings).map_err(|e| e.to_string())?;
+    let obs = suite::observe_read_only(&fleet, &Criterion::OBSERVED);
+    Ok(Observed {
+        settings,
+        fleet,
+        obs,
     })
-    .map_err(|e| e.to_string())
+}
+
+/// The fleet AC5/AC6 rebuild: live, the same machines; offline, the recorded lab rebuild.
+#[fixture]
+#[once]
+fn rebuild_fleet() -> Result<(Settings, Fleet), String> {
+    let settings = Settings::from_env(cfg!(feature = "live")).map_err(|e| e.to_string())?;
+    let mut open = settings.clone();
+    if let Mode::Replay { .. } = settings.mode {
+        open.mode = Mode::Replay {
+            cassette: settings.rebuild_cassette.clone(),
+        };
+        open.machines = None;
+    }
+    let fleet = Fleet::open(&open).map_err(|e| e.to_string())?;
+    Ok((settings, fleet))
 }
 
 /// Rebuilds never overlap.
 static REBUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn open(fleet: &Result<Fleet, String>) -> &Fleet {
-    match fleet {
-        Ok(f) => f,
+fn open<T>(r: &Result<T, String>) -> &T {
+    match r {
+        Ok(x) => x,
         Err(e) => panic!("cannot open the fleet:\n{e}"),
     }
 }
 
-fn conclude(fleet: &Fleet, v: Verdict) {
+fn conclude(settings: &Settings, fleet: &Fleet, v: Verdict) {
     println!("{v}");
-    let dir = Settings::from_env(cfg!(feature = "live"))
-        .map(|s| s.report_dir)
-        .unwrap_or_else(|_| "target/coordination".into());
-    if let Err(e) = report::record(&dir, &fleet.origin, &v) {
+    if let Err(e) = report::record(&settings.report_dir, &fleet.origin.to_string(), &v) {
         eprintln!("warning: {e}");
     }
     assert!(v.passed(), "{v}");
 }
 
-#[rstest]
-#[test_log::test]
-fn ac1_overlay_mesh(fleet: &Result<Fleet, String>) {
-    let fleet = open(fleet);
-    conclude(fleet, ac1_mesh::run(fleet));
+fn judge(o: &Result<Observed, String>, c: Criterion) {
+    let o = open(o);
+    conclude(
+        &o.settings,
+        &o.fleet,
+        checks::evaluate(c, &o.fleet.expect, &o.obs),
+    );
+}
+
+fn rebuilt(r: &Result<(Settings, Fleet), String>, c: Criterion) {
+    let (settings, fleet) = open(r);
+    let _one = REBUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    let progress = |l: &str| eprintln!("{l}");
+    let opts = RunOptions {
+        destructive: settings.destructive,
+        report_dir: None,
+        log_dir: settings.report_dir.clone(),
+        progress: &progress,
+        before_rebuild: None,
+    };
+    let v = suite::rebuild_verdict(fleet, c, &opts).unwrap_or_else(|e| panic!("{e}"));
+    conclude(settings, fleet, v);
 }
 
 #[rstest]
 #[test_log::test]
-fn ac2_ssh_via_overlay(fleet: &Result<Fleet, String>) {
-    let fleet = open(fleet);
-    conclude(fleet, ac2_ssh::run(fleet));
+fn ac1_overlay_mesh(observed: &Result<Observed, String>) {
+    judge(observed, Criterion::Ac1);
 }
 
 #[rstest]
 #[test_log::test]
-fn ac3_service_instances(fleet: &Result<Fleet, String>) {
-    let fleet = open(fleet);
+fn ac2_ssh_via_overlay(observed: &Result<Observed, String>) {
+    judge(observed, Criterion::Ac2);
+}
+
+#[rstest]
+#[test_log::test]
+fn ac3_service_instances(observed: &Result<Observed, String>) {
+    let o = open(observed);
+    let exp = &o.fleet.expect;
     insta::with_settings!({
         snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"),
         prepend_module_to_snapshot => false,
         omit_expression => true,
-        description => format!("resolved instances of {}", fleet.inventory_origin.rsplit('/').next().unwrap_or_default()),
+        description => format!("resolved instances of {}", exp.inventory_origin.rsplit('/').next().unwrap_or_default()),
     }, {
-        insta::assert_json_snapshot!(snapshot_name(&fleet.inventory), fleet.inventory.snapshot_value());
+        insta::assert_json_snapshot!(snapshot_name(&exp.inventory), exp.inventory.snapshot_value());
     });
-    conclude(fleet, ac3_services::run(fleet));
+    judge(observed, Criterion::Ac3);
 }
 
 #[rstest]
 #[test_log::test]
-fn ac4_shared_vars(fleet: &Result<Fleet, String>) {
-    let fleet = open(fleet);
-    conclude(fleet, ac4_shared::run(fleet));
+fn ac4_shared_vars(observed: &Result<Observed, String>) {
+    judge(observed, Criterion::Ac4);
 }
 
 #[rstest]
 #[test_log::test]
-fn ac5_multi_machine_rebuild(rebuild_fleet: &Result<Fleet, String>) {
-    let fleet = open(rebuild_fleet);
-    let _one = REBUILDING.lock().unwrap_or_else(|p| p.into_inner());
-    conclude(fleet, ac5_rebuild::run(fleet));
+fn ac5_multi_machine_rebuild(rebuild_fleet: &Result<(Settings, Fleet), String>) {
+    rebuilt(rebuild_fleet, Criterion::Ac5);
 }
 
 #[rstest]
 #[test_log::test]
-fn ac6_service_coordination(rebuild_fleet: &Result<Fleet, String>) {
-    let fleet = open(rebuild_fleet);
-    let _one = REBUILDING.lock().unwrap_or_else(|p| p.into_inner());
-    conclude(fleet, ac6_coordination::run(fleet));
+fn ac6_service_coordination(rebuild_fleet: &Result<(Settings, Fleet), String>) {
+    rebuilt(rebuild_fleet, Criterion::Ac6);
 }
 
 #[test_log::test]
 fn ac7_network_stability() {
-    let span = std::env::var("COORD_AC7_SPAN").unwrap_or_else(|_| "24h".into());
-    let span = clan_coordination::mode::parse_duration(&span)
-        .unwrap_or_else(|e| panic!("COORD_AC7_SPAN: {e}"));
-    let log = match std::env::var_os("COORD_MONITOR_LOG") {
-        Some(l) => std::path::PathBuf::from(l),
+    let settings = Settings::from_env(cfg!(feature = "live")).unwrap_or_else(|e| panic!("{e}"));
+    let log = match &settings.monitor_log {
+        Some(l) => l.clone(),
         None if cfg!(feature = "live") => panic!(
             "not run: AC7 judges a monitor log; run `clan-coord monitor --for 24h --every 5m --log FILE` and set COORD_MONITOR_LOG=FILE"
         ),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/monitor/healthy-24h.jsonl"),
+        None => PathBuf::from("tests/monitor/healthy-24h.jsonl"),
     };
-    let v = ac7_stability::run(&log, span.as_secs_f64());
+    let v = ac7_stability::run(&log, settings.ac7_span.as_secs_f64());
     println!("{v}");
     assert!(v.passed(), "{v}");
 }

@@ -6,22 +6,25 @@
 
 use std::path::Path;
 
-use clan_coordination::checks::{ac1_mesh, ac2_ssh, ac3_services, ac4_shared, Verdict};
+use clan_coordination::checks::Verdict;
 use clan_coordination::config;
 use clan_coordination::fleet::Fleet;
 use clan_coordination::lab;
+use clan_coordination::names::Criterion;
+use clan_coordination::suite::{self, RunOptions};
 
 mod common;
 
 fn verdicts(machines: &Path) -> Vec<Verdict> {
     let cfg = config::load(machines).unwrap();
-    let fleet = Fleet::live(cfg, None).unwrap();
-    vec![
-        ac1_mesh::run(&fleet),
-        ac2_ssh::run(&fleet),
-        ac3_services::run(&fleet),
-        ac4_shared::run(&fleet),
-    ]
+    let fleet = Fleet::live(cfg, None, Path::new("snapshots")).unwrap();
+    let progress = |l: &str| eprintln!("{l}");
+    suite::run(
+        &fleet,
+        &Criterion::OBSERVED,
+        &RunOptions::verdicts_only(false, &progress),
+    )
+    .unwrap()
 }
 
 fn all_pass(vs: &[Verdict], when: &str) {
@@ -91,7 +94,7 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
             .find(|x| x.code == *code && (x.machine == *m || x.to.as_deref() == Some(*m)));
         let hit = hit.unwrap_or_else(|| panic!("{kind}: no {code} naming {m}\n{v}"));
         assert!(!hit.cause.is_empty(), "{kind}: no likely cause: {hit}");
-        for v in vs.iter().filter(|v| still.contains(&v.criterion)) {
+        for v in vs.iter().filter(|v| still.contains(&v.criterion.id())) {
             assert!(v.passed(), "{kind}: {} should still pass\n{v}", v.criterion);
         }
         eprintln!(

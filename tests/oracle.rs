@@ -156,9 +156,10 @@ fn copy_dir(from: &Path, to: &Path) {
 /// command would fail as "no recording", so only pre-flight findings prove nothing ran.
 #[test]
 fn criteria_fail_with_the_inconsistency_before_any_ssh() {
-    use clan_coordination::checks::{ac1_mesh, ac2_ssh, ac3_services, ac4_shared};
+    use clan_coordination::env::Settings;
     use clan_coordination::fleet::Fleet;
-    use clan_coordination::mode::{Mode, Settings};
+    use clan_coordination::names::Criterion;
+    use clan_coordination::suite::{self, RunOptions};
     let tmp = tempfile::tempdir().unwrap();
     let clan = tmp.path().join("clan");
     copy_dir(&root().join("examples/test-clan"), &clan);
@@ -178,18 +179,10 @@ fn criteria_fail_with_the_inconsistency_before_any_ssh() {
     std::fs::write(tmp.path().join("machines.toml"), toml).unwrap();
     let cassette = tmp.path().join("empty.json");
     std::fs::write(&cassette, r#"{"format": 1, "description": "nothing recorded", "machines_file": "machines.toml", "machines": {}}"#).unwrap();
-    let fleet = Fleet::open(&Settings {
-        mode: Mode::Replay { cassette },
-        machines: None,
-        report_dir: tmp.path().to_path_buf(),
-    })
-    .unwrap();
-    for v in [
-        ac1_mesh::run(&fleet),
-        ac2_ssh::run(&fleet),
-        ac3_services::run(&fleet),
-        ac4_shared::run(&fleet),
-    ] {
+    let fleet = Fleet::open(&Settings::replay(cassette)).unwrap();
+    let progress = |l: &str| eprintln!("{l}");
+    let opts = RunOptions::verdicts_only(false, &progress);
+    for v in suite::run(&fleet, &Criterion::OBSERVED, &opts).unwrap() {
         assert!(!v.passed(), "{v}");
         assert!(
             v.failures().all(|f| f.code == "oracle.inconsistent"),

@@ -6,15 +6,29 @@
 
 use std::path::Path;
 
-use clan_coordination::checks::{ac5_rebuild, ac6_coordination, Verdict};
+use clan_coordination::checks::Verdict;
 use clan_coordination::config;
 use clan_coordination::fleet::Fleet;
 use clan_coordination::lab;
+use clan_coordination::names::Criterion;
+use clan_coordination::suite::{self, RunOptions};
 
 mod common;
 
 fn fleet(machines: &Path) -> Fleet {
-    Fleet::live(config::load(machines).unwrap(), None).unwrap()
+    Fleet::live(
+        config::load(machines).unwrap(),
+        None,
+        Path::new("snapshots"),
+    )
+    .unwrap()
+}
+
+/// `criterion` judged on the lab, with the opt-in as given (the lab is disposable).
+fn judged(machines: &Path, criterion: Criterion, destructive: bool) -> Verdict {
+    let progress = |l: &str| eprintln!("{l}");
+    let opts = RunOptions::verdicts_only(destructive, &progress);
+    suite::rebuild_verdict(&fleet(machines), criterion, &opts).unwrap()
 }
 
 fn edit(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
@@ -43,8 +57,8 @@ fn rebuilds_on_the_lab() {
     let (dir, mf) = (l.dir(), l.machines.clone());
 
     // Without the opt-in a live run refuses, fast.
-    if std::env::var(clan_coordination::rebuild::OPT_IN).is_err() {
-        let v = ac5_rebuild::run(&fleet(&mf));
+    {
+        let v = judged(&mf, Criterion::Ac5, false);
         assert!(
             v.failures()
                 .any(|x| x.code == "rebuild.not-run" && x.seen.contains("not run: destructive")),
@@ -53,7 +67,7 @@ fn rebuilds_on_the_lab() {
     }
 
     // Nothing changed: every machine states an unchanged closure.
-    let v = ac5_rebuild::rebuild_and_judge(&fleet(&mf));
+    let v = judged(&mf, Criterion::Ac5, true);
     assert!(v.passed(), "{v}");
     assert!(
         v.findings.iter().any(|x| x.code == "rebuild.unchanged"),
@@ -64,7 +78,7 @@ fn rebuilds_on_the_lab() {
     edit(dir, |c| {
         c["nix_conf"] = "experimental-features = nix-command flakes\nmax-jobs = 4\n".into()
     });
-    let v = ac5_rebuild::rebuild_and_judge(&fleet(&mf));
+    let v = judged(&mf, Criterion::Ac5, true);
     assert!(v.passed(), "{v}");
     assert_eq!(
         v.findings
@@ -88,7 +102,7 @@ fn rebuilds_on_the_lab() {
         c["nix_conf"] = "experimental-features = nix-command flakes\nmax-jobs = 8\n".into();
         c["machines"]["gcp-vm"] = serde_json::json!({"nix_conf_extra": 42});
     });
-    let v = ac5_rebuild::rebuild_and_judge(&fleet(&mf));
+    let v = judged(&mf, Criterion::Ac5, true);
     fails_naming(&v, "rebuild.failed", "gcp-vm");
     assert!(
         v.findings
@@ -98,11 +112,11 @@ fn rebuilds_on_the_lab() {
     );
     fails_naming(&v, "rebuild.artefact-differs", "gcp-vm");
     edit(dir, |c| c["machines"] = serde_json::json!({}));
-    assert!(ac5_rebuild::rebuild_and_judge(&fleet(&mf)).passed());
+    assert!(judged(&mf, Criterion::Ac5, true).passed());
 
     // An overlay setting changes: the daemons restart, the mesh and the hops come back.
     edit(dir, |c| c["yggdrasil_port"] = 6500.into());
-    let v = ac6_coordination::rebuild_and_judge(&fleet(&mf));
+    let v = judged(&mf, Criterion::Ac6, true);
     assert!(v.passed(), "{v}");
     assert_eq!(
         v.findings.iter().filter(|x| x.code == "coord.live").count(),
@@ -115,7 +129,7 @@ fn rebuilds_on_the_lab() {
         c["yggdrasil_port"] = 6600.into();
         c["machines"]["gcp-vm"] = serde_json::json!({"restart_on_switch": false});
     });
-    let v = ac6_coordination::rebuild_and_judge(&fleet(&mf));
+    let v = judged(&mf, Criterion::Ac6, true);
     fails_naming(&v, "coord.not-restarted", "gcp-vm");
 
     assert!(lab::down(dir).unwrap());

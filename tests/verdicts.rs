@@ -4,37 +4,33 @@
 
 use std::path::{Path, PathBuf};
 
-use clan_coordination::checks::{
-    ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, Verdict,
-};
+use clan_coordination::checks::Verdict;
+use clan_coordination::env::Settings;
 use clan_coordination::fleet::Fleet;
-use clan_coordination::mode::{Mode, Settings};
+use clan_coordination::names::Criterion;
+use clan_coordination::suite::{self, RunOptions};
 
+/// The verdicts of a replayed cassette: AC1–AC4, and AC5–AC6 when it holds a rebuild.
 fn verdicts(cassette: &Path) -> (Fleet, Vec<Verdict>) {
-    let settings = Settings {
-        mode: Mode::Replay {
-            cassette: cassette.to_path_buf(),
-        },
-        machines: None,
-        report_dir: std::env::temp_dir(),
-    };
-    let fleet = Fleet::open(&settings).unwrap_or_else(|e| panic!("{}: {e}", cassette.display()));
-    let mut v = vec![
-        ac1_mesh::run(&fleet),
-        ac2_ssh::run(&fleet),
-        ac3_services::run(&fleet),
-        ac4_shared::run(&fleet),
-    ];
+    let fleet = Fleet::open(&Settings::replay(cassette.to_path_buf()))
+        .unwrap_or_else(|e| panic!("{}: {e}", cassette.display()));
+    let mut criteria = Criterion::OBSERVED.to_vec();
     // Recordings with rebuilds (the lab's) are judged on AC5 and AC6 too.
     if fleet
         .cassette
         .as_ref()
         .is_some_and(|c| !c.cassette.workstation.is_empty())
     {
-        v.push(ac5_rebuild::run(&fleet));
-        v.push(ac6_coordination::run(&fleet));
+        criteria.extend([Criterion::Ac5, Criterion::Ac6]);
     }
-    (fleet, v)
+    let progress = |l: &str| eprintln!("{l}");
+    let vs = suite::run(
+        &fleet,
+        &criteria,
+        &RunOptions::verdicts_only(false, &progress),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", cassette.display()));
+    (fleet, vs)
 }
 
 fn root() -> PathBuf {
@@ -113,7 +109,7 @@ fn each_broken_fleet_fails_exactly_its_criterion_with_its_cause() {
                         f.display()
                     );
                 }
-            } else if let Some(also) = expect.also.iter().find(|a| a.criterion == v.criterion) {
+            } else if let Some(also) = expect.also.iter().find(|a| v.criterion == a.criterion) {
                 assert!(
                     v.failures()
                         .any(|x| x.code == also.code && !x.cause.is_empty()),

@@ -9,12 +9,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clan_coordination::checks::{
-    ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, Verdict,
-};
-use clan_coordination::fleet::Fleet;
-use clan_coordination::mode::{Mode, Settings};
-use clan_coordination::{config, lab, monitor, observe, report};
+use clan_coordination::checks::Verdict;
+use clan_coordination::env::{Mode, Settings};
+use clan_coordination::fleet::{load_expectations, Fleet};
+use clan_coordination::names::Criterion;
+use clan_coordination::plan::{Needs, Plan};
+use clan_coordination::suite::{self, RunOptions};
+use clan_coordination::{config, lab, monitor, report};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -37,8 +38,8 @@ enum Command {
         /// Replay this cassette instead of the default.
         #[arg(long)]
         cassette: Option<PathBuf>,
-        /// Run only these criteria (repeatable, e.g. `--only ac1 --only ac3`); default all four.
-        #[arg(long, value_enum)]
+        /// Run only these criteria (repeatable, e.g. `--only ac1 --only ac3`); default AC1–AC4.
+        #[arg(long, value_parser = parse_criterion)]
         only: Vec<Criterion>,
     },
     /// Lint a clan repo offline: expected values per machine and every inconsistency.
@@ -105,7 +106,14 @@ enum Command {
         /// As JSON (machine → commands).
         #[arg(long)]
         json: bool,
+        /// Plan only these criteria (repeatable); default all of AC1–AC6, rebuilds included.
+        #[arg(long, value_parser = parse_criterion)]
+        only: Vec<Criterion>,
     },
+}
+
+fn parse_criterion(s: &str) -> Result<Criterion, String> {
+    Criterion::parse(s).ok_or_else(|| format!("{s:?}: expected ac1 … ac7"))
 }
 
 #[derive(Subcommand)]
@@ -204,7 +212,7 @@ struct LabArgs {
     prefix: String,
 }
 
-use clan_coordination::mode::parse_duration;
+use clan_coordination::env::parse_duration;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -221,11 +229,14 @@ fn main() -> ExitCode {
     }
 }
 
+fn progress(line: &str) {
+    eprintln!("{line}");
+}
+
 fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
-    let from_env =
-        |m: Option<PathBuf>| m.or_else(|| std::env::var_os("COORD_MACHINES").map(PathBuf::from));
+    let settings = Settings::from_env(cfg!(feature = "live"))?;
     match cli.command {
-        Command::Lab { action } => lab_command(action),
+        Command::Lab { action } => lab_command(action, &settings),
         Command::Monitor {
             machines,
             for_,
@@ -239,8 +250,8 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
                     reason: format!("longer than --for {for_:?}"),
                 });
             }
-            let path = from_env(machines).unwrap_or_else(|| PathBuf::from("machines.toml"));
-            let fleet = Fleet::live(config::load(&path)?, None)?;
+            let path = settings.machines_or(machines);
+            let fleet = Fleet::live(config::load(&path)?, None, &settings.snapshots)?;
             let ran = monitor::run(
                 &fleet,
                 &monitor::MonitorOptions {
@@ -248,6 +259,7 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
                     every,
                     log: log.clone(),
                 },
+                &progress,
             )?;
             eprintln!("monitor: {ran} rounds this run; log {}", log.display());
             Ok(ExitCode::SUCCESS)
@@ -303,27 +315,37 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { machines, json } => {
-            let machines = from_env(machines);
-            let cfg = config::load(&machines.unwrap_or_else(|| PathBuf::from("machines.toml")))?;
-            let (fleet, log) = Fleet::dry_run(cfg)?;
-            let _ = observe::status(&fleet);
-            let _ = observe::mesh(&fleet);
-            let _ = observe::hops(&fleet);
-            let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-            for (m, c) in log {
-                by.entry(m).or_default().push(c);
-            }
+        Command::Plan {
+            machines,
+            json,
+            only,
+        } => {
+            let cfg = config::load(&settings.machines_or(machines))?;
+            let exp = load_expectations(cfg, None, &settings.snapshots)?;
+            let criteria = if only.is_empty() {
+                Criterion::ALL.to_vec()
+            } else {
+                only
+            };
+            let plan = Plan::new(&exp, Needs::of(&criteria));
             if json {
+                let mut by: std::collections::BTreeMap<String, Vec<String>> = plan
+                    .machines
+                    .keys()
+                    .map(|m| (m.clone(), plan.commands(m)))
+                    .collect();
+                if !plan.rebuilds.is_empty() {
+                    by.insert(
+                        "workstation".into(),
+                        plan.rebuilds
+                            .values()
+                            .map(|c| c.text().to_string())
+                            .collect(),
+                    );
+                }
                 println!("{}", serde_json::to_string_pretty(&by).unwrap_or_default());
             } else {
-                for (m, cmds) in by {
-                    println!("{m}:");
-                    for c in cmds {
-                        println!("  {c}");
-                    }
-                }
+                print!("{}", plan.render());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -332,8 +354,7 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
             cassette,
             only,
         } => {
-            let machines = from_env(machines);
-            let mut settings = Settings::from_env(cfg!(feature = "live"))?;
+            let mut settings = settings;
             if let (Some(c), Mode::Replay { .. }) = (cassette, &settings.mode) {
                 settings.mode = Mode::Replay { cassette: c };
             }
@@ -341,88 +362,71 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
                 settings.machines = machines;
             }
             let fleet = Fleet::open(&settings)?;
-            check_fleet(&fleet, &settings.report_dir, &only, None)
+            let criteria = if only.is_empty() {
+                Criterion::OBSERVED.to_vec()
+            } else {
+                only
+            };
+            let opts = RunOptions {
+                destructive: settings.destructive,
+                report_dir: Some(settings.report_dir.clone()),
+                log_dir: settings.report_dir.clone(),
+                progress: &progress,
+                before_rebuild: None,
+            };
+            check_fleet(&fleet, &criteria, &opts)
         }
     }
 }
-
-/// One criterion's live check.
-type CheckFn = fn(&Fleet) -> Verdict;
-
-/// A criterion `check` can run on its own.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Criterion {
-    Ac1,
-    Ac2,
-    Ac3,
-    Ac4,
-}
-
-/// Extra destructive criteria a caller may run after AC1–AC4 (the lab's AC5/AC6).
-type Rebuilds<'a> = dyn Fn(&Fleet) -> Result<Vec<Verdict>, clan_coordination::Error> + 'a;
 
 fn check_fleet(
     fleet: &Fleet,
-    report_dir: &std::path::Path,
-    only: &[Criterion],
-    rebuilds: Option<&Rebuilds>,
+    criteria: &[Criterion],
+    opts: &RunOptions,
 ) -> Result<ExitCode, clan_coordination::Error> {
-    println!("fleet: {} ({})", fleet.config.path.display(), fleet.origin);
-    let want = |c| only.is_empty() || only.contains(&c);
-    if fleet.cassette.is_none() {
-        observe::prefetch_for(fleet, want(Criterion::Ac1), want(Criterion::Ac2));
-    }
-    let runs: [(Criterion, CheckFn); 4] = [
-        (Criterion::Ac1, ac1_mesh::run),
-        (Criterion::Ac2, ac2_ssh::run),
-        (Criterion::Ac3, ac3_services::run),
-        (Criterion::Ac4, ac4_shared::run),
-    ];
-    let mut verdicts: Vec<Verdict> = runs
-        .into_iter()
-        .filter(|(c, _)| want(*c))
-        .map(|(_, run)| run(fleet))
-        .collect();
+    println!(
+        "fleet: {} ({})",
+        fleet.expect.config.path.display(),
+        fleet.origin
+    );
+    let verdicts = suite::run(fleet, criteria, opts)?;
     for v in &verdicts {
         println!("{v}");
     }
-    if let Some(r) = rebuilds {
-        for v in r(fleet)? {
-            println!("{v}");
-            verdicts.push(v);
-        }
-    }
-    for v in &verdicts {
-        report::record(report_dir, &fleet.origin, v)?;
-    }
     println!("{}", report::summary(&verdicts.iter().collect::<Vec<_>>()));
-    Ok(if verdicts.iter().all(|v| v.passed()) {
+    Ok(if verdicts.iter().all(Verdict::passed) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-/// AC5 and AC6 on the lab (the lab is disposable, so it is the opt-in): a shared setting
-/// changes in the lab repo and every machine is rebuilt; then the overlay's port changes and
-/// the services must still coordinate.
-fn lab_rebuilds(
-    state: &lab::LabState,
-    fleet: &Fleet,
-) -> Result<Vec<Verdict>, clan_coordination::Error> {
-    lab::system::change(state, |c| {
-        let conf = c["nix_conf"].as_str().unwrap_or_default().to_string();
-        c["nix_conf"] = format!("{conf}# changed by clan-coord lab check\n").into();
-    })?;
-    println!("lab: changed the shared nix.conf in the lab repo; rebuilding every machine (AC5)");
-    let ac5 = ac5_rebuild::rebuild_and_judge(fleet);
-    lab::system::change(state, |c| {
-        let port = c["yggdrasil_port"].as_u64().unwrap_or(6443);
-        c["yggdrasil_port"] = (port + 1).into();
-    })?;
-    println!("lab: changed the yggdrasil instance's port in the lab repo; rebuilding (AC6)");
-    let ac6 = ac6_coordination::rebuild_and_judge(fleet);
-    Ok(vec![ac5, ac6])
+/// AC5 and AC6 on the lab (the lab is disposable, so it is the opt-in): before AC5 a shared
+/// setting changes in the lab repo; before AC6 the overlay's port changes, and the services must
+/// still coordinate.
+fn lab_change(state: &lab::LabState, c: Criterion) -> Result<(), clan_coordination::Error> {
+    match c {
+        Criterion::Ac5 => {
+            lab::system::change(state, |c| {
+                let conf = c["nix_conf"].as_str().unwrap_or_default().to_string();
+                c["nix_conf"] = format!("{conf}# changed by clan-coord lab check\n").into();
+            })?;
+            println!(
+                "lab: changed the shared nix.conf in the lab repo; rebuilding every machine (AC5)"
+            );
+        }
+        Criterion::Ac6 => {
+            lab::system::change(state, |c| {
+                let port = c["yggdrasil_port"].as_u64().unwrap_or(6443);
+                c["yggdrasil_port"] = (port + 1).into();
+            })?;
+            println!(
+                "lab: changed the yggdrasil instance's port in the lab repo; rebuilding (AC6)"
+            );
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn read_inventory(
@@ -469,7 +473,10 @@ fn oracle_command(
     })
 }
 
-fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> {
+fn lab_command(
+    action: LabAction,
+    settings: &Settings,
+) -> Result<ExitCode, clan_coordination::Error> {
     let up = |c: &LabArgs, size: &UpArgs| {
         let t = std::time::Instant::now();
         let state = lab::up(&lab::UpOptions {
@@ -550,13 +557,26 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
                     Some(out) => Some(lab::prepare_recording(&state, out)?),
                     None => None,
                 };
-                let fleet = Fleet::live(cfg, cassette.as_deref())?;
-                let rebuilds = |f: &Fleet| lab_rebuilds(&state, f);
+                let fleet = Fleet::live(cfg, cassette.as_deref(), &settings.snapshots)?;
+                let change = |c: Criterion| lab_change(&state, c);
+                let opts = RunOptions {
+                    destructive: true,
+                    report_dir: Some(settings.report_dir.clone()),
+                    log_dir: settings.report_dir.clone(),
+                    progress: &progress,
+                    before_rebuild: Some(&change),
+                };
                 check_fleet(
                     &fleet,
-                    &clan_coordination::mode::crate_root().join("target/coordination"),
-                    &[],
-                    Some(&rebuilds),
+                    &[
+                        Criterion::Ac1,
+                        Criterion::Ac2,
+                        Criterion::Ac3,
+                        Criterion::Ac4,
+                        Criterion::Ac5,
+                        Criterion::Ac6,
+                    ],
+                    &opts,
                 )
             })();
             if let (Some(out), Ok(_)) = (&record, &result) {

@@ -4,26 +4,11 @@
 //! name after verifying B's certificate. B's served certificate must be signed by the CA that A
 //! trusts for `*.<domain>` and name `<B>.<domain>`.
 
-use std::collections::BTreeMap;
-
 use super::{probe_failed, Finding, Severity, Verdict};
-use crate::fleet::Fleet;
-use crate::observe::{self, HopSeen, MachineStatus};
+use crate::expectations::Expectations;
+use crate::names::Criterion;
+use crate::observe::Observations;
 use crate::probe::ssh::{pattern_matches, HopClass};
-
-/// Observes and judges AC2.
-pub fn run(fleet: &Fleet) -> Verdict {
-    if let Some(v) = super::preflight(
-        fleet,
-        "AC2",
-        "SSH via the overlay with certificate-checked hosts",
-    ) {
-        return v;
-    }
-    let status = observe::status(fleet);
-    let hops = observe::hops(fleet);
-    evaluate(fleet, status, &hops)
-}
 
 fn class_finding(
     class: &HopClass,
@@ -48,14 +33,11 @@ fn class_finding(
 }
 
 /// Judges AC2.
-pub fn evaluate(
-    fleet: &Fleet,
-    status: &BTreeMap<String, MachineStatus>,
-    hops: &BTreeMap<(String, String), HopSeen>,
-) -> Verdict {
+pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
+    let (status, hops) = (&obs.status, &obs.hops);
     let mut f = Vec::new();
     for ((a, b), h) in hops {
-        let principal = fleet.principal(b);
+        let principal = exp.principal(b);
         match h.hop.ok() {
             None => f.push(probe_failed(a, "SSH hop over the overlay", &h.hop, &format!("`hostname` prints {b}")).to(b)),
             Some(hop) => match class_finding(&hop.class, a, b, &principal) {
@@ -93,10 +75,5 @@ pub fn evaluate(
             }
         }
     }
-    Verdict::new(
-        "AC2",
-        "SSH via the overlay with certificate-checked hosts",
-        f,
-        Vec::new(),
-    )
+    Verdict::new(Criterion::Ac2, f, Vec::new())
 }

@@ -3,35 +3,16 @@
 //! role's markers on members (and their absence on non-members where observable). Modules with no
 //! known probe are reported as unchecked, never silently passed.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use super::{probe_failed, Finding, Severity, Verdict};
-use crate::fleet::Fleet;
-use crate::inventory::{pinned_snapshot, snapshot_name};
-use crate::mode::crate_root;
-use crate::observe::{self, MachineStatus, EMPTY_SHA256};
+use crate::expectations::Expectations;
+use crate::inventory::snapshot_name;
+use crate::names::Criterion;
+use crate::observe::{MachineStatus, Observations};
+use crate::overlay::{yggdrasil, zerotier};
+use crate::probe::hashes::EMPTY_SHA256;
 use crate::probe::ssh::pattern_matches;
-
-/// Observes and judges AC3.
-pub fn run(fleet: &Fleet) -> Verdict {
-    if let Some(v) = super::preflight(
-        fleet,
-        "AC3",
-        "service instances deployed as the inventory says",
-    ) {
-        return v;
-    }
-    evaluate(
-        fleet,
-        observe::status(fleet),
-        pinned_snapshot(
-            &crate_root().join("snapshots"),
-            &snapshot_name(&fleet.inventory),
-        ),
-    )
-}
 
 fn members(v: &Value, inst: &str, role: &str) -> Vec<String> {
     v.get(inst)
@@ -47,9 +28,9 @@ fn members(v: &Value, inst: &str, role: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn compare_snapshot(fleet: &Fleet, pinned: Option<Value>, f: &mut Vec<Finding>) {
-    let name = snapshot_name(&fleet.inventory);
-    let current = fleet.inventory.snapshot_value();
+fn compare_snapshot(exp: &Expectations, pinned: Option<&Value>, f: &mut Vec<Finding>) {
+    let name = snapshot_name(&exp.inventory);
+    let current = exp.inventory.snapshot_value();
     let Some(pinned) = pinned else {
         f.push(
             Finding::new(
@@ -64,7 +45,7 @@ fn compare_snapshot(fleet: &Fleet, pinned: Option<Value>, f: &mut Vec<Finding>) 
         );
         return;
     };
-    if pinned == current {
+    if *pinned == current {
         f.push(
             Finding::new(
                 Severity::Pass,
@@ -102,10 +83,7 @@ fn compare_snapshot(fleet: &Fleet, pinned: Option<Value>, f: &mut Vec<Finding>) 
             .collect();
         let mut described = false;
         for role in roles {
-            let (pm, cm) = (
-                members(&pinned, inst, &role),
-                members(&current, inst, &role),
-            );
+            let (pm, cm) = (members(pinned, inst, &role), members(&current, inst, &role));
             if pm == cm {
                 continue;
             }
@@ -118,10 +96,10 @@ fn compare_snapshot(fleet: &Fleet, pinned: Option<Value>, f: &mut Vec<Finding>) 
             let machine = changed
                 .first()
                 .map_or("workstation".to_string(), |m| m.to_string());
-            f.push(Finding::new(Severity::Fail, "inventory.changed", &machine, format!("instance {inst} role {role} members")).command(&fleet.inventory_origin).seen(format!("{cm:?}")).expected(format!("{pm:?} (snapshots/{name}.snap)")).cause("the inventory changed since the snapshot was reviewed: if intended, run `cargo insta review`; otherwise fix the inventory"));
+            f.push(Finding::new(Severity::Fail, "inventory.changed", &machine, format!("instance {inst} role {role} members")).command(&exp.inventory_origin).seen(format!("{cm:?}")).expected(format!("{pm:?} (snapshots/{name}.snap)")).cause("the inventory changed since the snapshot was reviewed: if intended, run `cargo insta review`; otherwise fix the inventory"));
         }
         if !described {
-            f.push(Finding::new(Severity::Fail, "inventory.changed", "workstation", format!("instance {inst}")).command(&fleet.inventory_origin).seen(ci.map_or("absent".into(), |v| v.to_string())).expected(pi.map_or("absent".into(), |v| v.to_string())).cause("the inventory changed since the snapshot was reviewed: if intended, run `cargo insta review`"));
+            f.push(Finding::new(Severity::Fail, "inventory.changed", "workstation", format!("instance {inst}")).command(&exp.inventory_origin).seen(ci.map_or("absent".into(), |v| v.to_string())).expected(pi.map_or("absent".into(), |v| v.to_string())).cause("the inventory changed since the snapshot was reviewed: if intended, run `cargo insta review`"));
         }
     }
     if !any {
@@ -184,17 +162,14 @@ fn unit_check(
 }
 
 /// Judges AC3.
-pub fn evaluate(
-    fleet: &Fleet,
-    status: &BTreeMap<String, MachineStatus>,
-    pinned: Option<Value>,
-) -> Verdict {
+pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
+    let status = &obs.status;
     let mut f = Vec::new();
     let mut notes = Vec::new();
-    compare_snapshot(fleet, pinned, &mut f);
-    let in_fleet = fleet.machines();
-    let ca_fp = fleet.oracle.ca_fingerprint();
-    for (iname, inst) in &fleet.inventory.instances {
+    compare_snapshot(exp, exp.pinned_instances.as_ref(), &mut f);
+    let in_fleet = exp.machines();
+    let ca_fp = exp.oracle.ca_fingerprint();
+    for (iname, inst) in &exp.inventory.instances {
         let module = inst.module.name.as_str();
         for (rname, role) in &inst.roles {
             let label = format!("{iname}/{rname}");
@@ -206,10 +181,11 @@ pub fn evaluate(
                 let Some(st) = status.get(m) else { continue };
                 match (module, rname.as_str()) {
                     ("zerotier", _) => {
-                        unit_check(&mut f, st, m, "zerotierone.service", "zt.unit", &label);
-                        if let (Some(net), Some(nets)) =
-                            (fleet.oracle.zerotier_network(iname), &st.zt_networks)
-                        {
+                        unit_check(&mut f, st, m, zerotier::UNIT, "zt.unit", &label);
+                        if let (Some(net), Some(nets)) = (
+                            exp.oracle.zerotier_network(iname),
+                            st.overlay.zerotier().map(|z| &z.networks),
+                        ) {
                             if let Some(list) = nets.ok() {
                                 if list.iter().any(|n| n.id == net.id.value) {
                                     f.push(
@@ -229,8 +205,8 @@ pub fn evaluate(
                         }
                     }
                     ("yggdrasil", _) => {
-                        unit_check(&mut f, st, m, "yggdrasil.service", "ygg.unit", &label);
-                        if let Some(me) = &st.ygg_self {
+                        unit_check(&mut f, st, m, yggdrasil::UNIT, "ygg.unit", &label);
+                        if let Some(me) = st.overlay.yggdrasil().map(|y| &y.me) {
                             match me.ok() {
                                 Some(s) => f.push(
                                     Finding::new(
@@ -283,7 +259,7 @@ pub fn evaluate(
                         }
                     }
                     ("sshd", "client") => {
-                        let principal = fleet.principal(m);
+                        let principal = exp.principal(m);
                         match st.cert_authorities.ok() {
                             None => f.push(probe_failed(
                                 m,
@@ -298,7 +274,7 @@ pub fn evaluate(
                                 match (line, &ca_fp) {
                                     (Some(l), Some(fp)) if &l.fingerprint == fp => f.push(Finding::new(Severity::Pass, "sshd.client-ca", m, format!("@cert-authority ({label})")).seen(l.fingerprint.clone()).expected(fp.clone())),
                                     (Some(l), None) => f.push(Finding::new(Severity::Pass, "sshd.client-ca", m, format!("@cert-authority ({label})")).seen(l.fingerprint.clone()).expected("a CA line (repo has no openssh-ca to compare)")),
-                                    (l, fp) => f.push(Finding::new(Severity::Fail, "sshd.client-no-ca", m, format!("@cert-authority ({label})")).evidence(&st.cert_authorities).seen(l.map_or("no line matching *.".to_string() + &fleet.domain, |l| l.fingerprint.clone())).expected(fp.clone().unwrap_or_default()).cause("the sshd client role's CA line is missing or names another CA")),
+                                    (l, fp) => f.push(Finding::new(Severity::Fail, "sshd.client-no-ca", m, format!("@cert-authority ({label})")).evidence(&st.cert_authorities).seen(l.map_or("no line matching *.".to_string() + &exp.domain, |l| l.fingerprint.clone())).expected(fp.clone().unwrap_or_default()).cause("the sshd client role's CA line is missing or names another CA")),
                                 }
                             }
                         }
@@ -309,7 +285,7 @@ pub fn evaluate(
                             Some(p) => f.push(Finding::new(Severity::Fail, "ea.no-systemd-initrd", m, format!("systemd initrd ({label})")).evidence(&st.kernel_params).seen(crate::probe::excerpt(p, 120)).expected("root=fstab in /run/current-system/kernel-params").cause("boot.initrd.systemd.enable is off, so boot.initrd.systemd.emergencyAccess has no effect")),
                             None => f.push(probe_failed(m, "kernel-params", &st.kernel_params, "root=fstab")),
                         }
-                        if fleet
+                        if exp
                             .oracle
                             .machines
                             .get(m)
@@ -349,7 +325,7 @@ pub fn evaluate(
                         }
                     }
                     ("users", _) => {
-                        let s = fleet.inventory.effective_settings(iname, rname, m);
+                        let s = exp.inventory.effective_settings(iname, rname, m);
                         let user = s.get("user").and_then(Value::as_str).unwrap_or(iname);
                         match st.users.get(user) {
                             None => f.push(Finding::new(Severity::Fail, "users.unprobed", m, format!("user {user}")).seen("no probe (invalid user name?)").expected("hash comparison")),
@@ -364,7 +340,7 @@ pub fn evaluate(
                             },
                         }
                     }
-                    (other, _) => match fleet.config.modules.get(other) {
+                    (other, _) => match exp.config.modules.get(other) {
                         Some(p) if !p.units.is_empty() => {
                             for u in &p.units {
                                 unit_check(&mut f, st, m, u, "module.unit", &label);
@@ -391,13 +367,13 @@ pub fn evaluate(
     for m in &in_fleet {
         let Some(st) = status.get(*m) else { continue };
         let holds = |module: &str, role: Option<&str>| {
-            fleet.inventory.instances_of(module).any(|(_, i)| {
+            exp.inventory.instances_of(module).any(|(_, i)| {
                 i.roles
                     .iter()
                     .any(|(r, rr)| role.is_none_or(|x| x == r) && rr.members.iter().any(|x| x == m))
             })
         };
-        if !holds("zerotier", None) && fleet.inventory.instances_of("zerotier").next().is_some() {
+        if !holds("zerotier", None) && exp.inventory.instances_of("zerotier").next().is_some() {
             if let Some(u) = st.units.ok().and_then(|u| u.get("zerotierone.service")) {
                 if u.active() {
                     f.push(
@@ -414,9 +390,9 @@ pub fn evaluate(
                 }
             }
         }
-        for (iname, _) in fleet.inventory.instances_of("zerotier") {
-            let unit = fleet.oracle.autoaccept_unit(iname);
-            let is_controller = fleet
+        for (iname, _) in exp.inventory.instances_of("zerotier") {
+            let unit = exp.oracle.autoaccept_unit(iname);
+            let is_controller = exp
                 .inventory
                 .instances
                 .get(iname)
@@ -433,7 +409,7 @@ pub fn evaluate(
             }
         }
         if !holds("sshd", Some("server"))
-            && fleet.inventory.instances_of("sshd").next().is_some()
+            && exp.inventory.instances_of("sshd").next().is_some()
             && st
                 .sshd
                 .ok()
@@ -451,10 +427,5 @@ pub fn evaluate(
     if unchecked > 0 {
         notes.push(format!("{unchecked} role assignment(s) UNCHECKED: no probe known; they are not counted as passed"));
     }
-    Verdict::new(
-        "AC3",
-        "service instances deployed as the inventory says",
-        f,
-        notes,
-    )
+    Verdict::new(Criterion::Ac3, f, notes)
 }

@@ -5,25 +5,19 @@
 use std::collections::BTreeMap;
 
 use super::{probe_failed, Finding, Severity, Verdict};
-use crate::fleet::Fleet;
-use crate::observe::{self, MachineStatus};
+use crate::expectations::Expectations;
+use crate::names::Criterion;
+use crate::observe::Observations;
 use crate::probe::ssh::pattern_matches;
 
-/// Observes and judges AC4.
-pub fn run(fleet: &Fleet) -> Verdict {
-    if let Some(v) = super::preflight(fleet, "AC4", "shared vars") {
-        return v;
-    }
-    evaluate(fleet, observe::status(fleet))
-}
-
 /// Judges AC4.
-pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verdict {
+pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
+    let status = &obs.status;
     let mut f = Vec::new();
     let mut notes = Vec::new();
-    let in_fleet = fleet.machines();
+    let in_fleet = exp.machines();
     let mut deployed_any = false;
-    for var in fleet.oracle.shared_files().filter(|v| v.secret) {
+    for var in exp.oracle.shared_files().filter(|v| v.secret) {
         let rel = format!("{}/{}", var.generator, var.file);
         let recipients: Vec<&str> = var
             .recipients
@@ -126,10 +120,10 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
         notes.push("no shared secret is deployed to the machines (with the story's settings none is: users-root has share = false, openssh-ca stays in the repo); shared public values are compared below".into());
     }
     // Shared public values.
-    if let Some(ca) = fleet.oracle.ca_fingerprint() {
+    if let Some(ca) = exp.oracle.ca_fingerprint() {
         for m in &in_fleet {
             let Some(st) = status.get(*m) else { continue };
-            let principal = fleet.principal(m);
+            let principal = exp.principal(m);
             match st.cert_authorities.ok() {
                 None => f.push(probe_failed(m, "CA line", &st.cert_authorities, &ca)),
                 Some(cas) => {
@@ -169,8 +163,8 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
             }
         }
     }
-    for (iname, inst) in fleet.inventory.instances_of("zerotier") {
-        let Some(net) = fleet.oracle.zerotier_network(iname) else {
+    for (iname, inst) in exp.inventory.instances_of("zerotier") {
+        let Some(net) = exp.oracle.zerotier_network(iname) else {
             continue;
         };
         for m in inst
@@ -180,7 +174,11 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
             .filter(|m| in_fleet.contains(&m.as_str()))
             .collect::<std::collections::BTreeSet<_>>()
         {
-            let Some(nets) = status.get(m).and_then(|s| s.zt_networks.as_ref()) else {
+            let Some(nets) = status
+                .get(m)
+                .and_then(|s| s.overlay.zerotier())
+                .map(|z| &z.networks)
+            else {
                 continue;
             };
             if let Some(list) = nets.ok() {
@@ -201,5 +199,5 @@ pub fn evaluate(fleet: &Fleet, status: &BTreeMap<String, MachineStatus>) -> Verd
             }
         }
     }
-    Verdict::new("AC4", "shared vars", f, notes)
+    Verdict::new(Criterion::Ac4, f, notes)
 }

@@ -6,32 +6,16 @@
 use std::collections::BTreeMap;
 
 use super::{probe_failed, Finding, Severity, Verdict};
-use crate::fleet::Fleet;
-use crate::rebuild::{self, RebuildRound};
+use crate::expectations::Expectations;
+use crate::names::Criterion;
+use crate::observe::Observations;
+use crate::rebuild::RebuildRound;
 
-/// Rebuilds and judges AC5.
-pub fn run(fleet: &Fleet) -> Verdict {
-    if let Some(v) = super::preflight(fleet, "AC5", TITLE) {
-        return v;
-    }
-    if let Some(why) = rebuild::refusal(fleet) {
-        return not_run("AC5", TITLE, why);
-    }
-    rebuild_and_judge(fleet)
-}
-
-/// Rebuilds and judges, without the opt-in check: for callers that are the opt-in (the lab).
-pub fn rebuild_and_judge(fleet: &Fleet) -> Verdict {
-    evaluate(fleet, &rebuild::round(fleet, &rebuild::log_dir()))
-}
-
-const TITLE: &str = "shared change rebuilt and applied identically";
-
-/// The verdict of a destructive criterion that was not allowed to run.
-pub fn not_run(criterion: &'static str, title: &'static str, why: String) -> Verdict {
+/// The verdict of a destructive criterion that was not allowed to run (or has no rebuild
+/// recorded to judge).
+pub fn not_run(criterion: Criterion, why: String) -> Verdict {
     Verdict::new(
         criterion,
-        title,
         vec![
             Finding::new(Severity::Fail, "rebuild.not-run", "workstation", "rebuild")
                 .seen(why.clone())
@@ -42,16 +26,30 @@ pub fn not_run(criterion: &'static str, title: &'static str, why: String) -> Ver
     )
 }
 
+/// The rebuild round of `obs`, or the verdict saying there was none.
+pub fn round_of(criterion: Criterion, obs: &Observations) -> Result<&RebuildRound, Verdict> {
+    obs.rebuild.as_ref().ok_or_else(|| {
+        not_run(
+            criterion,
+            "not run: no rebuild was observed (the suite runs it with the opt-in)".into(),
+        )
+    })
+}
+
 /// Per machine: the rebuild ran, a generation was made (or nothing changed), it is active.
-pub fn machine_findings(fleet: &Fleet, r: &RebuildRound, f: &mut Vec<Finding>) {
-    for m in fleet.machines() {
+pub fn machine_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Finding>) {
+    for m in exp.machines() {
         match r.runs.get(m) {
             Some(run) if !run.ok() => {
                 f.push(
                     Finding::new(Severity::Fail, "rebuild.failed", m, "rebuild")
                         .seen(match &run.error {
                             Some(e) => e.clone(),
-                            None => format!("exit {:?}; last lines:\n{}", run.exit, run.tail),
+                            None => format!(
+                                "exit {}; last lines:\n{}",
+                                run.exit.map_or("none".to_string(), |e| e.to_string()),
+                                run.tail
+                            ),
                         })
                         .expected("exit 0")
                         .cause(format!(
@@ -126,10 +124,10 @@ pub fn machine_findings(fleet: &Fleet, r: &RebuildRound, f: &mut Vec<Finding>) {
 }
 
 /// Every artefact: same hash on every machine, and the expected one when configured.
-pub fn artefact_findings(fleet: &Fleet, r: &RebuildRound, f: &mut Vec<Finding>) {
-    for art in &fleet.config.rebuild.artefacts {
+pub fn artefact_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Finding>) {
+    for art in &exp.config.rebuild.artefacts {
         let mut by_hash: BTreeMap<Option<String>, Vec<&str>> = BTreeMap::new();
-        for m in fleet.machines() {
+        for m in exp.machines() {
             if let Some(st) = r.after.get(m).and_then(|s| s.ok()) {
                 by_hash
                     .entry(st.files.get(&art.path).cloned().flatten())
@@ -215,10 +213,14 @@ pub fn artefact_findings(fleet: &Fleet, r: &RebuildRound, f: &mut Vec<Finding>) 
 }
 
 /// Judges AC5 from a rebuild round.
-pub fn evaluate(fleet: &Fleet, r: &RebuildRound) -> Verdict {
+pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
+    let r = match round_of(Criterion::Ac5, obs) {
+        Ok(r) => r,
+        Err(v) => return v,
+    };
     let mut f = Vec::new();
-    machine_findings(fleet, r, &mut f);
-    artefact_findings(fleet, r, &mut f);
+    machine_findings(exp, r, &mut f);
+    artefact_findings(exp, r, &mut f);
     let notes = r
         .runs
         .iter()
@@ -229,5 +231,5 @@ pub fn evaluate(fleet: &Fleet, r: &RebuildRound) -> Verdict {
             )
         })
         .collect();
-    Verdict::new("AC5", TITLE, f, notes)
+    Verdict::new(Criterion::Ac5, f, notes)
 }

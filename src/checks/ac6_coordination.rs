@@ -5,46 +5,30 @@
 //! observed afresh and must pass.
 
 use super::{ac1_mesh, ac2_ssh, ac3_services, ac5_rebuild, Finding, Severity, Verdict};
-use crate::fleet::Fleet;
-use crate::rebuild::{self, RebuildRound};
-
-const TITLE: &str = "setting change propagated, services still coordinate";
-
-/// Rebuilds, then judges AC6 on fresh observations.
-pub fn run(fleet: &Fleet) -> Verdict {
-    if let Some(v) = super::preflight(fleet, "AC6", TITLE) {
-        return v;
-    }
-    if let Some(why) = rebuild::refusal(fleet) {
-        return ac5_rebuild::not_run("AC6", TITLE, why);
-    }
-    rebuild_and_judge(fleet)
-}
-
-/// Rebuilds and judges, without the opt-in check: for callers that are the opt-in (the lab).
-pub fn rebuild_and_judge(fleet: &Fleet) -> Verdict {
-    let round = rebuild::round(fleet, &rebuild::log_dir());
-    let status = crate::observe::status_fresh(fleet);
-    let after = vec![
-        ac1_mesh::evaluate(fleet, &status, &crate::observe::mesh(fleet)),
-        ac2_ssh::evaluate(fleet, &status, &crate::observe::hops(fleet)),
-        ac3_services::evaluate(
-            fleet,
-            &status,
-            crate::inventory::pinned_snapshot(
-                &crate::mode::crate_root().join("snapshots"),
-                &crate::inventory::snapshot_name(&fleet.inventory),
-            ),
-        ),
-    ];
-    evaluate(fleet, &round, &after)
-}
+use crate::expectations::Expectations;
+use crate::names::Criterion;
+use crate::observe::Observations;
 
 /// Judges AC6 from the rebuild round and the criteria re-run afterwards.
-pub fn evaluate(fleet: &Fleet, r: &RebuildRound, after: &[Verdict]) -> Verdict {
+pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
+    let r = match ac5_rebuild::round_of(Criterion::Ac6, obs) {
+        Ok(r) => r,
+        Err(v) => return v,
+    };
+    let after: Vec<Verdict> = match &obs.after_rebuild {
+        Some(again) => vec![
+            ac1_mesh::evaluate(exp, again),
+            ac2_ssh::evaluate(exp, again),
+            ac3_services::evaluate(exp, again),
+        ],
+        None => vec![ac5_rebuild::not_run(
+            Criterion::Ac6,
+            "not run: the fleet was not observed again after the rebuild".into(),
+        )],
+    };
     let mut f = Vec::new();
-    ac5_rebuild::machine_findings(fleet, r, &mut f);
-    for m in fleet.machines() {
+    ac5_rebuild::machine_findings(exp, r, &mut f);
+    for m in exp.machines() {
         let (Some(b), Some(a)) = (
             r.before.get(m).and_then(|s| s.ok()),
             r.after.get(m).and_then(|s| s.ok()),
@@ -75,12 +59,12 @@ pub fn evaluate(fleet: &Fleet, r: &RebuildRound, after: &[Verdict]) -> Verdict {
             }
         }
     }
-    for v in after {
+    for v in &after {
         for x in &v.findings {
             let mut x = x.clone();
             x.subject = format!("after rebuild, {}: {}", v.criterion, x.subject);
             f.push(x);
         }
     }
-    Verdict::new("AC6", TITLE, f, vec![])
+    Verdict::new(Criterion::Ac6, f, vec![])
 }

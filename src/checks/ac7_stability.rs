@@ -8,15 +8,13 @@ use std::path::Path;
 use super::{Finding, Severity, Verdict};
 use crate::monitor::analysis::{dur, summarize, Summary};
 use crate::monitor::read_log;
-
-const TITLE: &str = "network stable over the required span";
+use crate::names::Criterion;
 
 /// Reads and judges a log against a required span (seconds).
 pub fn run(log: &Path, required: f64) -> Verdict {
     match read_log(log) {
         Err(e) => Verdict::new(
-            "AC7",
-            TITLE,
+            Criterion::Ac7,
             vec![
                 Finding::new(Severity::Fail, "ac7.no-log", "workstation", "monitor log")
                     .seen(e)
@@ -26,8 +24,7 @@ pub fn run(log: &Path, required: f64) -> Verdict {
             vec![],
         ),
         Ok(rounds) if rounds.is_empty() => Verdict::new(
-            "AC7",
-            TITLE,
+            Criterion::Ac7,
             vec![
                 Finding::new(Severity::Fail, "ac7.no-log", "workstation", "monitor log")
                     .seen(format!("{} has no rounds", log.display()))
@@ -115,5 +112,5 @@ pub fn evaluate(s: &Summary) -> Verdict {
             )
         })
         .collect();
-    Verdict::new("AC7", TITLE, f, notes)
+    Verdict::new(Criterion::Ac7, f, notes)
 }

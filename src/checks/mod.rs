@@ -10,229 +10,37 @@ pub mod ac5_rebuild;
 pub mod ac6_coordination;
 pub mod ac7_stability;
 
-use std::fmt;
+pub use crate::verdict::{probe_failed, Finding, Severity, Verdict};
 
-use serde::Serialize;
+use crate::expectations::Expectations;
+use crate::names::Criterion;
+use crate::observe::Observations;
 
-use crate::fleet::Fleet;
-use crate::observe::Seen;
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Checked and fine.
-    Pass,
-    /// Worth knowing (e.g. a unit absent by design).
-    Info,
-    /// Not checked (no probe known): shown, never counted as a pass.
-    Unchecked,
-    /// Suspicious but not failing the criterion.
-    Warn,
-    /// The criterion fails.
-    Fail,
-}
-
-/// One observation judged.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    /// Severity.
-    pub severity: Severity,
-    /// Stable code (e.g. `zt.access-denied`), what the verdict corpus asserts on.
-    pub code: &'static str,
-    /// Machine concerned (source machine for directed findings).
-    pub machine: String,
-    /// Target machine for directed findings (A → B).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    /// What was checked, in words.
-    pub subject: String,
-    /// Command that produced the evidence.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub command: String,
-    /// Its exit status.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit: Option<i32>,
-    /// What was seen.
-    pub seen: String,
-    /// What was expected.
-    pub expected: String,
-    /// Likely cause and fix.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub cause: String,
-}
-
-impl Finding {
-    /// A finding about `machine`.
-    pub fn new(
-        severity: Severity,
-        code: &'static str,
-        machine: &str,
-        subject: impl Into<String>,
-    ) -> Finding {
-        Finding {
-            severity,
-            code,
-            machine: machine.into(),
-            to: None,
-            subject: subject.into(),
-            command: String::new(),
-            exit: None,
-            seen: String::new(),
-            expected: String::new(),
-            cause: String::new(),
-        }
+/// Judges one criterion: the repo's own consistency first, then the observations against the
+/// expectations. Pure: the same observations give the same verdict, live or replayed. AC7 is
+/// judged from a monitor log instead ([`ac7_stability`]).
+pub fn evaluate(criterion: Criterion, exp: &Expectations, obs: &Observations) -> Verdict {
+    if let Some(v) = preflight(criterion, exp) {
+        return v;
     }
-    /// Direction A → B.
-    pub fn to(mut self, to: &str) -> Finding {
-        self.to = Some(to.into());
-        self
-    }
-    /// Evidence from a probe.
-    pub fn evidence<T>(mut self, s: &Seen<T>) -> Finding {
-        self.command = s.command.clone();
-        self.exit = s.exit;
-        if self.seen.is_empty() {
-            self.seen = s.excerpt.clone();
-        }
-        self
-    }
-    /// What was seen.
-    pub fn seen(mut self, s: impl Into<String>) -> Finding {
-        self.seen = s.into();
-        self
-    }
-    /// What was expected.
-    pub fn expected(mut self, s: impl Into<String>) -> Finding {
-        self.expected = s.into();
-        self
-    }
-    /// Likely cause.
-    pub fn cause(mut self, s: impl Into<String>) -> Finding {
-        self.cause = s.into();
-        self
-    }
-    /// Where: `m` or `a → b`.
-    pub fn place(&self) -> String {
-        match &self.to {
-            Some(t) => format!("{} → {}", self.machine, t),
-            None => self.machine.clone(),
-        }
-    }
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "  [{:?}] {}: {} ({})",
-            self.severity,
-            self.place(),
-            self.subject,
-            self.code
-        )?;
-        if !self.command.is_empty() {
-            writeln!(f, "      command:  {}", self.command)?;
-            writeln!(
-                f,
-                "      exit:     {}",
-                self.exit.map_or("-".to_string(), |e| e.to_string())
-            )?;
-        }
-        writeln!(f, "      seen:     {}", self.seen)?;
-        writeln!(f, "      expected: {}", self.expected)?;
-        if !self.cause.is_empty() {
-            writeln!(f, "      likely cause: {}", self.cause)?;
-        }
-        Ok(())
-    }
-}
-
-/// The outcome of one criterion.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    /// `AC1`..
-    pub criterion: &'static str,
-    /// Title.
-    pub title: &'static str,
-    /// Findings, failures first.
-    pub findings: Vec<Finding>,
-    /// Free-form lines worth printing (RTT matrix, notes).
-    pub notes: Vec<String>,
-}
-
-impl Verdict {
-    /// A verdict from findings.
-    pub fn new(
-        criterion: &'static str,
-        title: &'static str,
-        mut findings: Vec<Finding>,
-        notes: Vec<String>,
-    ) -> Verdict {
-        findings.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then_with(|| a.place().cmp(&b.place()))
-        });
-        Verdict {
+    match criterion {
+        Criterion::Ac1 => ac1_mesh::evaluate(exp, obs),
+        Criterion::Ac2 => ac2_ssh::evaluate(exp, obs),
+        Criterion::Ac3 => ac3_services::evaluate(exp, obs),
+        Criterion::Ac4 => ac4_shared::evaluate(exp, obs),
+        Criterion::Ac5 => ac5_rebuild::evaluate(exp, obs),
+        Criterion::Ac6 => ac6_coordination::evaluate(exp, obs),
+        Criterion::Ac7 => ac5_rebuild::not_run(
             criterion,
-            title,
-            findings,
-            notes,
-        }
-    }
-    /// No failing finding.
-    pub fn passed(&self) -> bool {
-        !self.findings.iter().any(|f| f.severity == Severity::Fail)
-    }
-    /// Failing findings.
-    pub fn failures(&self) -> impl Iterator<Item = &Finding> {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == Severity::Fail)
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let fails = self.failures().count();
-        writeln!(
-            f,
-            "{} {}: {}",
-            self.criterion,
-            self.title,
-            if fails == 0 {
-                "PASSED".to_string()
-            } else {
-                format!(
-                    "FAILED ({fails} failing finding{})",
-                    if fails == 1 { "" } else { "s" }
-                )
-            }
-        )?;
-        for n in &self.notes {
-            writeln!(f, "  {n}")?;
-        }
-        for x in self
-            .findings
-            .iter()
-            .filter(|x| x.severity != Severity::Pass)
-        {
-            write!(f, "{x}")?;
-        }
-        let passes = self
-            .findings
-            .iter()
-            .filter(|x| x.severity == Severity::Pass)
-            .count();
-        writeln!(f, "  ({passes} checks passed)")
+            "AC7 judges a monitor log, not one observation (see ac7_stability)".into(),
+        ),
     }
 }
 
 /// The offline pre-flight every criterion runs first: when the clan repo contradicts itself
 /// (`clan-coord oracle` errors), the criterion fails with those inconsistencies before any SSH.
-pub fn preflight(fleet: &Fleet, criterion: &'static str, title: &'static str) -> Option<Verdict> {
-    let issues = crate::oracle::lint::lint(&fleet.oracle, Some(&fleet.inventory), &fleet.domain);
+pub fn preflight(criterion: Criterion, exp: &Expectations) -> Option<Verdict> {
+    let issues = crate::oracle::lint::lint(&exp.oracle, Some(&exp.inventory), &exp.domain);
     let errors: Vec<Finding> = issues
         .iter()
         .filter(|i| i.level == crate::oracle::lint::Level::Error)
@@ -242,31 +50,16 @@ pub fn preflight(fleet: &Fleet, criterion: &'static str, title: &'static str) ->
                 .expected(i.should.clone())
                 .cause(format!(
                     "the clan repo {} contradicts itself, so no machine was contacted; fix the repo (`clan-coord oracle {}` lists every inconsistency)",
-                    fleet.oracle.dir.display(),
-                    fleet.oracle.dir.display()
+                    exp.oracle.dir.display(),
+                    exp.oracle.dir.display()
                 ))
         })
         .collect();
     (!errors.is_empty()).then(|| {
         Verdict::new(
             criterion,
-            title,
             errors,
             vec!["pre-flight: the clan repo is inconsistent; checks not run".into()],
         )
     })
-}
-
-/// A finding for a probe that could not run or parse.
-pub fn probe_failed<T>(machine: &str, subject: &str, s: &Seen<T>, expected: &str) -> Finding {
-    let err = s.value.as_ref().err().cloned().unwrap_or_default();
-    Finding::new(Severity::Fail, "probe.failed", machine, subject)
-        .evidence(s)
-        .seen(if s.excerpt.is_empty() {
-            err.clone()
-        } else {
-            format!("{} ({err})", s.excerpt)
-        })
-        .expected(expected)
-        .cause(err)
 }

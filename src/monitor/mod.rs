@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::fleet::Fleet;
-use crate::observe;
+use crate::observe::observe;
+use crate::plan::{Needs, Plan, Probe};
 use crate::probe::ssh::HopClass;
+use crate::rebuild::Progress;
 use crate::transport::Cmd;
 
 /// One direction of one pair in one round.
@@ -153,39 +155,8 @@ if ! command -v journalctl >/dev/null 2>&1 || ! [ -S /run/systemd/journal/socket
 out=$(journalctl --no-pager -q -o short-iso -p warning --since "@$since" $(for u in "$@"; do printf -- '-u %s ' "$u"; done) 2>&1)
 case "$out" in *"No journal files were found"*|*"No such file or directory"*) echo "__no_journal__" ;; *) printf '%s\n' "$out" | grep -v -e '^-- No entries --' -e '^$' || true ;; esac"#;
 
-fn overlay_cmd(fleet: &Fleet) -> Cmd {
-    match fleet.config.overlay {
-        crate::config::OverlayKind::Zerotier => Cmd::new("zerotier-cli").args(["-j", "info"]),
-        crate::config::OverlayKind::Yggdrasil => {
-            Cmd::new("yggdrasilctl").args(["-json", "getSelf"])
-        }
-    }
-}
-
-fn overlay_status(fleet: &Fleet, out: &crate::transport::Output) -> String {
-    let text = out.combined();
-    let r = match fleet.config.overlay {
-        crate::config::OverlayKind::Zerotier => crate::probe::zerotier::parse_info(&text)
-            .map_err(|e| e.to_string())
-            .and_then(|i| {
-                if i.status == crate::probe::zerotier::NodeStatus::Offline {
-                    Err(format!("node {} offline", i.address))
-                } else {
-                    Ok(())
-                }
-            }),
-        crate::config::OverlayKind::Yggdrasil => crate::probe::yggdrasil::parse_self(&text)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-    };
-    match r {
-        Ok(()) => "ok".into(),
-        Err(e) => e,
-    }
-}
-
 fn units(fleet: &Fleet) -> Vec<String> {
-    let mut u = crate::rebuild::watched_units(fleet);
+    let mut u = crate::plan::watched_units(&fleet.expect);
     u.push("sshd.service".into());
     u
 }
@@ -198,10 +169,11 @@ pub fn round(fleet: &Fleet, n: u64, since: f64, for_secs: f64, every_secs: f64) 
     let mut errors = Vec::new();
     let machines: BTreeMap<String, MachineSample> = fleet.each(|m| {
         let mut s = MachineSample::default();
-        match fleet.run(m, &overlay_cmd(fleet)) {
+        let overlay = fleet.expect.config.overlay;
+        match fleet.run(m, &overlay.monitor_cmd()) {
             Ok(out) => {
                 s.reachable = true;
-                s.overlay = overlay_status(fleet, &out);
+                s.overlay = overlay.monitor_status(&out);
             }
             Err(e) => {
                 s.overlay = format!("not reached: {e}");
@@ -235,7 +207,12 @@ pub fn round(fleet: &Fleet, n: u64, since: f64, for_secs: f64, every_secs: f64) 
         errors.extend(s.journal.iter().map(|l| format!("{m}: journal: {l}")));
     }
     let reachable = |m: &str| machines.get(m).is_some_and(|s| s.reachable);
-    let pairs: Vec<PairSample> = observe::mesh(fleet)
+    let pings = Needs {
+        pings: true,
+        ..Needs::default()
+    };
+    let pairs: Vec<PairSample> = observe(fleet, &Plan::new(&fleet.expect, pings))
+        .mesh
         .into_iter()
         .map(|((from, to), seen)| {
             let (loss, rtt, error) = match &seen.value {
@@ -280,7 +257,26 @@ pub fn round(fleet: &Fleet, n: u64, since: f64, for_secs: f64, every_secs: f64) 
             .iter()
             .any(|p| p.from == from && p.to == to && p.loss == 0.0 && p.error.is_none())
     };
-    let hops: Vec<HopSample> = observe::hops_where(fleet, path_up)
+    // Hops only over paths that just passed their pings: the others could only time out.
+    let mut hop_plan = Plan::new(
+        &fleet.expect,
+        Needs {
+            hops: true,
+            ..Needs::default()
+        },
+    );
+    for (from, steps) in hop_plan.machines.iter_mut() {
+        steps.retain(|s| matches!(&s.probe, Probe::Hop(to) if path_up(from, to)));
+    }
+    let mut hop_obs = observe(fleet, &hop_plan).hops;
+    for ((from, to), h) in hop_obs.iter_mut() {
+        if !path_up(from, to) && crate::overlay::expected_address(&fleet.expect, to).is_some() {
+            h.hop = crate::seen::Seen::not_run(
+                "skipped: the overlay path failed its pings in this round".into(),
+            );
+        }
+    }
+    let hops: Vec<HopSample> = hop_obs
         .into_iter()
         .map(|((from, to), h)| {
             let (ok, detail) = match h.hop.ok() {
@@ -352,7 +348,8 @@ fn fmt_dur(s: f64) -> String {
 }
 
 /// Runs the monitor until the span is covered. Resumes an existing log with its own plan.
-pub fn run(fleet: &Fleet, opts: &MonitorOptions) -> Result<u64, Error> {
+/// Progress goes to `progress`, one line per round.
+pub fn run(fleet: &Fleet, opts: &MonitorOptions, progress: Progress) -> Result<u64, Error> {
     let io_err = |e: std::io::Error| Error::Write {
         path: opts.log.clone(),
         source: e,
@@ -365,12 +362,12 @@ pub fn run(fleet: &Fleet, opts: &MonitorOptions) -> Result<u64, Error> {
     let (start, for_secs, every_secs, mut n, mut since) = match (previous.first(), previous.last())
     {
         (Some(f), Some(l)) => {
-            eprintln!(
+            progress(&format!(
                 "monitor: resuming {} at round {} (started {:.0}s ago)",
                 opts.log.display(),
                 l.round + 1,
                 now() - f.ts
-            );
+            ));
             (f.ts, f.for_secs, f.every_secs, l.round + 1, l.ts)
         }
         _ => (
@@ -410,7 +407,7 @@ pub fn run(fleet: &Fleet, opts: &MonitorOptions) -> Result<u64, Error> {
             .map_err(io_err)?;
         f.write_all(line.as_bytes()).map_err(io_err)?;
         f.sync_data().map_err(io_err)?;
-        eprintln!(
+        progress(&format!(
             "monitor: round {n} at +{} ({} left): {}{}",
             fmt_dur(r.ts - start),
             fmt_dur(start + for_secs - r.ts),
@@ -428,7 +425,7 @@ pub fn run(fleet: &Fleet, opts: &MonitorOptions) -> Result<u64, Error> {
             } else {
                 format!(" (reconnected: {})", r.reconnects.join(", "))
             }
-        );
+        ));
         since = r.ts;
         n += 1;
         ran += 1;

@@ -3,6 +3,7 @@
 //! They must never panic, whatever the input (a fixture corpus test walks real outputs).
 
 pub mod clan;
+pub mod hashes;
 pub mod nixos;
 pub mod ping;
 pub mod ssh;

@@ -3,6 +3,8 @@
 
 use once_cell::sync::Lazy;
 use regex::Regex;
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::ProbeError;
@@ -151,4 +153,70 @@ pub fn parse_nixos_version(out: &str) -> Result<String, ProbeError> {
     } else {
         Err(ProbeError::new("nixos-version", "no version", out))
     }
+}
+
+/// A machine's system state around a rebuild.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SystemState {
+    /// Generation number of the system profile (`system-<N>-link`).
+    pub generation: Option<u32>,
+    /// Store path the profile points to.
+    pub profile_path: String,
+    /// Store path `/run/current-system` points to.
+    pub current: String,
+    /// When `/run/current-system` was last switched (epoch seconds, ms precision).
+    pub switched: f64,
+    /// The machine's clock at the probe (epoch seconds).
+    pub now: f64,
+    /// Artefact path → sha256 (None when missing).
+    pub files: BTreeMap<String, Option<String>>,
+    /// Unit → how long it has run and which definition the system carries.
+    pub units: BTreeMap<String, UnitLive>,
+}
+
+/// A watched unit's live state.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct UnitLive {
+    /// Seconds its main process has run, from /proc (None when not running).
+    pub age: Option<f64>,
+    /// sha256 of its unit file in the current system (None when the system has none): a
+    /// different hash after a rebuild means its definition changed and a restart is due.
+    pub definition: Option<String>,
+}
+
+/// Parses the state script's output.
+pub fn parse_state(out: &str) -> Result<SystemState, String> {
+    let mut s = SystemState::default();
+    let mut seen_now = false;
+    for line in out.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["profile", p] => s.generation = parse_profile_link(p).ok(),
+            ["profile-path", p] => s.profile_path = p.to_string(),
+            ["current", p] => s.current = p.to_string(),
+            ["switched", t] => s.switched = t.parse().unwrap_or(0.0),
+            ["now", t] => {
+                s.now = t.parse().map_err(|_| format!("bad clock line {line:?}"))?;
+                seen_now = true;
+            }
+            ["file", p, h] => {
+                s.files
+                    .insert(p.to_string(), (*h != "-").then(|| h.to_string()));
+            }
+            ["unit", u, _pid, age, def] => {
+                s.units.insert(
+                    u.to_string(),
+                    UnitLive {
+                        age: age.parse().ok(),
+                        definition: (*def != "-").then(|| def.to_string()),
+                    },
+                );
+            }
+            _ => return Err(format!("unexpected line {line:?}")),
+        }
+    }
+    if !seen_now {
+        return Err("no state lines (is this a NixOS machine?)".into());
+    }
+    Ok(s)
 }

@@ -1,0 +1,181 @@
+//! Behaviour switches, every `COORD_*` variable parsed once, here, into types (as insta does with
+//! `INSTA_UPDATE`). Library code never reads the environment elsewhere; defaults are relative to
+//! the working directory (cargo runs tests from the crate root), never to where it was built.
+//!
+//! - `COORD_MACHINES=path`: machines.toml to use (default `machines.toml`, or the cassette's).
+//! - `COORD_CASSETTE=path`: cassette to replay offline (default `tests/cassettes/story-fleet.json`).
+//! - `COORD_RECORD=path`: when live, record every exchange into this cassette.
+//! - `COORD_REPORT_DIR=dir`: where report.json and rebuild logs go (default `target/coordination`).
+//! - `COORD_DESTRUCTIVE=1`: allow AC5/AC6 to rebuild live machines.
+//! - `COORD_REBUILD_CASSETTE=path`: offline, the recorded rebuild AC5/AC6 replay (default
+//!   `tests/cassettes/lab/cassette.json`).
+//! - `COORD_MONITOR_LOG=path`: the monitor log AC7 judges; `COORD_AC7_SPAN` the span it must cover
+//!   (default `24h`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Where answers come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Real SSH to the machines (`--features live`).
+    Live {
+        /// Record into this cassette.
+        record: Option<PathBuf>,
+    },
+    /// Replay a cassette.
+    Replay {
+        /// The cassette.
+        cassette: PathBuf,
+    },
+}
+
+/// All switches.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Live or replay.
+    pub mode: Mode,
+    /// machines.toml override.
+    pub machines: Option<PathBuf>,
+    /// Report directory (report.json, rebuild logs).
+    pub report_dir: PathBuf,
+    /// Where the reviewed insta snapshots are (`snapshots/` of the checkout).
+    pub snapshots: PathBuf,
+    /// Rebuilds of live machines are allowed (`COORD_DESTRUCTIVE=1`).
+    pub destructive: bool,
+    /// Offline, the cassette AC5/AC6 replay.
+    pub rebuild_cassette: PathBuf,
+    /// The monitor log AC7 judges.
+    pub monitor_log: Option<PathBuf>,
+    /// The span AC7 requires.
+    pub ac7_span: Duration,
+}
+
+/// The variable that allows rebuilds of live machines.
+pub const DESTRUCTIVE: &str = "COORD_DESTRUCTIVE";
+
+fn text(name: &'static str) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(v) if v.trim().is_empty() => Err(Error::Env {
+            var: name,
+            value: v,
+            reason: "is empty; unset it or give a value".into(),
+        }),
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::Env {
+            var: name,
+            value: v.to_string_lossy().into(),
+            reason: "is not UTF-8".into(),
+        }),
+    }
+}
+
+fn path(name: &'static str) -> Result<Option<PathBuf>, Error> {
+    Ok(text(name)?.map(PathBuf::from))
+}
+
+impl Settings {
+    /// Reads the switches; `live` is whether the `live` feature is on.
+    pub fn from_env(live: bool) -> Result<Settings, Error> {
+        let record = path("COORD_RECORD")?;
+        let cassette = path("COORD_CASSETTE")?;
+        let mode = if live {
+            if let Some(c) = cassette {
+                return Err(Error::Env {
+                    var: "COORD_CASSETTE",
+                    value: c.display().to_string(),
+                    reason: "replay is for offline runs; drop --features live or unset it".into(),
+                });
+            }
+            Mode::Live { record }
+        } else {
+            if let Some(r) = record {
+                return Err(Error::Env {
+                    var: "COORD_RECORD",
+                    value: r.display().to_string(),
+                    reason: "recording needs a live run: add --features live".into(),
+                });
+            }
+            Mode::Replay {
+                cassette: cassette
+                    .unwrap_or_else(|| PathBuf::from("tests/cassettes/story-fleet.json")),
+            }
+        };
+        let destructive = match text(DESTRUCTIVE)?.as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(v) => {
+                return Err(Error::Env {
+                    var: DESTRUCTIVE,
+                    value: v.into(),
+                    reason: "must be 1 (allow rebuilds) or 0".into(),
+                })
+            }
+        };
+        let ac7_span = match text("COORD_AC7_SPAN")? {
+            None => Duration::from_secs(86400),
+            Some(s) => parse_duration(&s).map_err(|reason| Error::Env {
+                var: "COORD_AC7_SPAN",
+                value: s.clone(),
+                reason,
+            })?,
+        };
+        Ok(Settings {
+            mode,
+            machines: path("COORD_MACHINES")?,
+            report_dir: path("COORD_REPORT_DIR")?
+                .unwrap_or_else(|| PathBuf::from("target/coordination")),
+            snapshots: PathBuf::from("snapshots"),
+            destructive,
+            rebuild_cassette: path("COORD_REBUILD_CASSETTE")?
+                .unwrap_or_else(|| PathBuf::from("tests/cassettes/lab/cassette.json")),
+            monitor_log: path("COORD_MONITOR_LOG")?,
+            ac7_span,
+        })
+    }
+
+    /// Settings for a replay of `cassette`, with no switch read from the environment (tests).
+    pub fn replay(cassette: PathBuf) -> Settings {
+        Settings {
+            mode: Mode::Replay { cassette },
+            machines: None,
+            report_dir: std::env::temp_dir(),
+            snapshots: PathBuf::from("snapshots"),
+            destructive: false,
+            rebuild_cassette: PathBuf::from("tests/cassettes/lab/cassette.json"),
+            monitor_log: None,
+            ac7_span: Duration::from_secs(86400),
+        }
+    }
+
+    /// The machines file given by `--machines`, else `COORD_MACHINES`, else `./machines.toml`.
+    pub fn machines_or(&self, flag: Option<PathBuf>) -> PathBuf {
+        flag.or_else(|| self.machines.clone())
+            .unwrap_or_else(|| PathBuf::from("machines.toml"))
+    }
+}
+
+/// `90s`, `5m`, `24h`, `1d`: a number and a unit (monitor spans and intervals).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit (s, m, h, d), e.g. 24h"))?;
+    let k = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    if !(n > 0.0 && n.is_finite()) {
+        return Err(format!("{s:?}: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(n * k))
+}

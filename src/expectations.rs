@@ -1,0 +1,105 @@
+//! What the fleet should look like, from the clan repo, the inventory and machines.toml alone. No
+//! machine is asked anything here: the verdicts compare [`crate::observe::Observations`] with
+//! this, so they are pure and the same live, replayed or planned.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::config::FleetConfig;
+use crate::error::Error;
+use crate::inventory::{pinned_snapshot, snapshot_name, Inventory};
+use crate::names::MachineName;
+use crate::oracle::Oracle;
+
+/// The expected state of the fleet.
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    /// machines.toml.
+    pub config: FleetConfig,
+    /// Expected values from the clan repo.
+    pub oracle: Oracle,
+    /// The resolved inventory.
+    pub inventory: Inventory,
+    /// Where the inventory came from (file, or the `nix eval` command).
+    pub inventory_origin: String,
+    /// Certificate domain: machines.toml, else the inventory's `meta.domain`, else `clan`.
+    pub domain: String,
+    /// The machines to check, in machines.toml order.
+    pub machines: Vec<MachineName>,
+    /// The reviewed AC3 snapshot of the inventory's instances, if one is pinned.
+    pub pinned_instances: Option<Value>,
+}
+
+impl Expectations {
+    /// Reads the clan repo once for the machines of machines.toml and of the inventory; the
+    /// pinned AC3 snapshot comes from `snapshots` (the directory `cargo insta review` writes).
+    pub fn new(
+        config: FleetConfig,
+        inventory: Inventory,
+        inventory_origin: String,
+        snapshots: &Path,
+    ) -> Result<Expectations, Error> {
+        let mut machines = Vec::new();
+        for m in &config.machines {
+            machines.push(
+                MachineName::new(&m.name).map_err(|reason| Error::MachineName {
+                    path: config.path.clone(),
+                    reason,
+                })?,
+            );
+        }
+        let mut known: Vec<String> = machines.iter().map(|m| m.to_string()).collect();
+        known.extend(inventory.machines.keys().cloned());
+        let oracle = Oracle::load(&config.clan_dir, &known)?;
+        let domain = config
+            .domain
+            .clone()
+            .or_else(|| inventory.domain.clone())
+            .unwrap_or_else(|| "clan".into());
+        let pinned_instances = pinned_snapshot(snapshots, &snapshot_name(&inventory));
+        Ok(Expectations {
+            config,
+            oracle,
+            inventory,
+            inventory_origin,
+            domain,
+            machines,
+            pinned_instances,
+        })
+    }
+
+    /// Machine names in machines.toml order.
+    pub fn machines(&self) -> Vec<&str> {
+        self.machines.iter().map(MachineName::as_str).collect()
+    }
+
+    /// The principal a machine's host certificate must carry.
+    pub fn principal(&self, machine: &str) -> String {
+        format!("{machine}.{}", self.domain)
+    }
+
+    /// Users managed by `users` instances on `machine` (name from settings, default instance
+    /// name), with their `share` setting.
+    pub fn managed_users(&self, machine: &str) -> Vec<(String, bool)> {
+        let mut v = Vec::new();
+        for (iname, inst) in self.inventory.instances_of("users") {
+            for (rname, role) in &inst.roles {
+                if role.members.iter().any(|m| m == machine) {
+                    let s = self.inventory.effective_settings(iname, rname, machine);
+                    let user = s
+                        .get("user")
+                        .and_then(|u| u.as_str())
+                        .unwrap_or(iname)
+                        .to_string();
+                    let share = s.get("share").and_then(|u| u.as_bool()).unwrap_or(false);
+                    if crate::config::NAME_RE.is_match(&user) && !v.iter().any(|(u, _)| u == &user)
+                    {
+                        v.push((user, share));
+                    }
+                }
+            }
+        }
+        v
+    }
+}

@@ -1,0 +1,138 @@
+//! One home for what the harness knows of each overlay: the commands its status probe runs, its
+//! systemd unit, a machine's expected address from the clan repo's vars, how its status is read,
+//! what AC1 judges per node, and how a path between two machines is described. Observe, the
+//! checks, the monitor and the rebuild probe all ask here.
+//!
+//! Adding an overlay kind: a file here beside `zerotier.rs` (its commands, status type, expected
+//! address and node findings), its parser in `src/probe/`, a variant of `config::OverlayKind`,
+//! and one arm per `match` below.
+
+pub mod yggdrasil;
+pub mod zerotier;
+
+use std::net::Ipv6Addr;
+
+use serde::Serialize;
+
+pub use crate::config::OverlayKind;
+use crate::expectations::Expectations;
+use crate::probe::systemd::UnitState;
+use crate::seen::Seen;
+use crate::transport::{Cmd, Output};
+use crate::verdict::Finding;
+
+/// What the overlay's daemon reported on one machine.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum OverlayStatus {
+    /// `zerotier-cli -j info`, `listnetworks`, `peers`.
+    Zerotier(zerotier::Status),
+    /// `yggdrasilctl -json getSelf`, `getPeers`.
+    Yggdrasil(yggdrasil::Status),
+}
+
+impl OverlayStatus {
+    /// The ZeroTier readings, on a ZeroTier fleet.
+    pub fn zerotier(&self) -> Option<&zerotier::Status> {
+        match self {
+            OverlayStatus::Zerotier(z) => Some(z),
+            OverlayStatus::Yggdrasil(_) => None,
+        }
+    }
+    /// The yggdrasil readings, on a yggdrasil fleet.
+    pub fn yggdrasil(&self) -> Option<&yggdrasil::Status> {
+        match self {
+            OverlayStatus::Yggdrasil(y) => Some(y),
+            OverlayStatus::Zerotier(_) => None,
+        }
+    }
+}
+
+impl OverlayKind {
+    /// The overlay daemon's unit, as NixOS names it.
+    pub fn unit(self) -> &'static str {
+        match self {
+            OverlayKind::Zerotier => zerotier::UNIT,
+            OverlayKind::Yggdrasil => yggdrasil::UNIT,
+        }
+    }
+
+    /// The status probe's commands, in the order [`OverlayKind::read_status`] takes them.
+    pub fn status_cmds(self) -> Vec<Cmd> {
+        match self {
+            OverlayKind::Zerotier => zerotier::status_cmds(),
+            OverlayKind::Yggdrasil => yggdrasil::status_cmds(),
+        }
+    }
+
+    /// Reads the answers to [`OverlayKind::status_cmds`], in order.
+    pub fn read_status(self, answers: Vec<(Cmd, Result<Output, String>)>) -> OverlayStatus {
+        match self {
+            OverlayKind::Zerotier => OverlayStatus::Zerotier(zerotier::read_status(answers)),
+            OverlayKind::Yggdrasil => OverlayStatus::Yggdrasil(yggdrasil::read_status(answers)),
+        }
+    }
+
+    /// The monitor's one status command per round (the first status command).
+    pub fn monitor_cmd(self) -> Cmd {
+        self.status_cmds()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Cmd::new("true"))
+    }
+
+    /// The monitor's reading of that command: `ok`, or what is wrong.
+    pub fn monitor_status(self, out: &Output) -> String {
+        let r = match self {
+            OverlayKind::Zerotier => zerotier::monitor_status(out),
+            OverlayKind::Yggdrasil => yggdrasil::monitor_status(out),
+        };
+        match r {
+            Ok(()) => "ok".into(),
+            Err(e) => e,
+        }
+    }
+}
+
+/// A machine's expected overlay address from the clan repo's vars (machines.toml may override it:
+/// see [`Expectations::overlay_address`]).
+pub fn expected_address(exp: &Expectations, machine: &str) -> Option<Ipv6Addr> {
+    if let Some(a) = exp.config.machine(machine).and_then(|m| m.overlay_address) {
+        return Some(a);
+    }
+    match exp.config.overlay {
+        OverlayKind::Zerotier => zerotier::expected_address(exp, machine),
+        OverlayKind::Yggdrasil => yggdrasil::expected_address(exp, machine),
+    }
+}
+
+/// AC1's per-node findings for one machine: the daemon answers, runs the identity the vars name,
+/// has joined and peers as it should.
+pub fn node_findings(
+    exp: &Expectations,
+    machine: &str,
+    status: &OverlayStatus,
+    units: &Seen<std::collections::BTreeMap<String, UnitState>>,
+    f: &mut Vec<Finding>,
+) {
+    match status {
+        OverlayStatus::Zerotier(z) => zerotier::node_findings(exp, machine, z, units, f),
+        OverlayStatus::Yggdrasil(y) => yggdrasil::node_findings(exp, machine, y, f),
+    }
+}
+
+/// How the path from `a` to `b` runs, in words, to explain loss or slowness.
+pub fn path_word(
+    exp: &Expectations,
+    a: Option<&OverlayStatus>,
+    b: Option<&OverlayStatus>,
+    to: &str,
+) -> &'static str {
+    match (a, b) {
+        (Some(OverlayStatus::Zerotier(x)), y) => {
+            zerotier::path_word(exp, x, y.and_then(OverlayStatus::zerotier), to)
+        }
+        (Some(OverlayStatus::Yggdrasil(x)), _) => yggdrasil::path_word(exp, x, to),
+        (None, _) => "path unknown",
+    }
+}

@@ -1,0 +1,229 @@
+//! ZeroTier, as clan-core's `zerotier` service runs it: `zerotierone.service`, one network per
+//! instance whose controller role names the controller, addresses by clan's rfc4193 formula.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde::Serialize;
+
+use crate::expectations::Expectations;
+use crate::oracle::zerotier::split_rfc4193;
+use crate::probe::systemd::UnitState;
+use crate::probe::zerotier::{
+    parse_info, parse_listnetworks, parse_peers, Info, Network, NodeStatus, PathClass, Peer,
+};
+use crate::seen::Seen;
+use crate::transport::{Cmd, Output};
+use crate::verdict::{probe_failed, Finding, Severity};
+
+/// The daemon's unit on NixOS.
+pub const UNIT: &str = "zerotierone.service";
+
+/// What `zerotier-cli -j` reported on one machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// `zerotier-cli -j info`.
+    pub info: Seen<Info>,
+    /// `zerotier-cli -j listnetworks`.
+    pub networks: Seen<Vec<Network>>,
+    /// `zerotier-cli -j peers`.
+    pub peers: Seen<Vec<Peer>>,
+}
+
+/// `info`, `listnetworks`, `peers`.
+pub fn status_cmds() -> Vec<Cmd> {
+    ["info", "listnetworks", "peers"]
+        .into_iter()
+        .map(|what| Cmd::new("zerotier-cli").args(["-j", what]))
+        .collect()
+}
+
+/// Reads the answers to [`status_cmds`].
+pub fn read_status(answers: Vec<(Cmd, Result<Output, String>)>) -> Status {
+    let mut it = answers.into_iter();
+    let mut next = || {
+        it.next()
+            .unwrap_or_else(|| (Cmd::new("zerotier-cli"), Err("not run".to_string())))
+    };
+    let pe = |e: crate::probe::ProbeError| e.to_string();
+    let (c, r) = next();
+    let info = Seen::of(&c, r, |o| parse_info(&o.combined()).map_err(pe));
+    let (c, r) = next();
+    let networks = Seen::of(&c, r, |o| parse_listnetworks(&o.combined()).map_err(pe));
+    let (c, r) = next();
+    let peers = Seen::of(&c, r, |o| parse_peers(&o.combined()).map_err(pe));
+    Status {
+        info,
+        networks,
+        peers,
+    }
+}
+
+/// The monitor's reading of `info`.
+pub fn monitor_status(out: &Output) -> Result<(), String> {
+    let i = parse_info(&out.combined()).map_err(|e| e.to_string())?;
+    if i.status == NodeStatus::Offline {
+        Err(format!("node {} offline", i.address))
+    } else {
+        Ok(())
+    }
+}
+
+/// The zerotier instance `machine` is a member of (any role).
+fn instance_of(exp: &Expectations, machine: &str) -> Option<String> {
+    exp.inventory
+        .instances_of("zerotier")
+        .find(|(_, i)| {
+            i.roles
+                .values()
+                .any(|r| r.members.iter().any(|m| m == machine))
+        })
+        .map(|(n, _)| n.clone())
+}
+
+/// The rfc4193 address the vars give `machine` on its instance's network.
+pub fn expected_address(exp: &Expectations, machine: &str) -> Option<Ipv6Addr> {
+    let instance = instance_of(exp, machine).unwrap_or_default();
+    exp.oracle.zerotier_ip(machine, &instance).map(|s| s.value)
+}
+
+fn status_cause(status: &str, controller: &str) -> (&'static str, String) {
+    match status {
+        "ACCESS_DENIED" => ("zt.access-denied", format!("ACCESS_DENIED: the controller has not authorised this member; redeploy the controller (`clan machines update {controller}`) so its auto-accept unit admits the member's IP")),
+        "REQUESTING_CONFIGURATION" => ("zt.requesting-configuration", format!("REQUESTING_CONFIGURATION: the controller {controller} does not answer (controller down, UDP 9993 blocked, or clock skew)")),
+        "NOT_FOUND" => ("zt.not-found", "NOT_FOUND: the controller does not know this network id (controller vars regenerated? the network was recreated)".to_string()),
+        "PORT_ERROR" => ("zt.port-error", "PORT_ERROR: the zt tap device could not be created (TUN missing or permissions)".to_string()),
+        _ => ("zt.status", format!("network status {status}")),
+    }
+}
+
+/// AC1 for one machine: the node is online and runs the identity its vars name; per zerotier
+/// instance it is a member of, the network is joined with status OK and the computed address; on
+/// the instance's controller, the auto-accept unit ran.
+pub fn node_findings(
+    exp: &Expectations,
+    m: &str,
+    st: &Status,
+    units: &Seen<BTreeMap<String, UnitState>>,
+    f: &mut Vec<Finding>,
+) {
+    let in_fleet = exp.machines();
+    let mut info_checked = false;
+    for (iname, inst) in exp.inventory.instances_of("zerotier") {
+        let controllers: Vec<&String> = inst
+            .roles
+            .get("controller")
+            .map(|r| r.members.iter().collect())
+            .unwrap_or_default();
+        let controller = controllers.first().map_or("the controller", |c| c.as_str());
+        let mut members: Vec<&str> = inst
+            .roles
+            .values()
+            .flat_map(|r| r.members.iter().map(String::as_str))
+            .filter(|x| in_fleet.contains(x))
+            .collect();
+        members.sort();
+        members.dedup();
+        if !members.contains(&m) {
+            continue;
+        }
+        let Some(net) = exp.oracle.zerotier_network(iname) else {
+            // Said once per instance: by its controller, else by its first member.
+            let speaker = if controllers.is_empty() {
+                members.first().copied()
+            } else {
+                controllers.first().map(|c| c.as_str())
+            };
+            if speaker == Some(m) {
+                f.push(Finding::new(Severity::Fail, "oracle.missing", controller, format!("network id of instance {iname}")).seen("no zerotier network id in the clan repo vars").expected("vars/shared/zerotier-network-<instance>/network-id or vars/per-machine/<controller>/zerotier/zerotier-network-id").cause("vars not generated: run `clan vars generate`"));
+            }
+            continue;
+        };
+        let nwid = net.id.value;
+        let expected_ip = super::expected_address(exp, m);
+        let expected_node = expected_ip.and_then(split_rfc4193).map(|(_, n)| n);
+        let info = &st.info;
+        if !info_checked {
+            info_checked = true;
+            match info.ok() {
+                None => f.push(
+                    probe_failed(
+                        m,
+                        "ZeroTier daemon",
+                        info,
+                        "zerotier-cli answers with the node status",
+                    )
+                    .cause(info.value.as_ref().err().cloned().unwrap_or_default()),
+                ),
+                Some(i) => {
+                    match i.status {
+                        NodeStatus::Online => f.push(Finding::new(Severity::Pass, "zt.online", m, "ZeroTier node online").evidence(info).seen("ONLINE").expected("ONLINE")),
+                        NodeStatus::Tunneled => f.push(Finding::new(Severity::Warn, "zt.tunneled", m, "ZeroTier node status").evidence(info).seen("TUNNELED").expected("ONLINE").cause("UDP is blocked: traffic goes through the TCP fallback relay, expect high latency")),
+                        NodeStatus::Offline => f.push(Finding::new(Severity::Fail, "zt.offline", m, "ZeroTier node status").evidence(info).seen("OFFLINE").expected("ONLINE").cause("the node reaches neither roots nor peers: check outbound UDP 9993 and that the host has network")),
+                    }
+                    match expected_node {
+                        Some(n) if n != i.address => f.push(Finding::new(Severity::Fail, "zt.node-id-mismatch", m, "running node id").evidence(info).seen(format!("daemon runs as node {}", i.address)).expected(format!("node {n} (from the vars address {})", expected_ip.map(|a| a.to_string()).unwrap_or_default())).cause("zerotierone runs with an old identity: new vars were deployed but the daemon was not restarted (clan machines update does not restart it); run `systemctl restart zerotierone.service`")),
+                        Some(n) => f.push(Finding::new(Severity::Pass, "zt.node-id", m, "running node id").seen(i.address.to_string()).expected(n.to_string())),
+                        None => f.push(Finding::new(Severity::Fail, "oracle.missing", m, "expected ZeroTier address").seen("no zerotier ip var for this machine").expected(format!("vars for instance {iname}")).cause("vars not generated for this machine: run `clan vars generate`")),
+                    }
+                }
+            }
+        }
+        let nets = &st.networks;
+        match nets.ok() {
+            None => f.push(probe_failed(m, "ZeroTier networks", nets, &format!("network {nwid} listed"))),
+            Some(list) => match list.iter().find(|n| n.id == nwid) {
+                None => f.push(Finding::new(Severity::Fail, "zt.not-joined", m, format!("network {iname}")).evidence(nets).seen(format!("joined: [{}]", list.iter().map(|n| format!("{} {}", n.id, n.status)).collect::<Vec<_>>().join(", "))).expected(format!("network {nwid} with status OK")).cause("the machine has not joined the fleet's network: wrong network id in its config (recreated network?) or zerotierone not configured")),
+                Some(n) if n.status != "OK" => {
+                    let (code, cause) = status_cause(&n.status, controller);
+                    f.push(Finding::new(Severity::Fail, code, m, format!("network {iname} status")).evidence(nets).seen(format!("{} {}", n.id, n.status)).expected(format!("{nwid} OK")).cause(cause));
+                }
+                Some(n) => {
+                    f.push(Finding::new(Severity::Pass, "zt.network-ok", m, format!("network {iname} status")).seen("OK").expected("OK"));
+                    let assigned: Vec<Ipv6Addr> = n.assigned.iter().filter_map(|(a, _)| match a { IpAddr::V6(v) => Some(*v), _ => None }).collect();
+                    match expected_ip {
+                        Some(e) if assigned.contains(&e) => f.push(Finding::new(Severity::Pass, "zt.address", m, "assigned address").seen(e.to_string()).expected(e.to_string())),
+                        Some(e) => {
+                            let embedded = assigned.iter().filter_map(|a| split_rfc4193(*a)).map(|(nw, node)| format!("network {nw}, node {node}")).collect::<Vec<_>>().join("; ");
+                            f.push(Finding::new(Severity::Fail, "zt.address-mismatch", m, "assigned address").evidence(nets).seen(format!("{:?} ({embedded})", assigned)).expected(format!("{e} (rfc4193 of {nwid} and the node id)")).cause("the address the controller assigned is not the one the vars name: vars regenerated or a stale network"));
+                        }
+                        None => {}
+                    }
+                }
+            },
+        }
+        if controllers.iter().any(|c| c.as_str() == m) {
+            let unit = exp.oracle.autoaccept_unit(iname);
+            match units.ok().and_then(|u| u.get(&unit)) {
+                None => f.push(probe_failed(m, &format!("{unit} state"), units, "LoadState=loaded, Result=success")),
+                Some(u) if !u.loaded() => f.push(Finding::new(Severity::Fail, "zt.autoaccept-missing", m, format!("controller unit {unit}")).evidence(units).seen(format!("LoadState={}", u.get("LoadState"))).expected("LoadState=loaded").cause("the controller's configuration has no auto-accept unit for this instance (wrong clan-core era, or the machine is not the controller)")),
+                Some(u) if u.get("Result") != "success" || !matches!(u.get("ExecMainStatus"), "" | "0") => f.push(Finding::new(Severity::Fail, "zt.autoaccept-failed", m, format!("controller unit {unit}")).evidence(units).seen(format!("Result={} ExecMainStatus={}", u.get("Result"), u.get("ExecMainStatus"))).expected("Result=success, ExecMainStatus=0").cause("the auto-accept run failed: members may stay ACCESS_DENIED; see `journalctl -u` of the unit")),
+                Some(_) => f.push(Finding::new(Severity::Pass, "zt.autoaccept", m, format!("controller unit {unit}")).seen("loaded, success").expected("loaded, success")),
+            }
+        }
+    }
+}
+
+/// The path class `peers` reports from `a` to `to`, and whether either end tunnels.
+pub fn path_word(exp: &Expectations, a: &Status, b: Option<&Status>, to: &str) -> &'static str {
+    let path = a.peers.ok().and_then(|peers| {
+        let node = super::expected_address(exp, to)
+            .and_then(split_rfc4193)
+            .map(|(_, n)| n)?;
+        peers.iter().find(|p| p.address == node).map(|p| p.path)
+    });
+    let tunnels = |s: Option<&Status>| {
+        s.and_then(|s| s.info.ok())
+            .is_some_and(|i| i.status == NodeStatus::Tunneled)
+    };
+    match (path, tunnels(Some(a)) || tunnels(b)) {
+        (Some(PathClass::Tunneled), _) | (_, true) => {
+            "tunneled through the TCP fallback relay (UDP blocked)"
+        }
+        (Some(PathClass::Relay), _) => {
+            "relayed through a ZeroTier root (no direct UDP path: NAT or firewall)"
+        }
+        (Some(PathClass::Direct), _) => "direct UDP path",
+        (None, _) => "path unknown",
+    }
+}
