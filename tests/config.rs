@@ -116,3 +116,195 @@ fn short_ping_interval_needs_root() {
         "root may use short intervals"
     );
 }
+
+/// Every error text of the parser, byte for byte (paths relative to the crate), so a refactor of
+/// `src/config/` cannot change what the operator reads.
+#[test]
+fn every_error_text_is_pinned() {
+    let m = "[[machine]]\nname = \"a\"\naddress = \"::1\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "[fleet\n".into(),
+            "<crate>/machines.toml:1:7: (syntax): invalid table header\nexpected `.`, `]`\n  fix: fix the TOML syntax or the value's type at this place",
+        ),
+        (
+            "[fleet]\nclan_dir = \"examples/test-clan\"\nbogus = 1\n".into(),
+            "<crate>/machines.toml:3:1: (unknown field): unknown field `bogus`, expected one of `clan_dir`, `domain`, `overlay`, `inventory_json`, `flake`\n  fix: remove or rename the field; README.md lists every field of machines.toml",
+        ),
+        (
+            "[fleet]\n".into(),
+            "<crate>/machines.toml:1:1: (missing field): missing field `clan_dir`\n  fix: add the field; README.md lists the required fields",
+        ),
+        (
+            String::new(),
+            "<crate>/machines.toml:1:1: (missing field): missing field `fleet`\n  fix: add the field; README.md lists the required fields",
+        ),
+        (
+            format!("{HEAD}overlay = \"wireguard\"\n{m}"),
+            "<crate>/machines.toml:4:11: (syntax): unknown variant `wireguard`, expected `zerotier` or `yggdrasil`\n  fix: fix the TOML syntax or the value's type at this place",
+        ),
+        (
+            format!("{HEAD}domain = \"Bad_Domain\"\n{m}"),
+            "<crate>/machines.toml:4:10: fleet.domain: \"Bad_Domain\" is not a DNS domain\n  fix: use clan's meta.domain, e.g. \"clan\" or \"zt\"",
+        ),
+        (
+            format!("[fleet]\nclan_dir = \"nowhere\"\n{m}"),
+            "<crate>/machines.toml:2:12: fleet.clan_dir: <crate>/nowhere is not a directory\n  fix: point it at the clan repository root (the directory holding vars/), relative to this file",
+        ),
+        (
+            format!("[fleet]\nclan_dir = \"examples/test-clan\"\ninventory_json = \"no.json\"\n{m}"),
+            "<crate>/machines.toml:3:18: fleet.inventory_json: <crate>/no.json does not exist\n  fix: write it with `nix eval --json .#clanInternals.inventoryClass.inventorySerialization > inventory.json`",
+        ),
+        (
+            format!("{HEAD}[ssh]\nauth = \"identity_file\"\n{m}"),
+            "<crate>/machines.toml:4:1: ssh.identity_file: auth = \"identity_file\" but no identity_file is given\n  fix: add identity_file = \"path/to/key\"",
+        ),
+        (
+            format!("{HEAD}[ssh]\nauth = \"agent\"\nidentity_file = \"k\"\n{m}"),
+            "<crate>/machines.toml:6:17: ssh.identity_file: identity_file is set while auth = \"agent\"\n  fix: drop identity_file, or set auth = \"identity_file\"",
+        ),
+        (
+            format!("{HEAD}[ssh]\nauth = \"password\"\n{m}"),
+            "<crate>/machines.toml:5:8: ssh.auth: unknown auth method \"password\"\n  fix: use \"agent\" or \"identity_file\" (passwords are never used)",
+        ),
+        (
+            format!("{HEAD}[ssh]\nuser = \"Root\"\n{m}"),
+            "<crate>/machines.toml:5:8: ssh.user: \"Root\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+        ),
+        (
+            format!("{HEAD}[ssh]\nconnect_timeout_secs = 0\n{m}"),
+            "<crate>/machines.toml:4:1: ssh.connect_timeout_secs: must be at least 1 second\n  fix: set a positive number of seconds",
+        ),
+        (
+            format!("{HEAD}[ssh]\ncommand_timeout_secs = 0\n{m}"),
+            "<crate>/machines.toml:4:1: ssh.command_timeout_secs: must be at least 1 second\n  fix: set a positive number of seconds",
+        ),
+        (
+            format!("{HEAD}[ssh]\nnetns = \"a b\"\n{m}"),
+            "<crate>/machines.toml:5:9: ssh.netns: \"a b\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+        ),
+        (
+            format!("{HEAD}[thresholds]\nmax_rtt_ms = 0.0\n{m}"),
+            "<crate>/machines.toml:5:14: thresholds.max_rtt_ms: 0 is out of range\n  fix: use a value between 0.1 and 60000",
+        ),
+        (
+            format!("{HEAD}[thresholds]\nping_count = 0\n{m}"),
+            "<crate>/machines.toml:5:14: thresholds.ping_count: 0 is out of range\n  fix: use a value between 1 and 100",
+        ),
+        (
+            format!("{HEAD}[thresholds]\nping_interval_secs = 20.0\n{m}"),
+            "<crate>/machines.toml:5:22: thresholds.ping_interval_secs: 20 is out of range\n  fix: use a value between 0.002 and 10",
+        ),
+        (
+            format!("{HEAD}[thresholds]\nping_timeout_secs = 61\n{m}"),
+            "<crate>/machines.toml:5:21: thresholds.ping_timeout_secs: 61 is out of range\n  fix: use a value between 1 and 60",
+        ),
+        (
+            format!("{HEAD}[thresholds]\nping_interval_secs = 0.05\n{m}user = \"deploy\"\n"),
+            "<crate>/machines.toml:5:22: thresholds.ping_interval_secs: 0.05 s is below 0.2 s, which ping allows only to root, and a logs in as \"deploy\"\n  fix: use 0.2 or more, or log in as root",
+        ),
+        (
+            format!("{HEAD}[[machine]]\nname = \"GCP_vm\"\naddress = \"::1\"\n"),
+            "<crate>/machines.toml:5:8: machine.name: \"GCP_vm\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+        ),
+        (
+            format!("{HEAD}{m}{m}"),
+            "<crate>/machines.toml:8:8: machine.name: machine \"a\" is listed twice\n  fix: keep one [[machine]] entry per machine",
+        ),
+        (
+            format!("{HEAD}[[machine]]\nname = \"a\"\naddress = \"host.example\"\n"),
+            "<crate>/machines.toml:6:11: machine.address: \"host.example\" is not an IP address (invalid IP address syntax)\n  fix: write an IPv4 or IPv6 literal such as \"203.0.113.10\"; host names are not resolved, so the target is exact",
+        ),
+        (
+            format!("{HEAD}{m}overlay_address = \"10.0.0.1\"\n"),
+            "<crate>/machines.toml:7:19: machine.overlay_address: \"10.0.0.1\" is not an IPv6 address (invalid IPv6 address syntax)\n  fix: give the machine's overlay IPv6 address, or drop the field to read it from the clan repo",
+        ),
+        (
+            format!("{HEAD}{m}user = \"Deploy\"\n"),
+            "<crate>/machines.toml:7:8: machine.user: \"Deploy\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+        ),
+        (
+            HEAD.to_string(),
+            "<crate>/machines.toml:1:1: machine: no [[machine]] entries\n  fix: add one [[machine]] table per machine (name, address)",
+        ),
+        (
+            format!("{HEAD}{m}[modules.Bad]\nunits = []\n"),
+            "<crate>/machines.toml:7:10: modules.<name>: \"Bad\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+        ),
+        (
+            format!("{HEAD}{m}[modules.x]\nunits = [\"nounit\"]\n"),
+            "<crate>/machines.toml:8:10: modules.units: \"nounit\" is not a systemd unit name\n  fix: write full unit names such as \"my-service.service\"",
+        ),
+        (
+            format!("{HEAD}{m}[rebuild]\ncommand = \"  \"\n"),
+            "<crate>/machines.toml:8:11: rebuild.command: empty command\n  fix: use a program and arguments with {machine}, {flake} and {target} only (no shell)",
+        ),
+        (
+            format!("{HEAD}{m}[rebuild]\ncommand = \"clan {{foo}}\"\n"),
+            "<crate>/machines.toml:8:11: rebuild.command: unknown placeholder in \"{foo}\"\n  fix: use a program and arguments with {machine}, {flake} and {target} only (no shell)",
+        ),
+        (
+            format!("{HEAD}{m}[rebuild]\ncommand = \"clan {{machine\"\n"),
+            "<crate>/machines.toml:8:11: rebuild.command: unknown placeholder in \"{machine\"\n  fix: use a program and arguments with {machine}, {flake} and {target} only (no shell)",
+        ),
+        (
+            format!("{HEAD}{m}[rebuild]\nparallel = 0\n"),
+            "<crate>/machines.toml:8:12: rebuild.parallel: 0 is out of range\n  fix: use 1 to 64",
+        ),
+        (
+            format!("{HEAD}{m}[rebuild]\ntimeout_secs = 0\n"),
+            "<crate>/machines.toml:7:1: rebuild.timeout_secs: must be at least 1\n  fix: set a positive number of seconds",
+        ),
+        (
+            format!("{HEAD}{m}[rebuild]\nrestart_units = [\"x\"]\n"),
+            "<crate>/machines.toml:8:18: rebuild.restart_units: \"x\" is not a systemd unit name\n  fix: write full unit names such as \"yggdrasil.service\"",
+        ),
+        (
+            format!("{HEAD}{m}[rebuild]\nparallel = 2\n[[rebuild.artefact]]\npath = \"etc/x\"\n"),
+            "<crate>/machines.toml:10:8: rebuild.artefact.path: \"etc/x\" is not an absolute path without '..' or spaces\n  fix: write the file's absolute path on the machines",
+        ),
+        (
+            format!("{HEAD}{m}[rebuild]\nartefact = [{{ path = \"/etc/../x\" }}]\n"),
+            "<crate>/machines.toml:8:22: rebuild.artefact.path: \"/etc/../x\" is not an absolute path without '..' or spaces\n  fix: write the file's absolute path on the machines",
+        ),
+        (
+            format!("{HEAD}{m}[rebuild]\nartefact = [{{ path = \"/etc/x\", expect_sha256 = \"abc\" }}]\n"),
+            "<crate>/machines.toml:8:48: rebuild.artefact.expect_sha256: \"abc\" is not a sha256 hex digest\n  fix: 64 hex digits, as `sha256sum` prints",
+        ),
+    ];
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let mut failed = Vec::new();
+    for (i, (toml, want)) in cases.iter().enumerate() {
+        let got = err(toml).replace(dir, "<crate>");
+        if got != *want {
+            failed.push(format!("case {i}:\n got: {got:?}\nwant: {want:?}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Every field of a full machines.toml, as parsed (defaults are covered by the shipped file).
+#[test]
+fn full_config_values_are_pinned() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines.toml");
+    let toml = format!(
+        "{HEAD}overlay = \"yggdrasil\"\ndomain = \"zt\"\nflake = \"examples/test-clan\"\n\
+         [ssh]\nauth = \"identity_file\"\nidentity_file = \"keys/id\"\nuser = \"deploy\"\n\
+         connect_timeout_secs = 7\ncommand_timeout_secs = 30\nknown_hosts = \"kh\"\nnetns = \"ws\"\n\
+         [thresholds]\nmax_rtt_ms = 150.5\nping_count = 3\nping_interval_secs = 0.5\nping_timeout_secs = 4\n\
+         [[machine]]\nname = \"a\"\naddress = \"::1\"\nport = 2222\nuser = \"root\"\noverlay_address = \"fd00::1\"\n\
+         [[machine]]\nname = \"b\"\naddress = \"192.0.2.1\"\n\
+         [modules.extra]\nunits = [\"x.service\", \"y.timer\"]\n\
+         [rebuild]\ncommand = \"nixos-rebuild switch --flake {{flake}}#{{machine}} --target-host {{target}}\"\n\
+         parallel = 2\ntimeout_secs = 60\nrestart_units = [\"yggdrasil.service\"]\n\
+         [[rebuild.artefact]]\npath = \"/etc/x\"\nexpect_sha256 = \"{}\"\n\
+         [[rebuild.artefact]]\npath = \"/etc/y\"\n",
+        "AB".repeat(32)
+    );
+    let c = parse(&p, &toml).unwrap();
+    let got = format!("{c:?}").replace(env!("CARGO_MANIFEST_DIR"), "<crate>");
+    assert_eq!(
+        got,
+        "FleetConfig { path: \"<crate>/machines.toml\", clan_dir: \"<crate>/examples/test-clan\", domain: Some(\"zt\"), overlay: Yggdrasil, inventory_json: Some(\"<crate>/examples/test-clan/inventory.json\"), flake: Some(\"examples/test-clan\"), ssh: SshSettings { auth: IdentityFile(\"<crate>/keys/id\"), user: \"deploy\", connect_timeout: 7s, command_timeout: 30s, known_hosts: Some(\"<crate>/kh\"), netns: Some(\"ws\") }, thresholds: Thresholds { max_rtt_ms: 150.5, ping_count: 3, ping_interval_secs: 0.5, ping_timeout_secs: 4 }, machines: [MachineConfig { name: \"a\", address: ::1, port: 2222, user: \"root\", overlay_address: Some(fd00::1) }, MachineConfig { name: \"b\", address: 192.0.2.1, port: 22, user: \"deploy\", overlay_address: None }], modules: {\"extra\": ModuleProbe { units: [\"x.service\", \"y.timer\"] }}, rebuild: RebuildConfig { command: [\"nixos-rebuild\", \"switch\", \"--flake\", \"{flake}#{machine}\", \"--target-host\", \"{target}\"], parallel: 2, timeout: 60s, artefacts: [Artefact { path: \"/etc/x\", expect_sha256: Some(\"abababababababababababababababababababababababababababababababab\") }, Artefact { path: \"/etc/y\", expect_sha256: None }], restart_units: [\"yggdrasil.service\"] } }"
+    );
+}

@@ -1,0 +1,84 @@
+//! `[fleet]`: where the clan repository (the oracle) is and which overlay it uses. Paths are
+//! checked here so a wrong one fails at load time, not as a missing var mid-run.
+
+use std::path::PathBuf;
+
+use once_cell::sync::Lazy;
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::located::Source;
+use super::raw::RawFleet;
+use crate::error::ConfigError;
+
+/// A DNS domain made of name labels (clan's `meta.domain`, e.g. `clan` or `zt`).
+static DOMAIN_RE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+        .expect("static regex is valid")
+});
+
+/// The overlay network the fleet uses for machine-to-machine traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverlayKind {
+    /// clan-core's `zerotier` service.
+    Zerotier,
+    /// clan-core's `yggdrasil` service.
+    Yggdrasil,
+}
+
+/// The validated `[fleet]` table, spread into [`super::FleetConfig`].
+pub(super) struct FleetSettings {
+    pub(super) clan_dir: PathBuf,
+    pub(super) domain: Option<String>,
+    pub(super) overlay: OverlayKind,
+    pub(super) inventory_json: Option<PathBuf>,
+    pub(super) flake: Option<String>,
+}
+
+/// Validates `[fleet]`: domain syntax, clan_dir a directory, inventory_json an existing file.
+pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, ConfigError> {
+    let domain = match &fleet.domain {
+        Some(d) if !DOMAIN_RE.is_match(d.get_ref()) => {
+            return Err(src.error(
+                d.span().start,
+                "fleet.domain",
+                format!("{:?} is not a DNS domain", d.get_ref()),
+                "use clan's meta.domain, e.g. \"clan\" or \"zt\"",
+            ))
+        }
+        Some(d) => Some(d.get_ref().clone()),
+        None => None,
+    };
+    let clan_dir = src.resolve(fleet.clan_dir.get_ref());
+    if !clan_dir.is_dir() {
+        return Err(src.error(
+            fleet.clan_dir.span().start,
+            "fleet.clan_dir",
+            format!("{} is not a directory", clan_dir.display()),
+            "point it at the clan repository root (the directory holding vars/), relative to this file",
+        ));
+    }
+    let inventory_json = fleet
+        .inventory_json
+        .as_ref()
+        .map(|p| src.resolve(p.get_ref()));
+    if let (Some(p), Some(s)) = (&inventory_json, &fleet.inventory_json) {
+        if !p.is_file() {
+            return Err(src.error(
+                s.span().start,
+                "fleet.inventory_json",
+                format!("{} does not exist", p.display()),
+                "write it with `nix eval --json .#clanInternals.inventoryClass.inventorySerialization > inventory.json`",
+            ));
+        }
+    }
+    Ok(FleetSettings {
+        clan_dir,
+        domain,
+        overlay: fleet.overlay.unwrap_or(OverlayKind::Zerotier),
+        inventory_json,
+        flake: fleet.flake.map(Spanned::into_inner),
+    })
+}

@@ -1,0 +1,84 @@
+//! Located errors: every problem in machines.toml points at file, line and column, so the operator
+//! can jump to it instead of guessing from a later SSH failure.
+
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::NAME_RE;
+use crate::error::ConfigError;
+
+/// The text being parsed and where it came from: turns byte offsets into line/column for
+/// messages and resolves relative paths against the file's directory.
+pub(super) struct Source<'a> {
+    /// The machines file (messages and relative paths).
+    pub(super) path: &'a Path,
+    /// Its contents.
+    pub(super) text: &'a str,
+}
+
+impl Source<'_> {
+    fn at(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+
+    /// The error for `field` at byte `offset`.
+    pub(super) fn error(
+        &self,
+        offset: usize,
+        field: &str,
+        problem: String,
+        fix: &str,
+    ) -> ConfigError {
+        let (line, column) = self.at(offset);
+        ConfigError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            field: field.to_string(),
+            problem,
+            fix: fix.to_string(),
+        }
+    }
+
+    /// `v` if it is a name clan accepts (see [`NAME_RE`]).
+    pub(super) fn name<'s>(
+        &self,
+        v: &'s Spanned<String>,
+        field: &str,
+    ) -> Result<&'s str, ConfigError> {
+        let s = v.get_ref().as_str();
+        if NAME_RE.is_match(s) {
+            Ok(s)
+        } else {
+            Err(self.error(
+                v.span().start,
+                field,
+                format!("{s:?} is not a valid name"),
+                "use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+            ))
+        }
+    }
+
+    /// `p` with a leading `~/` expanded, relative to the machines file's directory, so the file
+    /// means the same whatever the working directory.
+    pub(super) fn resolve(&self, p: &str) -> PathBuf {
+        let expanded = match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+            (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+            _ => PathBuf::from(p),
+        };
+        if expanded.is_absolute() {
+            expanded
+        } else {
+            let base = self
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            base.join(expanded)
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `[[machine]]`: the fleet's members. Addresses must be IP literals so the harness talks to
+//! exactly the machine named, never whatever a resolver returns.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use toml::Spanned;
+
+use super::located::Source;
+use super::raw::RawMachine;
+use crate::error::ConfigError;
+
+/// One machine of the fleet.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    /// clan machine name.
+    pub name: String,
+    /// Address the workstation reaches it at (public IP, or lab underlay).
+    pub address: IpAddr,
+    /// SSH port.
+    pub port: u16,
+    /// Remote user, overriding `ssh.user`.
+    pub user: String,
+    /// Overlay address override (normally read from the clan repo's vars).
+    pub overlay_address: Option<Ipv6Addr>,
+}
+
+/// Validates the `[[machine]]` tables in file order: names valid and unique, addresses literal,
+/// `user` defaulting to `ssh_user`. An empty fleet is an error located at `fleet_start` (the
+/// `[fleet]` table), since there is no machine table to point at.
+pub(super) fn parse(
+    src: &Source,
+    raw: &[Spanned<RawMachine>],
+    ssh_user: &str,
+    fleet_start: usize,
+) -> Result<Vec<MachineConfig>, ConfigError> {
+    let mut machines: Vec<MachineConfig> = Vec::new();
+    for m in raw {
+        let m = m.get_ref();
+        let name = src.name(&m.name, "machine.name")?.to_string();
+        if machines.iter().any(|x| x.name == name) {
+            return Err(src.error(
+                m.name.span().start,
+                "machine.name",
+                format!("machine {name:?} is listed twice"),
+                "keep one [[machine]] entry per machine",
+            ));
+        }
+        let address: IpAddr = m.address.get_ref().parse().map_err(|e| {
+            src.error(
+                m.address.span().start,
+                "machine.address",
+                format!("{:?} is not an IP address ({e})", m.address.get_ref()),
+                "write an IPv4 or IPv6 literal such as \"203.0.113.10\"; host names are not resolved, so the target is exact",
+            )
+        })?;
+        let overlay_address = match &m.overlay_address {
+            None => None,
+            Some(a) => Some(a.get_ref().parse::<Ipv6Addr>().map_err(|e| {
+                src.error(
+                    a.span().start,
+                    "machine.overlay_address",
+                    format!("{:?} is not an IPv6 address ({e})", a.get_ref()),
+                    "give the machine's overlay IPv6 address, or drop the field to read it from the clan repo",
+                )
+            })?),
+        };
+        let user = match &m.user {
+            Some(u) => src.name(u, "machine.user")?.to_string(),
+            None => ssh_user.to_string(),
+        };
+        machines.push(MachineConfig {
+            name,
+            address,
+            port: m.port.unwrap_or(22),
+            user,
+            overlay_address,
+        });
+    }
+    if machines.is_empty() {
+        return Err(src.error(
+            fleet_start,
+            "machine",
+            "no [[machine]] entries".into(),
+            "add one [[machine]] table per machine (name, address)",
+        ));
+    }
+    Ok(machines)
+}

@@ -1,0 +1,118 @@
+//! `[ssh]`: how the harness reaches machines. Key-based only: a password would need a prompt the
+//! harness must never show, so only the agent or a key file are accepted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::located::Source;
+use super::raw::RawSsh;
+use crate::error::ConfigError;
+
+/// How the harness authenticates to machines. Never a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshAuth {
+    /// Keys offered by the running ssh-agent (`SSH_AUTH_SOCK`).
+    Agent,
+    /// A private key file (no passphrase prompt: use the agent for protected keys).
+    IdentityFile(PathBuf),
+}
+
+/// SSH settings shared by all machines.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    /// Authentication method.
+    pub auth: SshAuth,
+    /// Remote user (clan deploys as root).
+    pub user: String,
+    /// TCP connect plus handshake limit.
+    pub connect_timeout: Duration,
+    /// Default deadline of one remote command.
+    pub command_timeout: Duration,
+    /// known_hosts file for machines the clan repo has no host key for.
+    pub known_hosts: Option<PathBuf>,
+    /// Network namespace (name under /run/netns) the SSH sockets are opened in: the lab's
+    /// workstation namespace, so the harness reaches lab machines without any lab route in the
+    /// host's own namespace. None = the harness's own namespace.
+    pub netns: Option<String>,
+}
+
+/// Validates `[ssh]`; without the table: agent, root, 5 s connect, 20 s per command.
+pub(super) fn parse(
+    src: &Source,
+    raw: Option<Spanned<RawSsh>>,
+) -> Result<SshSettings, ConfigError> {
+    let Some(s) = raw else {
+        return Ok(SshSettings {
+            auth: SshAuth::Agent,
+            user: "root".into(),
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(20),
+            known_hosts: None,
+            netns: None,
+        });
+    };
+    let span = s.span();
+    let s = s.into_inner();
+    let auth = match (
+        s.auth.as_ref().map(|a| a.get_ref().as_str()),
+        &s.identity_file,
+    ) {
+        (None | Some("agent"), None) => SshAuth::Agent,
+        (None | Some("identity_file"), Some(f)) => SshAuth::IdentityFile(src.resolve(f.get_ref())),
+        (Some("identity_file"), None) => {
+            return Err(src.error(
+                span.start,
+                "ssh.identity_file",
+                "auth = \"identity_file\" but no identity_file is given".into(),
+                "add identity_file = \"path/to/key\"",
+            ))
+        }
+        (Some("agent"), Some(f)) => {
+            return Err(src.error(
+                f.span().start,
+                "ssh.identity_file",
+                "identity_file is set while auth = \"agent\"".into(),
+                "drop identity_file, or set auth = \"identity_file\"",
+            ))
+        }
+        (Some(other), _) => {
+            let at = s.auth.as_ref().map_or(span.start, |a| a.span().start);
+            return Err(src.error(
+                at,
+                "ssh.auth",
+                format!("unknown auth method {other:?}"),
+                "use \"agent\" or \"identity_file\" (passwords are never used)",
+            ));
+        }
+    };
+    let user = match &s.user {
+        Some(u) => src.name(u, "ssh.user")?.to_string(),
+        None => "root".into(),
+    };
+    // Zero would make every connection or command time out at once.
+    let secs = |v: Option<u64>, d: u64, field: &str| -> Result<Duration, ConfigError> {
+        match v {
+            Some(0) => Err(src.error(
+                span.start,
+                field,
+                "must be at least 1 second".into(),
+                "set a positive number of seconds",
+            )),
+            Some(n) => Ok(Duration::from_secs(n)),
+            None => Ok(Duration::from_secs(d)),
+        }
+    };
+    Ok(SshSettings {
+        auth,
+        user,
+        connect_timeout: secs(s.connect_timeout_secs, 5, "ssh.connect_timeout_secs")?,
+        command_timeout: secs(s.command_timeout_secs, 20, "ssh.command_timeout_secs")?,
+        known_hosts: s.known_hosts.as_ref().map(|p| src.resolve(p.get_ref())),
+        netns: match &s.netns {
+            Some(n) => Some(src.name(n, "ssh.netns")?.to_string()),
+            None => None,
+        },
+    })
+}
