@@ -24,7 +24,7 @@ use super::json::{self, Result};
 /// The cassette, relative to the crate root.
 pub const OUTPUT: &str = "tests/cassettes/story-fleet.json";
 
-const DESCRIPTION: &str = "The story's healthy fleet (examples/test-clan: hetzner-vm ZeroTier controller, gcp-vm peer). SYNTHESISED by tests/cassettes/synthesize.py from the example repo and real output shapes; not a recording.";
+const DESCRIPTION: &str = "The story's healthy fleet (examples/test-clan: hetzner-vm ZeroTier controller, gcp-vm peer). SYNTHESISED by `cargo xtask synthesize` from the example repo and real output shapes; not a recording.";
 
 const MACHINES: [&str; 2] = ["hetzner-vm", "gcp-vm"];
 
