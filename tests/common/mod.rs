@@ -1,9 +1,36 @@
 //! Shared by the lab tests: bring a lab up in a temporary directory under its own namespace
-//! prefix, and tear it down however the test ends.
+//! prefix, and tear it down however the test ends. Shared by the lab and the replay tests: the
+//! verdicts of a fleet.
 
 use std::path::{Path, PathBuf};
 
+use clan_coordination::checks::{
+    ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, Verdict,
+};
+use clan_coordination::fleet::Fleet;
 use clan_coordination::lab;
+
+/// The verdicts on `fleet`: AC1–AC4, and AC5–AC6 too for recordings with rebuilds (the lab's).
+/// The one place the tests run the checks on a whole fleet.
+#[allow(dead_code)] // not every test that shares this module judges a fleet
+pub fn verdicts(fleet: &Fleet) -> Vec<Verdict> {
+    let mut v = vec![
+        ac1_mesh::run(fleet),
+        ac2_ssh::run(fleet),
+        ac3_services::run(fleet),
+        ac4_shared::run(fleet),
+    ];
+    // Recordings with rebuilds (the lab's) are judged on AC5 and AC6 too.
+    if fleet
+        .cassette
+        .as_ref()
+        .is_some_and(|c| !c.cassette.workstation.is_empty())
+    {
+        v.push(ac5_rebuild::run(fleet));
+        v.push(ac6_coordination::run(fleet));
+    }
+    v
+}
 
 /// A 2-machine lab in a temporary directory, torn down on drop (a failed assertion must not
 /// leave it running).
