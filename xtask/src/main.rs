@@ -10,7 +10,7 @@
 //!
 //! Run after changing a probe command (synthesize, then broken) or the example clan. Regenerating
 //! an unchanged input rewrites the same bytes; `tests/generated.rs` checks that the committed
-//! broken fleets and monitor log are what this writes.
+//! story fleet, broken fleets and monitor log are what this writes.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
