@@ -35,7 +35,7 @@ plan:
 # formatting and lints as CI wants them
 lint:
     cargo fmt --all -- --check
-    cargo clippy --all-targets --all-features -- -D warnings
+    cargo clippy --all-targets --all-features --workspace -- -D warnings
 
 # benchmark on the lab (root): harness vs ssh-per-command vs ControlMaster at 2 and 8 machines, scale at 2/4/8/16
 bench reps="5":

@@ -1,6 +1,7 @@
 //! AC7 offline: the stability verdict and the report from monitor logs. The healthy 24 h log
-//! (tests/monitor/healthy-24h.jsonl, built by make.py from a round recorded on the lab) passes;
-//! variants with a gap, a disconnection, an error line or a short span fail with their cause.
+//! (tests/monitor/healthy-24h.jsonl, built by `cargo xtask monitor` from a round recorded on the
+//! lab) passes; variants with a gap, a disconnection, an error line or a short span fail with
+//! their cause.
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 # certificates made with ssh-keygen exactly as clan-core's sshd service does
 # (ssh-keygen -s <ca> -I <m> -h -n <m>.<domain>, no -V). Private keys are made in a temporary
 # directory and thrown away: this repo holds public values only. Re-running changes every key, so
-# the cassettes in tests/cassettes must be re-synthesised afterwards (tests/cassettes/synthesize.py).
+# the cassettes in tests/cassettes must be re-synthesised afterwards (cargo xtask all).
 set -euo pipefail
 cd "$(dirname "$0")"
 domain=clan

@@ -1,0 +1,518 @@
+//! The broken-fleet corpus, `tests/cassettes/broken/`: each cassette derives from a healthy one
+//! (the story fleet, or the lab recording for the yggdrasil and rebuild faults) with ONE fault and
+//! names the criterion, finding code and machine it must fail on (tests/verdicts.rs asserts it).
+//! Replacements are computed from the base cassette, so they still match after it is
+//! re-synthesised or re-recorded.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clan_coordination::transport::cassette::{
+    AlsoFails, Cassette, Entry, Expectation, Replacement,
+};
+use regex::{NoExpand, Regex};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use super::json::{self, object, Json, Result};
+
+/// The corpus directory, relative to the crate root.
+pub const DIR: &str = "tests/cassettes/broken";
+
+const H: &str = "hetzner-vm";
+const G: &str = "gcp-vm";
+
+/// One broken fleet: a single fault and the failure it must cause.
+pub struct Fault {
+    /// File name without `.json`.
+    pub name: &'static str,
+    /// What is broken.
+    pub description: &'static str,
+    /// The criterion that must fail.
+    pub criterion: &'static str,
+    /// The finding code it must show.
+    pub code: &'static str,
+    /// The machine that finding must name.
+    pub machine: &'static str,
+    /// The fault, as changes to the base cassette.
+    pub replace: Vec<Replacement>,
+    /// Further criteria the fault legitimately fails, each with its code.
+    pub also: &'static [(&'static str, &'static str)],
+}
+
+/// A healthy cassette the faults are cut from.
+struct Base {
+    cassette: Cassette,
+}
+
+impl Base {
+    fn load(path: &Path) -> Result<Base> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let cassette =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Base { cassette })
+    }
+
+    /// Every recording of `machine`.
+    fn entries(&self, machine: &str) -> Result<&[Entry]> {
+        Ok(self
+            .cassette
+            .machines
+            .get(machine)
+            .ok_or_else(|| format!("no machine {machine}"))?)
+    }
+
+    /// The first recording of `machine` whose command starts with `prefix`.
+    fn cmd(&self, machine: &str, prefix: &str) -> Result<&Entry> {
+        self.find(machine, |c| c.starts_with(prefix))
+            .ok_or_else(|| format!("{machine} ran no command starting with {prefix:?}").into())
+    }
+
+    fn find(&self, machine: &str, f: impl Fn(&str) -> bool) -> Option<&Entry> {
+        self.entries(machine).ok()?.iter().find(|e| f(&e.command))
+    }
+
+    fn stdout(&self, machine: &str, prefix: &str) -> Result<&str> {
+        Ok(&self.cmd(machine, prefix)?.output.stdout)
+    }
+
+    /// A replacement of `machine`'s command starting with `prefix` (exact command in the file).
+    fn r(&self, machine: &str, prefix: &str) -> Result<Replacement> {
+        Ok(replacement(machine, &self.cmd(machine, prefix)?.command))
+    }
+
+    /// The overlay address of `machine` (its first assigned ZeroTier address).
+    fn zt_ip(&self, machine: &str) -> Result<String> {
+        let nets = Json::parse(self.stdout(machine, "zerotier-cli -j listnetworks")?)?;
+        let a = nets.items()?.first().ok_or("no network")?;
+        let a = a
+            .get("assignedAddresses")?
+            .items()?
+            .first()
+            .ok_or("no address")?;
+        Ok(a.str()?.split('/').next().unwrap_or_default().to_string())
+    }
+
+    /// Replacements making `machine`'s ping answer with these echo times and this summary line.
+    fn slow_ping(&self, machine: &str, times: &[&str], summary: &str) -> Result<Vec<Pair>> {
+        let out = self.stdout(machine, "ping -6")?;
+        let echo = Regex::new(r"(?m)^\d+ bytes from .* time=[\d.]+ ms$")?;
+        let time = Regex::new(r"time=[\d.]+ ms")?;
+        let echoes: Vec<&str> = echo.find_iter(out).map(|m| m.as_str()).collect();
+        if echoes.len() != times.len() {
+            return Err(format!("{machine}: {} echoes, not {}", echoes.len(), times.len()).into());
+        }
+        let mut pairs: Vec<Pair> = echoes
+            .iter()
+            .zip(times)
+            .map(|(e, t)| {
+                let to = time.replace_all(e, NoExpand(&format!("time={t} ms")));
+                (e.to_string(), to.into_owned())
+            })
+            .collect();
+        pairs.push((found(r"rtt min/avg/max/mdev = .* ms", out)?, summary.into()));
+        Ok(pairs)
+    }
+
+    /// `machine`'s `systemctl show` output with block `idx`'s properties set to `props`.
+    fn units(&self, machine: &str, idx: usize, props: &[(&str, &str)]) -> Result<String> {
+        let out = self.stdout(machine, "systemctl show")?;
+        let mut blocks: Vec<String> = out
+            .trim_matches('\n')
+            .split("\n\n")
+            .map(String::from)
+            .collect();
+        let block = blocks.get_mut(idx).ok_or("too few units")?;
+        let mut kv: Vec<(String, String)> = block
+            .lines()
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        for (k, v) in props {
+            match kv.iter_mut().find(|(x, _)| x == k) {
+                Some((_, old)) => *old = v.to_string(),
+                None => kv.push((k.to_string(), v.to_string())),
+            }
+        }
+        *block = kv
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Ok(blocks.join("\n\n") + "\n")
+    }
+}
+
+type Pair = (String, String);
+
+fn pair(from: impl Into<String>, to: impl Into<String>) -> Pair {
+    (from.into(), to.into())
+}
+
+/// The first match of `re` in `text`.
+fn found(re: &str, text: &str) -> Result<String> {
+    Ok(Regex::new(re)?
+        .find(text)
+        .ok_or_else(|| format!("no match for {re}"))?
+        .as_str()
+        .to_string())
+}
+
+/// A replacement of `machine`'s exact `command` that changes nothing yet.
+fn replacement(machine: &str, command: &str) -> Replacement {
+    Replacement {
+        machine: machine.into(),
+        command: Some(command.into()),
+        command_contains: None,
+        stdout: None,
+        stdout_replace: Vec::new(),
+        stderr: None,
+        exit: None,
+    }
+}
+
+/// Builder steps on a replacement.
+trait With {
+    fn stdout(self, s: impl Into<String>) -> Self;
+    fn stdout_replace(self, pairs: Vec<Pair>) -> Self;
+    fn stderr(self, s: impl Into<String>) -> Self;
+    fn exit(self, code: i32) -> Self;
+}
+
+impl With for Replacement {
+    fn stdout(mut self, s: impl Into<String>) -> Self {
+        self.stdout = Some(s.into());
+        self
+    }
+    fn stdout_replace(mut self, pairs: Vec<Pair>) -> Self {
+        self.stdout_replace = pairs;
+        self
+    }
+    fn stderr(mut self, s: impl Into<String>) -> Self {
+        self.stderr = Some(s.into());
+        self
+    }
+    fn exit(mut self, code: i32) -> Self {
+        self.exit = Some(Some(code));
+        self
+    }
+}
+
+/// Order of the units in `systemctl show` of the story fleet: emergency-access, sshd,
+/// zerotier-autoaccept-*, zerotierone.
+const AUTOACCEPT: usize = 2;
+/// ... and of the lab: emergency-access, sshd, yggdrasil.
+const YGG: usize = 2;
+
+#[rustfmt::skip]
+fn story_faults(b: &Base) -> Result<Vec<Fault>> {
+    let gcp_ip = b.zt_ip(G)?;
+    let het_ip = b.zt_ip(H)?;
+    let signing = Regex::new(r"Signing CA: (ED25519 SHA256:\S+)")?
+        .captures(b.stdout(G, "ssh-keygen -L")?)
+        .and_then(|c| c.get(1))
+        .ok_or("no signing CA")?
+        .as_str()
+        .to_string();
+    let known_hosts = b.stdout(G, "cat /etc/ssh/ssh_known_hosts")?;
+    let ca_line = known_hosts.lines().find(|l| l.starts_with("@cert-authority")).ok_or("no CA line")?;
+    let nets = Json::parse(b.stdout(G, "zerotier-cli -j listnetworks")?)?;
+    let nwid = nets.items()?.first().ok_or("no network")?.get("id")?.str()?.to_string();
+    let shadow = b.stdout(G, "sh -c 'u=")?;
+    let sshd = b.stdout(G, "sshd -T")?;
+    let status = |from: &str, to: &str| vec![pair(format!("\"status\": \"{from}\""), format!("\"status\": \"{to}\""))];
+    Ok(vec![
+        Fault { name: "zt-access-denied", description: "gcp-vm's network membership not authorised by the controller (new peer, controller not redeployed)",
+            criterion: "AC1", code: "zt.access-denied", machine: G, also: &[],
+            replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(status("OK", "ACCESS_DENIED"))] },
+        Fault { name: "zt-requesting-configuration", description: "gcp-vm never hears from the controller",
+            criterion: "AC1", code: "zt.requesting-configuration", machine: G, also: &[],
+            replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(status("OK", "REQUESTING_CONFIGURATION"))] },
+        Fault { name: "zt-offline", description: "gcp-vm's ZeroTier node is OFFLINE",
+            criterion: "AC1", code: "zt.offline", machine: G, also: &[],
+            replace: vec![b.r(G, "zerotier-cli -j info")?.stdout_replace(vec![pair("\"online\": true", "\"online\": false")])] },
+        Fault { name: "zt-tunneled-high-rtt", description: "gcp-vm tunnels through the TCP relay (UDP blocked) and its pings take ~385 ms",
+            criterion: "AC1", code: "mesh.rtt-high", machine: G, also: &[],
+            replace: vec![
+                b.r(G, "zerotier-cli -j info")?.stdout_replace(vec![pair("\"tcpFallbackActive\": false", "\"tcpFallbackActive\": true")]),
+                b.r(G, "ping -6")?.stdout_replace(b.slow_ping(G, &["402.310", "371.204", "381.285", "386.011", "383.855"], "rtt min/avg/max/mdev = 371.204/384.933/402.310/11.020 ms")?),
+            ] },
+        Fault { name: "zt-node-id-mismatch", description: "gcp-vm's daemon still runs an old identity after new vars (not restarted)",
+            criterion: "AC1", code: "zt.node-id-mismatch", machine: G, also: &[],
+            replace: vec![b.r(G, "zerotier-cli -j info")?.stdout_replace(vec![pair("\"address\": \"0e7f41c2a8\"", "\"address\": \"5d21b7c0e4\"")])] },
+        Fault { name: "mesh-loss-one-direction", description: "hetzner-vm → gcp-vm loses every echo (one direction only)",
+            criterion: "AC1", code: "mesh.loss", machine: H, also: &[],
+            replace: vec![b.r(H, "ping -6")?.exit(1).stdout(format!("PING {gcp_ip} ({gcp_ip}) 56 data bytes\n\n--- {gcp_ip} ping statistics ---\n5 packets transmitted, 0 received, 100% packet loss, time 4093ms\n\n"))] },
+        Fault { name: "mesh-one-slow-echo", description: "one of gcp-vm's five echoes to hetzner-vm takes 264 ms (a busy moment), the others 119 ms",
+            criterion: "AC1", code: "mesh.rtt-high", machine: G, also: &[],
+            replace: vec![b.r(G, "ping -6")?.stdout_replace(b.slow_ping(G, &["119.0", "264.2", "120.2", "118.8", "119.4"], "rtt min/avg/max/mdev = 118.800/148.320/264.200/57.940 ms")?)] },
+        Fault { name: "mesh-rtt-250", description: "gcp-vm → hetzner-vm RTT 250 ms, above the 200 ms threshold",
+            criterion: "AC1", code: "mesh.rtt-high", machine: G, also: &[],
+            replace: vec![b.r(G, "ping -6")?.stdout_replace(b.slow_ping(G, &["254.870", "247.118", "249.218", "251.402", "249.402"], "rtt min/avg/max/mdev = 247.118/250.402/254.870/2.711 ms")?)] },
+        Fault { name: "ssh-foreign-ca", description: "gcp-vm serves a host certificate signed by a foreign CA",
+            criterion: "AC2", code: "ssh.foreign-ca", machine: G, also: &[],
+            replace: vec![
+                b.r(G, "ssh-keygen -L")?.stdout_replace(vec![pair(signing, "ED25519 SHA256:Zm9yZWlnbi1jYS1ub3QtdGhlLWNsYW4tb25lLWF0LWFsbA")]),
+                b.r(H, "ssh -v")?.exit(255).stdout("").stderr(format!("debug1: Connecting to {gcp_ip} [{gcp_ip}] port 22.\ndebug1: Connection established.\ndebug1: Server host certificate: ssh-ed25519-cert-v01@openssh.com SHA256:BzmKL4tJDwrF5n+eo++Ojl1OTKAk0zg6r9uP5jgny8c, serial 0 ID \"gcp-vm\" CA ssh-ed25519 SHA256:Zm9yZWlnbi1jYS1ub3QtdGhlLWNsYW4tb25lLWF0LWFsbA valid forever\ndebug2: Server host certificate hostname: gcp-vm.clan\ndebug1: No matching CA found. Retry with plain key\nNo ED25519 host key is known for gcp-vm.clan and you have requested strict checking.\nHost key verification failed.\n")),
+            ] },
+        Fault { name: "ssh-principal-mismatch", description: "gcp-vm's certificate names gcp-vm.zt, not gcp-vm.clan",
+            criterion: "AC2", code: "ssh.principal-mismatch", machine: G, also: &[],
+            replace: vec![
+                b.r(G, "ssh-keygen -L")?.stdout_replace(vec![pair("gcp-vm.clan", "gcp-vm.zt")]),
+                b.r(H, "ssh -v")?.exit(255).stdout("").stderr("debug1: Server host certificate: ssh-ed25519-cert-v01@openssh.com SHA256:BzmKL4tJDwrF5n+eo++Ojl1OTKAk0zg6r9uP5jgny8c, serial 0 ID \"gcp-vm\" CA ssh-ed25519 SHA256:FqDLvMFIAAyvyRJlSy85B1ocTTe+fPi23Bh9QYQHdIU valid forever\ndebug2: Server host certificate hostname: gcp-vm.clan\nCertificate invalid: name is not a listed principal\nHost key verification failed.\n"),
+            ] },
+        Fault { name: "ssh-user-key-refused", description: "hetzner-vm does not authorise gcp-vm's root key",
+            criterion: "AC2", code: "ssh.user-key-refused", machine: G, also: &[],
+            replace: vec![b.r(G, "ssh -v")?.exit(255).stdout("").stderr(format!("debug1: Host 'hetzner-vm.clan' is known and matches the ED25519-CERT host certificate.\ndebug1: Authentications that can continue: publickey\ndebug1: No more authentication methods to try.\nroot@{het_ip}: Permission denied (publickey).\n"))] },
+        Fault { name: "users-root-hash-mismatch", description: "root's shadow hash on gcp-vm differs from the deployed user-password-hash",
+            criterion: "AC3", code: "users.hash-mismatch", machine: G, also: &[],
+            replace: vec![b.r(G, "sh -c 'u=")?.stdout_replace(vec![pair("shadow ", format!("shadow {}\nignored ", "1".repeat(64)))])] },
+        Fault { name: "shared-var-differs", description: "gcp-vm holds another version of the shared user-password-root hash",
+            criterion: "AC4", code: "shared.secret-differs", machine: G, also: &[],
+            replace: vec![b.r(G, "sh -c 'for f in")?.stdout(format!("/run/secrets-for-users/vars/shared/user-password-root/user-password-hash {}\n", "2".repeat(64)))] },
+        Fault { name: "zt-autoaccept-missing", description: "the controller has no auto-accept unit (pre-2026 clan-core unit name, or not the controller)",
+            criterion: "AC1", code: "zt.autoaccept-missing", machine: H, also: &[],
+            replace: vec![b.r(H, "systemctl show")?.stdout(b.units(H, AUTOACCEPT, &[("LoadState", "not-found"), ("ActiveState", "inactive")])?)] },
+        Fault { name: "zt-autoaccept-failed", description: "the controller's auto-accept run exited 1",
+            criterion: "AC1", code: "zt.autoaccept-failed", machine: H, also: &[],
+            replace: vec![b.r(H, "systemctl show")?.stdout(b.units(H, AUTOACCEPT, &[("Result", "exit-code"), ("ExecMainStatus", "1"), ("ActiveState", "failed"), ("SubState", "failed")])?)] },
+        Fault { name: "zt-network-recreated", description: "gcp-vm is joined to a recreated network f1ea9860065066e3, not the repo's",
+            criterion: "AC1", code: "zt.not-joined", machine: G, also: &[("AC3", "zt.member"), ("AC4", "shared.network-id-differs")],
+            replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(vec![pair(nwid, "f1ea9860065066e3")])] },
+        Fault { name: "zt-address-mismatch", description: "the controller assigned gcp-vm an address of the old network f1ea9860065066e3",
+            criterion: "AC1", code: "zt.address-mismatch", machine: G, also: &[],
+            replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(vec![pair(gcp_ip.as_str(), "fdf1:ea98:6006:5066:e399:930e:7f41:c2a8")])] },
+        Fault { name: "sshd-no-cert", description: "gcp-vm's sshd serves no host certificate (certificates off)",
+            criterion: "AC3", code: "sshd.no-cert", machine: G, also: &[("AC2", "ssh.no-host-cert")],
+            replace: vec![b.r(G, "sshd -T")?.stdout(sshd.lines().filter(|l| !l.starts_with("hostcertificate")).collect::<Vec<_>>().join("\n") + "\n")] },
+        Fault { name: "sshd-password-auth", description: "gcp-vm's sshd accepts passwords (configuration drift)",
+            criterion: "AC3", code: "sshd.password-auth", machine: G, also: &[],
+            replace: vec![b.r(G, "sshd -T")?.stdout_replace(vec![pair("passwordauthentication no", "passwordauthentication yes")])] },
+        Fault { name: "sshd-client-no-ca", description: "gcp-vm's /etc/ssh/ssh_known_hosts lacks the @cert-authority line",
+            criterion: "AC3", code: "sshd.client-no-ca", machine: G, also: &[("AC2", "ssh.no-ca-line")],
+            replace: vec![b.r(G, "cat /etc/ssh/ssh_known_hosts")?.stdout_replace(vec![pair(format!("{ca_line}\n"), "")])] },
+        Fault { name: "shared-ca-differs", description: "gcp-vm trusts another CA than the clan's shared openssh-ca",
+            criterion: "AC4", code: "shared.ca-differs", machine: G, also: &[("AC2", "ssh.foreign-ca"), ("AC3", "sshd.client-no-ca")],
+            replace: vec![b.r(G, "cat /etc/ssh/ssh_known_hosts")?.stdout_replace(vec![pair(ca_line.split_whitespace().last().unwrap_or_default(), "AAAAC3NzaC1lZDI1NTE5AAAAIE0v1Yq3bwqBPhS1KcmuAdKrKUtYyBEOCzPW3tu0Kb9R")])] },
+        Fault { name: "ssh-not-host-cert", description: "gcp-vm's HostCertificate is a user certificate (signed without -h)",
+            criterion: "AC2", code: "ssh.not-host-cert", machine: G, also: &[],
+            replace: vec![b.r(G, "ssh-keygen -L")?.stdout_replace(vec![pair("host certificate", "user certificate")])] },
+        Fault { name: "ea-no-systemd-initrd", description: "gcp-vm boots the scripted initrd, so emergency access has no effect",
+            criterion: "AC3", code: "ea.no-systemd-initrd", machine: G, also: &[],
+            replace: vec![b.r(G, "cat /run/current-system/kernel-params")?.stdout_replace(vec![pair("root=fstab ", "")])] },
+        Fault { name: "users-hash-missing", description: "gcp-vm has no deployed user-password-root hash (secrets not uploaded)",
+            criterion: "AC3", code: "users.hash-missing", machine: G, also: &[],
+            replace: vec![b.r(G, "sh -c 'u=")?.stdout(shadow.split("file ").next().unwrap_or_default())] },
+        Fault { name: "shared-secret-missing", description: "gcp-vm lacks the shared user-password-root secret file",
+            criterion: "AC4", code: "shared.secret-missing", machine: G, also: &[],
+            replace: vec![b.r(G, "sh -c 'for f in")?.stdout("")] },
+        Fault { name: "role-leak", description: "gcp-vm, a ZeroTier peer, also runs the controller's auto-accept unit",
+            criterion: "AC3", code: "role.leak", machine: G, also: &[],
+            replace: vec![b.r(G, "systemctl show")?.stdout(b.units(G, AUTOACCEPT, &[("LoadState", "loaded")])?)] },
+        Fault { name: "mesh-no-route", description: "gcp-vm has no route to hetzner-vm's overlay address (interface down)",
+            criterion: "AC1", code: "mesh.no-route", machine: G, also: &[],
+            replace: vec![b.r(G, "ping -6")?.exit(2).stdout("").stderr("ping: connect: Network is unreachable\n")] },
+        Fault { name: "ssh-wrong-host", description: "hetzner-vm's hop to gcp-vm's overlay address lands on another machine",
+            criterion: "AC2", code: "ssh.wrong-host", machine: H, also: &[],
+            replace: vec![b.r(H, "ssh -v")?.stdout("old-gcp-vm\n")] },
+        Fault { name: "users-no-password", description: "root on gcp-vm has no password hash in /etc/shadow",
+            criterion: "AC3", code: "users.no-password", machine: G, also: &[],
+            replace: vec![b.r(G, "sh -c 'u=")?.stdout_replace(vec![pair(
+                format!("shadow {}", shadow.split("shadow ").nth(1).and_then(|s| s.split_whitespace().next()).ok_or("no shadow hash")?),
+                "shadow e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")])] },
+        Fault { name: "zt-cli-no-token", description: "zerotier-cli on gcp-vm cannot read the daemon's auth token",
+            criterion: "AC1", code: "probe.failed", machine: G, also: &[],
+            replace: vec![b.r(G, "zerotier-cli -j info")?.exit(1).stdout("").stderr("zerotier-cli: missing authentication token and authtoken.secret not found (or readable) in /var/lib/zerotier-one\n")] },
+        Fault { name: "inventory-changed", description: "the inventory drops gcp-vm from emergency-access (snapshot not reviewed)",
+            criterion: "AC3", code: "inventory.changed", machine: G, also: &[],
+            replace: vec![] },
+    ])
+}
+
+/// Faults of the yggdrasil overlay and of rebuilds, cut from the run recorded on the healthy lab.
+#[rustfmt::skip]
+fn lab_faults(b: &Base) -> Result<Vec<Fault>> {
+    let gself = Json::parse(b.stdout(G, "yggdrasilctl -json getSelf")?)?;
+    let mut units: Vec<String> = b.stdout(G, "systemctl show")?.trim_matches('\n').split("\n\n").map(String::from).collect();
+    let ygg = units.get_mut(YGG).ok_or("too few units")?;
+    *ygg = ygg.replace("ActiveState=active", "ActiveState=failed").replace("SubState=running", "SubState=failed").replace("Result=success", "Result=exit-code");
+    let state = &b.find(G, |c| c.starts_with("sh -c ") && c.contains("profile-path")).ok_or("no state probe")?.command;
+    // Every recording of gcp-vm's state probe (before/after each round), line by line.
+    let lines: BTreeSet<&str> = b.entries(G)?.iter().filter(|e| &e.command == state).flat_map(|e| e.output.stdout.lines()).collect();
+    let pairs = |prefix: &str, to: &dyn Fn(&str) -> String| -> Vec<Pair> {
+        let mut p: Vec<Pair> = lines.iter().filter(|l| l.starts_with(prefix)).map(|l| pair(*l, to(l))).collect();
+        p.sort();
+        p
+    };
+    let word = |l: &str, i: usize| l.split_whitespace().nth(i).unwrap_or_default().to_string();
+    let unit_down = pairs("unit ", &|l| format!("unit {} 0 - {}", word(l, 1), word(l, 4)));
+    let artefact_missing = pairs("file ", &|l| format!("{} {} -", word(l, 0), word(l, 1)));
+    let no_generation: Vec<Pair> = pairs("profile system-", &|_| "profile system-1-link".into()).into_iter().filter(|(l, _)| l != "profile system-1-link").collect();
+    let state_r = || replacement(G, state);
+    Ok(vec![
+        Fault { name: "rebuild-unit-down", description: "yggdrasil.service on gcp-vm is not running after the rebuild",
+            criterion: "AC6", code: "coord.unit-down", machine: G, also: &[],
+            replace: vec![state_r().stdout_replace(unit_down)] },
+        Fault { name: "rebuild-artefact-missing", description: "gcp-vm's new generation lacks /etc/nix/nix.conf",
+            criterion: "AC5", code: "rebuild.artefact-missing", machine: G, also: &[],
+            replace: vec![state_r().stdout_replace(artefact_missing)] },
+        Fault { name: "rebuild-no-generation", description: "gcp-vm switched systems without registering a new profile generation",
+            criterion: "AC5", code: "rebuild.no-generation", machine: G, also: &[("AC6", "rebuild.no-generation")],
+            replace: vec![state_r().stdout_replace(no_generation)] },
+        Fault { name: "rebuild-not-switched", description: "gcp-vm built its new generation but still runs an older one",
+            criterion: "AC5", code: "rebuild.not-switched", machine: G, also: &[("AC6", "rebuild.not-switched")],
+            replace: vec![state_r().stdout_replace(vec![pair("current /nix/store/", "current /nix/store/0stale0-")])] },
+        Fault { name: "ygg-address-mismatch", description: "gcp-vm's yggdrasil runs another key than its vars (new vars, daemon not restarted)",
+            criterion: "AC1", code: "ygg.address-mismatch", machine: G, also: &[("AC6", "ygg.address-mismatch")],
+            replace: vec![b.r(G, "yggdrasilctl -json getSelf")?.stdout_replace(vec![pair(gself.get("address")?.str()?, "203:1111:2222:3333:4444:5555:6666:7777")])] },
+        Fault { name: "ygg-key-mismatch", description: "gcp-vm's publicKey var does not belong to its address var",
+            criterion: "AC1", code: "ygg.key-mismatch", machine: G, also: &[("AC6", "ygg.key-mismatch")],
+            replace: vec![b.r(G, "yggdrasilctl -json getSelf")?.stdout_replace(vec![pair(gself.get("key")?.str()?, "ab".repeat(32))])] },
+        Fault { name: "ygg-no-peers", description: "gcp-vm's yggdrasil reaches none of its peers",
+            criterion: "AC1", code: "ygg.no-peers", machine: G, also: &[("AC6", "ygg.no-peers")],
+            replace: vec![b.r(G, "yggdrasilctl -json getPeers")?.stdout("{\n  \"peers\": []\n}\n")] },
+        Fault { name: "ygg-unit-failed", description: "yggdrasil.service on gcp-vm has failed",
+            criterion: "AC3", code: "ygg.unit", machine: G, also: &[("AC6", "ygg.unit")],
+            replace: vec![b.r(G, "systemctl show")?.stdout(units.join("\n\n") + "\n")] },
+    ])
+}
+
+/// A broken cassette as written: `format`, `description`, `derive_from`, `expect`, `replace`,
+/// then `machines_file` if any (the key order the corpus has always had).
+struct BrokenFile<'a> {
+    fault: &'a Fault,
+    derive_from: &'a str,
+    machines_file: Option<&'a str>,
+}
+
+impl Serialize for BrokenFile<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.fault;
+        let expect = Expectation {
+            criterion: f.criterion.into(),
+            code: f.code.into(),
+            machine: f.machine.into(),
+            also: f
+                .also
+                .iter()
+                .map(|(c, k)| AlsoFails {
+                    criterion: (*c).into(),
+                    code: (*k).into(),
+                })
+                .collect(),
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("format", &clan_coordination::transport::cassette::FORMAT)?;
+        m.serialize_entry("description", f.description)?;
+        m.serialize_entry("derive_from", self.derive_from)?;
+        m.serialize_entry("expect", &expect)?;
+        let replace: Vec<Ordered> = f.replace.iter().map(Ordered).collect();
+        m.serialize_entry("replace", &replace)?;
+        if let Some(mf) = self.machines_file {
+            m.serialize_entry("machines_file", mf)?;
+        }
+        m.end()
+    }
+}
+
+/// A replacement as written: `machine`, `command`, `command_contains`, `exit`, `stdout`,
+/// `stdout_replace`, `stderr`, each only when set.
+struct Ordered<'a>(&'a Replacement);
+
+impl Serialize for Ordered<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("machine", &r.machine)?;
+        if let Some(c) = &r.command {
+            m.serialize_entry("command", c)?;
+        }
+        if let Some(c) = &r.command_contains {
+            m.serialize_entry("command_contains", c)?;
+        }
+        if let Some(x) = &r.exit {
+            m.serialize_entry("exit", x)?;
+        }
+        if let Some(x) = &r.stdout {
+            m.serialize_entry("stdout", x)?;
+        }
+        if !r.stdout_replace.is_empty() {
+            m.serialize_entry("stdout_replace", &r.stdout_replace)?;
+        }
+        if let Some(x) = &r.stderr {
+            m.serialize_entry("stderr", x)?;
+        }
+        m.end()
+    }
+}
+
+/// Every file of the corpus (path relative to the crate root, content), from the crate root
+/// `root`: one cassette per fault, and the changed inventory `inventory-changed` points at.
+pub fn files(root: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let dir = Path::new(DIR);
+    let mut out = Vec::new();
+    let story = Base::load(&root.join("tests/cassettes/story-fleet.json"))?;
+    let lab = Base::load(&root.join("tests/cassettes/lab/cassette.json"))?;
+    for (base, faults) in [
+        ("../story-fleet.json", story_faults(&story)?),
+        ("../lab/cassette.json", lab_faults(&lab)?),
+    ] {
+        for fault in &faults {
+            let file = BrokenFile {
+                fault,
+                derive_from: base,
+                machines_file: (fault.name == "inventory-changed")
+                    .then_some("inventory-changed/machines.toml"),
+            };
+            let name = dir.join(format!("{}.json", fault.name));
+            out.push((name, json::to_string(&file, Some(1))?));
+        }
+    }
+    // The changed inventory: emergency-access on hetzner-vm only.
+    let path = root.join("examples/test-clan/inventory.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut inv = Json::parse(&text)?;
+    let empty = || Json::Object(Vec::new());
+    inv.get_mut("instances")?
+        .get_mut("emergency-access")?
+        .get_mut("roles")?
+        .set(
+            "default",
+            object([
+                ("machines", object([(H, object([("settings", empty())]))])),
+                ("tags", empty()),
+                ("settings", empty()),
+            ]),
+        )?;
+    let changed = dir.join("inventory-changed");
+    out.push((
+        changed.join("inventory.json"),
+        json::to_string(&inv, Some(2))?,
+    ));
+    let toml = std::fs::read_to_string(root.join("machines.toml"))?
+        .replace(
+            "clan_dir = \"examples/test-clan\"",
+            "clan_dir = \"../../../../examples/test-clan\"",
+        )
+        .replace(
+            "inventory_json = \"examples/test-clan/inventory.json\"",
+            "inventory_json = \"inventory.json\"",
+        );
+    out.push((changed.join("machines.toml"), toml));
+    Ok(out)
+}
+
+/// Writes the corpus under `root`.
+pub fn write(root: &Path) -> Result<()> {
+    let files = files(root)?;
+    std::fs::create_dir_all(root.join(DIR).join("inventory-changed"))?;
+    for (path, text) in &files {
+        std::fs::write(root.join(path), text)?;
+    }
+    let cassettes = files
+        .iter()
+        .filter(|(p, _)| p.parent() == Some(Path::new(DIR)));
+    println!("wrote {} broken cassettes in {DIR}", cassettes.count());
+    Ok(())
+}
