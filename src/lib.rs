@@ -10,7 +10,9 @@
 //! - [`observe`]: runs the probes on the fleet (the only I/O of a check).
 //! - [`checks`]: pure verdicts from observations and expectations.
 //! - [`report`]: JSON report and one-screen summary.
-//! - [`lab`]: the namespace lab fleet the live suite runs against.
+//!
+//! The namespace lab fleet the live suite runs against is its own crate (`lab/`,
+//! `clan_coord_lab`); this library does not depend on it.
 #![warn(missing_docs)]
 
 pub mod checks;
@@ -18,7 +20,6 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod inventory;
-pub mod lab;
 pub mod mode;
 pub mod monitor;
 pub mod observe;

@@ -9,13 +9,30 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clan_coord_lab as lab;
 use clan_coordination::checks::{
     ac1_mesh, ac2_ssh, ac3_services, ac4_shared, ac5_rebuild, ac6_coordination, Verdict,
 };
 use clan_coordination::fleet::Fleet;
 use clan_coordination::mode::{Mode, Settings};
-use clan_coordination::{config, lab, monitor, observe, report};
+use clan_coordination::{config, monitor, observe, report};
 use clap::{Parser, Subcommand};
+
+/// What the binary can fail with: the harness library's errors, or the lab crate's (the library
+/// does not depend on the lab, so their union lives here).
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Harness(#[from] clan_coordination::Error),
+    #[error(transparent)]
+    Lab(#[from] lab::LabError),
+}
+
+impl From<clan_coordination::error::ConfigError> for CliError {
+    fn from(e: clan_coordination::error::ConfigError) -> Self {
+        CliError::Harness(e.into())
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -221,7 +238,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let from_env =
         |m: Option<PathBuf>| m.or_else(|| std::env::var_os("COORD_MACHINES").map(PathBuf::from));
     match cli.command {
@@ -237,7 +254,8 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
                     var: "--every",
                     value: format!("{every:?}"),
                     reason: format!("longer than --for {for_:?}"),
-                });
+                }
+                .into());
             }
             let path = from_env(machines).unwrap_or_else(|| PathBuf::from("machines.toml"));
             let fleet = Fleet::live(config::load(&path)?, None)?;
@@ -292,7 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
             inventory,
             domain,
             json,
-        } => oracle_command(&dir, inventory.as_deref(), domain, json),
+        } => Ok(oracle_command(&dir, inventory.as_deref(), domain, json)?),
         Command::Inventory { file, json } => {
             let inv = read_inventory(&file)?;
             let v = inv.snapshot_value();
@@ -359,14 +377,14 @@ enum Criterion {
 }
 
 /// Extra destructive criteria a caller may run after AC1–AC4 (the lab's AC5/AC6).
-type Rebuilds<'a> = dyn Fn(&Fleet) -> Result<Vec<Verdict>, clan_coordination::Error> + 'a;
+type Rebuilds<'a> = dyn Fn(&Fleet) -> Result<Vec<Verdict>, CliError> + 'a;
 
 fn check_fleet(
     fleet: &Fleet,
     report_dir: &std::path::Path,
     only: &[Criterion],
     rebuilds: Option<&Rebuilds>,
-) -> Result<ExitCode, clan_coordination::Error> {
+) -> Result<ExitCode, CliError> {
     println!("fleet: {} ({})", fleet.config.path.display(), fleet.origin);
     let want = |c| only.is_empty() || only.contains(&c);
     if fleet.cassette.is_none() {
@@ -406,10 +424,7 @@ fn check_fleet(
 /// AC5 and AC6 on the lab (the lab is disposable, so it is the opt-in): a shared setting
 /// changes in the lab repo and every machine is rebuilt; then the overlay's port changes and
 /// the services must still coordinate.
-fn lab_rebuilds(
-    state: &lab::LabState,
-    fleet: &Fleet,
-) -> Result<Vec<Verdict>, clan_coordination::Error> {
+fn lab_rebuilds(state: &lab::LabState, fleet: &Fleet) -> Result<Vec<Verdict>, CliError> {
     lab::system::change(state, |c| {
         let conf = c["nix_conf"].as_str().unwrap_or_default().to_string();
         c["nix_conf"] = format!("{conf}# changed by clan-coord lab check\n").into();
@@ -469,22 +484,25 @@ fn oracle_command(
     })
 }
 
-fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> {
+fn lab_command(action: LabAction) -> Result<ExitCode, CliError> {
     let up = |c: &LabArgs, size: &UpArgs| {
         let t = std::time::Instant::now();
-        let state = lab::up(&lab::UpOptions {
-            machines: size.machines,
-            dir: c.dir.clone(),
-            prefix: c.prefix.clone(),
-            install: size.install,
-            exe: None,
-        })?;
+        let state = lab::up(
+            &lab::UpOptions {
+                machines: size.machines,
+                dir: c.dir.clone(),
+                prefix: c.prefix.clone(),
+                install: size.install,
+                exe: None,
+            },
+            &mut |notice| eprintln!("{notice}"),
+        )?;
         eprintln!(
             "lab: {} machines up in {:.2?}",
             state.machines.len(),
             t.elapsed()
         );
-        Ok::<_, clan_coordination::Error>(state)
+        Ok::<_, CliError>(state)
     };
     match action {
         LabAction::Up { common, size } => {
@@ -494,12 +512,12 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
             Ok(ExitCode::SUCCESS)
         }
         LabAction::Rebuild { common, machine } => {
-            lab::rebuild(&common.dir, &machine)?;
+            lab::rebuild(&common.dir, &machine, &mut |line| println!("{line}"))?;
             Ok(ExitCode::SUCCESS)
         }
         LabAction::Relay(r) => {
             lab::relay::run(r.listen, r.to, std::time::Duration::from_millis(r.delay_ms)).map_err(
-                |e| clan_coordination::error::LabError::Tool {
+                |e| lab::LabError::Tool {
                     tool: "lab relay".into(),
                     reason: e.to_string(),
                 },
@@ -525,7 +543,7 @@ fn lab_command(action: LabAction) -> Result<ExitCode, clan_coordination::Error> 
             machine,
             kind,
         } => {
-            lab::fault(&common.dir, &machine, &kind)?;
+            lab::fault(&common.dir, &machine, kind.parse()?)?;
             eprintln!("lab: {kind} on {machine}");
             Ok(ExitCode::SUCCESS)
         }

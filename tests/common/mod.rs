@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clan_coordination::lab;
+use clan_coord_lab as lab;
 
 /// A 2-machine lab in a temporary directory, torn down on drop (a failed assertion must not
 /// leave it running).
@@ -40,13 +40,16 @@ impl Drop for Lab {
 
 /// Brings up a 2-machine lab in `dir` with namespace `prefix`; returns its machines.toml.
 pub fn up(dir: &Path, prefix: &str) -> PathBuf {
-    lab::up(&lab::UpOptions {
-        machines: 2,
-        dir: dir.to_path_buf(),
-        prefix: prefix.into(),
-        install: false,
-        exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
-    })
+    lab::up(
+        &lab::UpOptions {
+            machines: 2,
+            dir: dir.to_path_buf(),
+            prefix: prefix.into(),
+            install: false,
+            exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
+        },
+        &mut |notice| eprintln!("{notice}"),
+    )
     .unwrap()
     .machines_file()
 }
