@@ -18,7 +18,7 @@ lab-live:
 
 # all tests, offline
 test:
-    cargo test
+    cargo test --workspace
 
 # live suite against machines.toml (or COORD_MACHINES)
 live:
@@ -35,7 +35,7 @@ plan:
 # formatting and lints as CI wants them
 lint:
     cargo fmt --all -- --check
-    cargo clippy --all-targets --all-features -- -D warnings
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # benchmark on the lab (root): harness vs ssh-per-command vs ControlMaster at 2 and 8 machines, scale at 2/4/8/16
 bench reps="5":
