@@ -19,7 +19,7 @@
 //! - [`lifecycle`]: `up`, `status`, `down`, waiting for the mesh, reaping a crashed lab.
 //! - `daemon`: the anchor and daemons (sshd, yggdrasil) of each machine.
 //! - [`deploy`]: machine files, closures, generations, switch and `rebuild`.
-//! - [`fault`]: real faults ([`Fault`]) and `heal`.
+//! - [`fault`](mod@fault): real faults ([`Fault`]) and `heal`.
 //! - [`recording`]: a live run recorded for offline replay.
 //! - [`keys`], [`sshd`], [`net`], [`repo`], [`system`], [`shim`], [`relay`]: key material, sshd
 //!   configuration, address plan, the lab's clan repo, its configuration stand-in, the

@@ -1,6 +1,6 @@
 //! The lab's state, kept in `<dir>/lab.json`: its machines, addresses, tracked pids and active
 //! faults. Every command after `lab up` (status, fault, heal, rebuild, down) works from it, and
-//! the [`StateLock`] keeps concurrent commands from losing each other's changes.
+//! the `StateLock` keeps concurrent commands from losing each other's changes.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
