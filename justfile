@@ -18,7 +18,7 @@ lab-live:
 
 # all tests, offline
 test:
-    cargo test
+    cargo test --workspace
 
 # live suite against machines.toml (or COORD_MACHINES)
 live:

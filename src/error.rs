@@ -43,15 +43,20 @@ pub enum Error {
         /// The machines.toml naming it.
         path: PathBuf,
     },
-    /// The lab fleet could not be built, changed or torn down.
-    #[error(transparent)]
-    Lab(#[from] LabError),
     /// A machine name that is not one (machines.toml is checked on load; this guards the type).
     #[error("{path}: {reason}", path = path.display())]
     MachineName {
         /// The machines file.
         path: PathBuf,
         /// What is wrong.
+        reason: String,
+    },
+    /// Preparing a rebuild round failed (e.g. the lab could not change its repo).
+    #[error("{criterion}: before the rebuild: {reason}")]
+    BeforeRebuild {
+        /// The criterion whose rebuild it was.
+        criterion: crate::names::Criterion,
+        /// What went wrong.
         reason: String,
     },
     /// Writing a report failed.
@@ -255,56 +260,5 @@ pub enum TransportError {
     UnknownMachine {
         /// The name asked for.
         machine: String,
-    },
-}
-
-/// A problem building, faulting or tearing down the lab fleet.
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    /// A host tool failed or is missing.
-    #[error("lab: {tool}: {reason}")]
-    Tool {
-        /// The program.
-        tool: String,
-        /// Its stderr or why it could not start.
-        reason: String,
-    },
-    /// A lab file could not be read or written.
-    #[error("lab: {path}: {source}", path = path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The lab cannot run on this host (not root, no namespaces, packages missing).
-    #[error("lab cannot run here: {reason}")]
-    Unsupported {
-        /// What is missing and how to get it.
-        reason: String,
-    },
-    /// A chosen lab subnet collides with the host's own addresses or routes.
-    #[error("lab subnet {subnet} overlaps the host's {what}; refusing to start (choose another with --subnet)")]
-    SubnetInUse {
-        /// The lab subnet.
-        subnet: String,
-        /// The host route or address it overlaps.
-        what: String,
-    },
-    /// A request to the lab is invalid.
-    #[error("lab: {0}")]
-    Invalid(String),
-    /// A lab daemon did not become ready in time.
-    #[error("lab: {machine}: {what} not ready after {waited:?}: {detail}")]
-    NotReady {
-        /// The machine.
-        machine: String,
-        /// The daemon or condition.
-        what: String,
-        /// How long the lab waited.
-        waited: std::time::Duration,
-        /// Last observation (log tail).
-        detail: String,
     },
 }

@@ -25,7 +25,6 @@ pub mod error;
 pub mod expectations;
 pub mod fleet;
 pub mod inventory;
-pub mod lab;
 pub mod monitor;
 pub mod names;
 pub mod observe;

@@ -22,8 +22,9 @@ pub struct RunOptions<'a> {
     pub log_dir: PathBuf,
     /// Progress lines of long work (rebuilds).
     pub progress: Progress<'a>,
-    /// Called before each rebuild round with its criterion (the lab changes its repo there).
-    pub before_rebuild: Option<&'a dyn Fn(Criterion) -> Result<(), Error>>,
+    /// Called before each rebuild round with its criterion (the lab changes its repo there);
+    /// an error stops the run with its text.
+    pub before_rebuild: Option<&'a dyn Fn(Criterion) -> Result<(), String>>,
 }
 
 impl<'a> RunOptions<'a> {
@@ -103,7 +104,7 @@ pub fn rebuild_verdict(
             .unwrap_or_else(|| ac5_rebuild::not_run(criterion, why)));
     }
     if let Some(hook) = opts.before_rebuild {
-        hook(criterion)?;
+        hook(criterion).map_err(|reason| Error::BeforeRebuild { criterion, reason })?;
     }
     let obs = observe_rebuild(fleet, criterion, opts);
     Ok(checks::evaluate(criterion, &fleet.expect, &obs))

@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
+use clan_coord_lab as lab;
 use clan_coordination::checks::Verdict;
 use clan_coordination::config;
 use clan_coordination::fleet::Fleet;
-use clan_coordination::lab;
 
 mod common;
 
@@ -78,7 +78,7 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
     all_pass(&verdicts(&mf), "healthy lab");
 
     for (kind, m, crit, code, still) in FAULTS {
-        lab::fault(dir, m, kind).unwrap();
+        lab::fault(dir, m, kind.parse().unwrap()).unwrap();
         let vs = verdicts(&mf);
         let v = vs.iter().find(|v| v.criterion == *crit).unwrap();
         assert!(!v.passed(), "{kind}: {crit} should fail\n{v}");

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use clan_coord_lab as lab;
 use clan_coordination::checks::ac7_stability;
-use clan_coordination::lab;
 use clan_coordination::monitor::{analysis, read_log};
 
 mod common;
@@ -74,7 +74,7 @@ fn monitor_on_the_lab() {
     let mut m = monitor(&mf, &log, "16s");
     wait_rounds(&log, 2);
     let fault_at = now();
-    lab::fault(dir, "gcp-vm", "overlay-down").unwrap();
+    lab::fault(dir, "gcp-vm", lab::Fault::OverlayDown).unwrap();
     std::thread::sleep(Duration::from_secs(4));
     // The mesh can come back while heal is still waiting for its own readiness pings, so the
     // outage ends between the start of the heal and one interval after it returned.
@@ -118,7 +118,7 @@ fn monitor_on_the_lab() {
     let log = dir.join("sshd.jsonl");
     let mut m = monitor(&mf, &log, "10s");
     wait_rounds(&log, 2);
-    lab::fault(dir, "gcp-vm", "sshd-down").unwrap();
+    lab::fault(dir, "gcp-vm", lab::Fault::SshdDown).unwrap();
     std::thread::sleep(Duration::from_secs(3));
     lab::heal(dir, None).unwrap();
     assert!(m.wait().unwrap().success(), "the monitor must not stop");
@@ -146,7 +146,7 @@ fn monitor_on_the_lab() {
     let log = dir.join("cut.jsonl");
     let mut m = monitor(&mf, &log, "8s");
     wait_rounds(&log, 2);
-    lab::fault(dir, "gcp-vm", "sessions-cut").unwrap();
+    lab::fault(dir, "gcp-vm", lab::Fault::SessionsCut).unwrap();
     assert!(m.wait().unwrap().success(), "the monitor must not stop");
     let rounds = read_log(&log).unwrap();
     let cut = rounds

@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
+use clan_coord_lab as lab;
 use clan_coordination::checks::Verdict;
 use clan_coordination::config;
 use clan_coordination::fleet::Fleet;
-use clan_coordination::lab;
 use clan_coordination::names::Criterion;
 use clan_coordination::suite::{self, RunOptions};
 

@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clan_coord_lab::keys;
+use clan_coord_lab::sshd::SshdConfig;
 use clan_coordination::config::SshAuth;
 use clan_coordination::error::TransportError;
-use clan_coordination::lab::keys;
-use clan_coordination::lab::sshd::SshdConfig;
 use clan_coordination::transport::hostkey::{verify_certificate, HostTrust};
 use clan_coordination::transport::ssh::{SshTarget, SshTransport};
 use clan_coordination::transport::{Cmd, Transport};

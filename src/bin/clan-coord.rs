@@ -9,14 +9,31 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clan_coord_lab as lab;
 use clan_coordination::checks::Verdict;
 use clan_coordination::env::{Mode, Settings};
 use clan_coordination::fleet::{load_expectations, Fleet};
 use clan_coordination::names::Criterion;
 use clan_coordination::plan::{Needs, Plan};
 use clan_coordination::suite::{self, RunOptions};
-use clan_coordination::{config, lab, monitor, report};
+use clan_coordination::{config, monitor, report};
 use clap::{Parser, Subcommand};
+
+/// What the binary can fail with: the harness library's errors, or the lab crate's (the library
+/// does not depend on the lab, so their union lives here).
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Harness(#[from] clan_coordination::Error),
+    #[error(transparent)]
+    Lab(#[from] lab::LabError),
+}
+
+impl From<clan_coordination::error::ConfigError> for CliError {
+    fn from(e: clan_coordination::error::ConfigError) -> Self {
+        CliError::Harness(e.into())
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -233,7 +250,7 @@ fn progress(line: &str) {
     eprintln!("{line}");
 }
 
-fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let settings = Settings::from_env(cfg!(feature = "live"))?;
     match cli.command {
         Command::Lab { action } => lab_command(action, &settings),
@@ -248,7 +265,8 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
                     var: "--every",
                     value: format!("{every:?}"),
                     reason: format!("longer than --for {for_:?}"),
-                });
+                }
+                .into());
             }
             let path = settings.machines_or(machines);
             let fleet = Fleet::live(config::load(&path)?, None, &settings.snapshots)?;
@@ -304,7 +322,7 @@ fn run(cli: Cli) -> Result<ExitCode, clan_coordination::Error> {
             inventory,
             domain,
             json,
-        } => oracle_command(&dir, inventory.as_deref(), domain, json),
+        } => Ok(oracle_command(&dir, inventory.as_deref(), domain, json)?),
         Command::Inventory { file, json } => {
             let inv = read_inventory(&file)?;
             let v = inv.snapshot_value();
@@ -383,7 +401,7 @@ fn check_fleet(
     fleet: &Fleet,
     criteria: &[Criterion],
     opts: &RunOptions,
-) -> Result<ExitCode, clan_coordination::Error> {
+) -> Result<ExitCode, CliError> {
     println!(
         "fleet: {} ({})",
         fleet.expect.config.path.display(),
@@ -404,7 +422,7 @@ fn check_fleet(
 /// AC5 and AC6 on the lab (the lab is disposable, so it is the opt-in): before AC5 a shared
 /// setting changes in the lab repo; before AC6 the overlay's port changes, and the services must
 /// still coordinate.
-fn lab_change(state: &lab::LabState, c: Criterion) -> Result<(), clan_coordination::Error> {
+fn lab_change(state: &lab::LabState, c: Criterion) -> Result<(), lab::LabError> {
     match c {
         Criterion::Ac5 => {
             lab::system::change(state, |c| {
@@ -473,25 +491,25 @@ fn oracle_command(
     })
 }
 
-fn lab_command(
-    action: LabAction,
-    settings: &Settings,
-) -> Result<ExitCode, clan_coordination::Error> {
+fn lab_command(action: LabAction, settings: &Settings) -> Result<ExitCode, CliError> {
     let up = |c: &LabArgs, size: &UpArgs| {
         let t = std::time::Instant::now();
-        let state = lab::up(&lab::UpOptions {
-            machines: size.machines,
-            dir: c.dir.clone(),
-            prefix: c.prefix.clone(),
-            install: size.install,
-            exe: None,
-        })?;
+        let state = lab::up(
+            &lab::UpOptions {
+                machines: size.machines,
+                dir: c.dir.clone(),
+                prefix: c.prefix.clone(),
+                install: size.install,
+                exe: None,
+            },
+            &mut |notice| eprintln!("{notice}"),
+        )?;
         eprintln!(
             "lab: {} machines up in {:.2?}",
             state.machines.len(),
             t.elapsed()
         );
-        Ok::<_, clan_coordination::Error>(state)
+        Ok::<_, CliError>(state)
     };
     match action {
         LabAction::Up { common, size } => {
@@ -501,12 +519,12 @@ fn lab_command(
             Ok(ExitCode::SUCCESS)
         }
         LabAction::Rebuild { common, machine } => {
-            lab::rebuild(&common.dir, &machine)?;
+            lab::rebuild(&common.dir, &machine, &mut |line| println!("{line}"))?;
             Ok(ExitCode::SUCCESS)
         }
         LabAction::Relay(r) => {
             lab::relay::run(r.listen, r.to, std::time::Duration::from_millis(r.delay_ms)).map_err(
-                |e| clan_coordination::error::LabError::Tool {
+                |e| lab::LabError::Tool {
                     tool: "lab relay".into(),
                     reason: e.to_string(),
                 },
@@ -532,7 +550,7 @@ fn lab_command(
             machine,
             kind,
         } => {
-            lab::fault(&common.dir, &machine, &kind)?;
+            lab::fault(&common.dir, &machine, kind.parse()?)?;
             eprintln!("lab: {kind} on {machine}");
             Ok(ExitCode::SUCCESS)
         }
@@ -558,7 +576,7 @@ fn lab_command(
                     None => None,
                 };
                 let fleet = Fleet::live(cfg, cassette.as_deref(), &settings.snapshots)?;
-                let change = |c: Criterion| lab_change(&state, c);
+                let change = |c: Criterion| lab_change(&state, c).map_err(|e| e.to_string());
                 let opts = RunOptions {
                     destructive: true,
                     report_dir: Some(settings.report_dir.clone()),

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use clan_coord_lab as lab;
 use clan_coordination::checks::Verdict;
 use clan_coordination::fleet::Fleet;
-use clan_coordination::lab;
 use clan_coordination::names::Criterion;
 use clan_coordination::suite::{self, RunOptions};
 
@@ -67,13 +67,16 @@ impl Drop for Lab {
 
 /// Brings up a 2-machine lab in `dir` with namespace `prefix`; returns its machines.toml.
 pub fn up(dir: &Path, prefix: &str) -> PathBuf {
-    lab::up(&lab::UpOptions {
-        machines: 2,
-        dir: dir.to_path_buf(),
-        prefix: prefix.into(),
-        install: false,
-        exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
-    })
+    lab::up(
+        &lab::UpOptions {
+            machines: 2,
+            dir: dir.to_path_buf(),
+            prefix: prefix.into(),
+            install: false,
+            exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
+        },
+        &mut |notice| eprintln!("{notice}"),
+    )
     .unwrap()
     .machines_file()
 }

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{write, LabMachine, LabState};
 use crate::error::LabError;
+use crate::files::{io, write};
+use crate::state::{LabMachine, LabState};
 
 /// What a secret var file holds in the lab repo: no sops, no secret, only the recipients beside it.
 const PLACEHOLDER: &str =
@@ -59,13 +60,6 @@ fn secret(dir: &Path, recipients: &[&str]) -> Result<(), LabError> {
     Ok(())
 }
 
-fn io(p: &Path, e: std::io::Error) -> LabError {
-    LabError::Io {
-        path: p.to_path_buf(),
-        source: e,
-    }
-}
-
 fn value(dir: &Path, text: &str) -> Result<(), LabError> {
     write(&dir.join("value"), text, 0o644)
 }
@@ -97,7 +91,7 @@ pub fn write_repo(state: &LabState) -> Result<(), LabError> {
     )?;
     write(
         &clan.join("lab-config.json"),
-        &serde_json::to_string_pretty(&super::system::default_config()).unwrap_or_default(),
+        &serde_json::to_string_pretty(&crate::system::default_config()).unwrap_or_default(),
         0o644,
     )?;
     write(
@@ -127,7 +121,7 @@ fn write_machine_vars(state: &LabState, m: &LabMachine, dir: &Path) -> Result<()
     secret(&dir.join("yggdrasil/privateKey"), &[&m.name])?;
     value(
         &dir.join("emergency-access/password-hash"),
-        super::LAB_ROOT_HASH,
+        crate::deploy::LAB_ROOT_HASH,
     )?;
     value(&dir.join("state-version/version"), "26.05\n")?;
     Ok(())

@@ -7,8 +7,8 @@
 
 use serde_json::{json, Value};
 
-use super::{LabMachine, LabState};
 use crate::error::LabError;
+use crate::state::{LabMachine, LabState};
 
 /// The default configuration the lab repo starts with.
 pub fn default_config() -> Value {

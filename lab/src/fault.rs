@@ -1,0 +1,299 @@
+//! Real faults brought into a running lab (a daemon stopped, a link cut, a foreign certificate,
+//! drifted or revoked vars, a slow link, SSH sessions cut) and `heal`, which undoes them all from
+//! the lab's keys: the lab's failing fleet, so each criterion can be seen to fail for its cause.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::daemon::{reload_sshd, start_daemon};
+use crate::deploy::{current_system, write_machine_files};
+use crate::error::LabError;
+use crate::files::{io, mkdir, write};
+use crate::keys;
+use crate::lifecycle::await_ready;
+use crate::process::{alive, await_cond, descendants, ip, kill, ours, spawn_detached, stop, READY};
+use crate::state::{LabMachine, LabState, StateLock};
+
+/// A fault `lab fault` can bring in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// yggdrasil stopped.
+    OverlayDown,
+    /// The machine's underlay link down.
+    LinkDown,
+    /// sshd stopped.
+    SshdDown,
+    /// sshd serves a certificate signed by a CA the clan does not trust.
+    ForeignCert,
+    /// The shared root password hash differs on the machine.
+    SharedVarDrift,
+    /// The machine's root key removed from every peer's authorized keys.
+    UserKeyRevoked,
+    /// The machine reaches its peers only through relays that add latency.
+    SlowLink,
+    /// One-shot: every sshd process killed, the listener restarted (as by a reboot).
+    SessionsCut,
+}
+
+impl Fault {
+    /// Every fault, in the order `lab fault --help` names them.
+    pub const ALL: [Fault; 8] = [
+        Fault::OverlayDown,
+        Fault::LinkDown,
+        Fault::SshdDown,
+        Fault::ForeignCert,
+        Fault::SharedVarDrift,
+        Fault::UserKeyRevoked,
+        Fault::SlowLink,
+        Fault::SessionsCut,
+    ];
+
+    /// The kind's name on the command line and in `lab.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::OverlayDown => "overlay-down",
+            Fault::LinkDown => "link-down",
+            Fault::SshdDown => "sshd-down",
+            Fault::ForeignCert => "foreign-cert",
+            Fault::SharedVarDrift => "shared-var-drift",
+            Fault::UserKeyRevoked => "user-key-revoked",
+            Fault::SlowLink => "slow-link",
+            Fault::SessionsCut => "sessions-cut",
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Fault {
+    type Err = LabError;
+
+    /// Parses a kind; an unknown one is an error naming the valid kinds.
+    fn from_str(s: &str) -> Result<Fault, LabError> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                LabError::Invalid(format!(
+                    "unknown fault {s:?}; kinds: {}",
+                    Fault::ALL.map(Fault::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+/// Delay the `slow-link` relay adds in each direction (RTT grows by twice this).
+pub const SLOW_LINK_DELAY: Duration = Duration::from_millis(150);
+
+/// Brings a real fault into machine `m`.
+pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
+    let _lock = StateLock::take(dir)?;
+    let mut state = LabState::require(dir)?;
+    let mach = state.machine(m)?.clone();
+    let md = state.mdir(m);
+    match kind {
+        Fault::OverlayDown | Fault::SshdDown => {
+            let which = if kind == Fault::OverlayDown {
+                "yggdrasil"
+            } else {
+                "sshd"
+            };
+            if let Some(p) = state.pids.get(&format!("{m}/{which}")) {
+                kill(*p, "-TERM");
+                let p = *p;
+                await_cond(m, &format!("{which} stopped"), READY, || Ok(!alive(p)))?;
+            }
+        }
+        Fault::LinkDown => {
+            underlay_link(&state, &mach, false)?;
+        }
+        Fault::SessionsCut => {
+            // What a reboot or an OOM kill does to SSH: every sshd process of the machine dies,
+            // established sessions with it; the listener is back at once, as systemd restarts it.
+            // A one-shot event: nothing stays broken, so nothing is recorded to heal.
+            let key = format!("{m}/sshd");
+            if let Some(p) = state.pids.get(&key).copied().filter(|p| ours(&key, *p)) {
+                let mut victims = descendants(p);
+                victims.push(p);
+                for v in &victims {
+                    kill(*v, "-KILL");
+                }
+                await_cond(m, "sshd and its sessions ended", READY, || {
+                    Ok(victims.iter().all(|v| !alive(*v)))
+                })?;
+            }
+            start_daemon(&mut state, m, "sshd")?;
+            return state.save();
+        }
+        Fault::ForeignCert => {
+            let tmp = md.join("keys/foreign");
+            mkdir(&tmp)?;
+            std::fs::copy(md.join("keys/host.pub"), tmp.join("host.pub"))
+                .map_err(|e| io(&tmp, e))?;
+            let cert = keys::sign_host(
+                &state.dir.join("foreign-ca/ca"),
+                &tmp.join("host.pub"),
+                m,
+                &format!("{m}.{}", state.domain),
+            )?;
+            let text = std::fs::read_to_string(&cert).map_err(|e| io(&cert, e))?;
+            write(
+                &md.join("etc-ssh/ssh_host_ed25519_key-cert.pub"),
+                &text,
+                0o644,
+            )?;
+            reload_sshd(&state, m)?;
+        }
+        Fault::SharedVarDrift => {
+            write(
+                &md.join("run/secrets-for-users/vars/shared/user-password-root/user-password-hash"),
+                "$6$driftedsalt$a-different-lab-test-hash",
+                0o600,
+            )?;
+        }
+        Fault::UserKeyRevoked => {
+            let key = std::fs::read_to_string(md.join("keys/root.pub")).map_err(|e| io(&md, e))?;
+            for o in state.machines.iter().filter(|o| o.name != m) {
+                let p = state.mdir(&o.name).join("etc-ssh/authorized_keys.d/root");
+                let t = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
+                write(&p, &t.replace(&key, ""), 0o644)?;
+            }
+        }
+        Fault::SlowLink => slow_link(&mut state, m)?,
+    }
+    let f = state.faults.entry(m.to_string()).or_default();
+    if !f.iter().any(|x| x == kind.as_str()) {
+        f.push(kind.to_string());
+    }
+    state.save()
+}
+
+/// Sets a machine's underlay link (its port on the underlay bridge) up or down.
+fn underlay_link(state: &LabState, m: &LabMachine, up: bool) -> Result<(), LabError> {
+    let port = format!("u{}", m.index);
+    ip(&[
+        "-n",
+        &state.ns_net(),
+        "link",
+        "set",
+        &port,
+        if up { "up" } else { "down" },
+    ])
+    .map(|_| ())
+}
+
+/// `slow-link`: machine `m` reaches every peer only through relays in its own namespace that
+/// delay the underlay TCP stream; its yggdrasil listens on loopback only, so no peer bypasses
+/// them. Restarts m's yggdrasil with that configuration and waits until it peers again.
+fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
+    let exe = state.exe.clone().ok_or_else(|| {
+        LabError::Invalid("slow-link needs the clan-coord binary (state has none)".into())
+    })?;
+    let anchor = state.anchor(m)?.to_string();
+    let md = state.mdir(m);
+    let others: Vec<LabMachine> = state
+        .machines
+        .iter()
+        .filter(|o| o.name != m)
+        .cloned()
+        .collect();
+    let mut peers = Vec::new();
+    for o in &others {
+        let port = 7000 + o.index;
+        let argv: Vec<String> = vec![
+            "nsenter".into(),
+            "-t".into(),
+            anchor.clone(),
+            "-n".into(),
+            "-u".into(),
+            "-m".into(),
+            "--".into(),
+            exe.display().to_string(),
+            "lab".into(),
+            "relay".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--to".into(),
+            format!("{}:{}", o.underlay_ip, current_system(state, o)?.port),
+            "--delay-ms".into(),
+            SLOW_LINK_DELAY.as_millis().to_string(),
+        ];
+        let pid = spawn_detached(&argv, &md.join("log/relay.log"))?;
+        state.pids.insert(format!("{m}/relay-{}", o.name), pid);
+        state.save()?;
+        peers.push(format!("tcp://127.0.0.1:{port}"));
+    }
+    let conf_path = md.join("run/yggdrasil/yggdrasil.conf");
+    let text = std::fs::read_to_string(&conf_path).map_err(|e| io(&conf_path, e))?;
+    let mut conf: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| LabError::Invalid(format!("{}: {e}", conf_path.display())))?;
+    conf["Listen"] = serde_json::json!(["tcp://127.0.0.1:6443"]);
+    conf["Peers"] = serde_json::json!(peers);
+    write(
+        &conf_path,
+        &serde_json::to_string_pretty(&conf).unwrap_or_default(),
+        0o600,
+    )?;
+    if let Some(p) = state.pids.get(&format!("{m}/yggdrasil")).copied() {
+        stop(p)?;
+    }
+    start_daemon(state, m, "yggdrasil")?;
+    await_ready(state)
+}
+
+/// Undoes every fault on `m` (or on all machines): files rewritten from the lab's keys, links up,
+/// stopped daemons started, sshd reloaded; then waits for the mesh.
+pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
+    let _lock = StateLock::take(dir)?;
+    let mut state = LabState::require(dir)?;
+    let names: Vec<String> = match only {
+        Some(m) => vec![state.machine(m)?.name.clone()],
+        None => state.machines.iter().map(|m| m.name.clone()).collect(),
+    };
+    // Authorized keys live on the peers: rewrite every machine's files.
+    for i in 0..state.machines.len() {
+        let m = state.machines[i].clone();
+        write_machine_files(&state, &m)?;
+    }
+    for name in &names {
+        let mach = state.machine(name)?.clone();
+        underlay_link(&state, &mach, true)?;
+        let relays: Vec<(String, u32)> = state
+            .pids
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{name}/relay-")))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        if !relays.is_empty() {
+            // The yggdrasil config was changed for the relays: restart it with the normal one.
+            if let Some(p) = state.pids.get(&format!("{name}/yggdrasil")).copied() {
+                stop(p)?;
+            }
+            for (k, p) in relays {
+                if ours(&k, p) {
+                    stop(p)?;
+                }
+                state.pids.remove(&k);
+            }
+        }
+        for which in ["sshd", "yggdrasil"] {
+            let running = state
+                .pids
+                .get(&format!("{name}/{which}"))
+                .is_some_and(|p| alive(*p));
+            if !running {
+                start_daemon(&mut state, name, which)?;
+            } else if which == "sshd" {
+                reload_sshd(&state, name)?;
+            }
+        }
+        state.faults.remove(name);
+    }
+    state.save()?;
+    await_ready(&state)
+}

@@ -1,0 +1,58 @@
+//! The lab fleet: clan-shaped machines made of Linux namespaces on one host, so the harness can
+//! be proven against real daemons without real machines. Each machine has its own network, UTS
+//! and mount namespaces, Debian's real OpenSSH sshd with a CA-signed host certificate, a real
+//! yggdrasil overlay daemon peering over the lab underlay, and clan-shaped files (deployed vars,
+//! root's password hash, `/run/current-system`). The harness reads it exactly as it reads a real
+//! clan, through the `machines.toml` that `lab up` writes. See README, "Lab".
+//!
+//! Topology (nothing in the host's own namespace):
+//! - `<prefix>-ws`: the workstation; bridge `br0` holds the management /24 (`.1`), and the harness
+//!   opens its SSH sockets here (`[ssh] netns`).
+//! - `<prefix>-net`: the underlay "internet"; bridge `br1`, no address of its own.
+//! - `<prefix>-<machine>`: `eth0` on the management bridge, `eth1` on the underlay, `ygg0` from
+//!   yggdrasil. An anchor process holds the machine's UTS and mount namespaces; daemons are
+//!   started into them with nsenter and tracked by pid in `<dir>/lab.json`.
+//!
+//! Modules:
+//! - [`host`]: what the lab needs from its host (root, packages, free subnets).
+//! - [`state`]: `lab.json` (machines, pids, faults) and the lock around it.
+//! - [`lifecycle`]: `up`, `status`, `down`, waiting for the mesh, reaping a crashed lab.
+//! - `daemon`: the anchor and daemons (sshd, yggdrasil) of each machine.
+//! - [`deploy`]: machine files, closures, generations, switch and `rebuild`.
+//! - [`fault`](mod@fault): real faults ([`Fault`]) and `heal`.
+//! - [`recording`]: a live run recorded for offline replay.
+//! - [`keys`], [`sshd`], [`net`], [`repo`], [`system`], [`shim`], [`relay`]: key material, sshd
+//!   configuration, address plan, the lab's clan repo, its configuration stand-in, the
+//!   `systemctl` stand-in, and the `slow-link` relay.
+//! - [`error`]: the one error type, [`LabError`].
+//!
+//! The library never prints: notices and deploy logs go to a caller's sink, progress to
+//! `tracing`.
+#![warn(missing_docs)]
+
+mod daemon;
+pub mod deploy;
+pub mod error;
+pub mod fault;
+mod files;
+pub mod host;
+pub mod keys;
+pub mod lifecycle;
+pub mod net;
+mod process;
+pub mod recording;
+pub mod relay;
+pub mod repo;
+pub mod shim;
+pub mod sshd;
+pub mod state;
+pub mod system;
+
+pub use deploy::{rebuild, LAB_ROOT_HASH};
+pub use error::LabError;
+pub use fault::{fault, heal, Fault, SLOW_LINK_DELAY};
+pub use host::{install_missing, is_root, unsupported, PACKAGES};
+pub use lifecycle::{down, status, up, UpOptions};
+pub use process::alive;
+pub use recording::{finish_recording, prepare_recording};
+pub use state::{machine_names, LabMachine, LabState};

@@ -1,0 +1,411 @@
+//! The lab's lifecycle: bring it up (keys, namespaces, files, daemons, then wait for the mesh),
+//! report its status, and take it down, including namespaces a crashed lab left behind.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::daemon::{start_anchor, start_daemon};
+use crate::deploy::{current_system, switch_to, write_closure, write_machine_files};
+use crate::error::LabError;
+use crate::files::{io, mkdir, write};
+use crate::host::{free_subnets, install_missing, is_root, unsupported};
+use crate::process::{alive, await_cond, in_parallel, ip, kill, ours, run, POLL, READY};
+use crate::state::{machine_names, LabMachine, LabState};
+use crate::{keys, repo, shim};
+
+/// Options of `lab up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Number of machines (2..=16).
+    pub machines: usize,
+    /// State directory.
+    pub dir: PathBuf,
+    /// Namespace prefix (default `clab`).
+    pub prefix: String,
+    /// Install missing Debian packages with apt-get.
+    pub install: bool,
+    /// The clan-coord binary (for the `slow-link` relay); None = this process's executable.
+    pub exe: Option<PathBuf>,
+}
+
+/// A namespace prefix: what clan accepts as a machine name (lowercase letters, digits, inner
+/// dashes), at most 8 long so that `<prefix>-<machine>` stays a short namespace name.
+fn valid_prefix(p: &str) -> bool {
+    let b = p.as_bytes();
+    (1..=8).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// Brings the lab up (cleaning a previous one in the same directory first) and returns its state.
+/// Notices for the operator (packages being installed, leftovers removed, a host directory
+/// created) go to `notice` as they happen: the library never prints.
+pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, LabError> {
+    let start = Instant::now();
+    if !(2..=16).contains(&opts.machines) {
+        return Err(LabError::Invalid(format!(
+            "--machines {} is out of range: the lab has 2 to 16 machines",
+            opts.machines
+        )));
+    }
+    if !valid_prefix(&opts.prefix) {
+        return Err(LabError::Invalid(format!(
+            "prefix {:?}: use up to 8 lowercase letters/digits",
+            opts.prefix
+        )));
+    }
+    if opts.install && is_root() {
+        install_missing(notice)?;
+    }
+    if let Some(why) = unsupported() {
+        return Err(LabError::Unsupported { reason: why });
+    }
+    down(&opts.dir)?;
+    reap_orphans(&opts.prefix, notice)?;
+    // Host safety: the lab's subnets must overlap nothing of the host's.
+    let (mgmt_net, underlay_net) = free_subnets()?;
+    mkdir(&opts.dir)?;
+    let dir = std::fs::canonicalize(&opts.dir).map_err(|e| io(&opts.dir, e))?;
+    // A fresh fleet: no machine keeps files, keys or generations from a previous lab here.
+    for sub in ["machines", "clan"] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| io(&p, e))?;
+        }
+    }
+    let host_octets = |n: Ipv4Addr, i: usize| {
+        let o = n.octets();
+        Ipv4Addr::new(o[0], o[1], o[2], 10 + i as u8)
+    };
+    let mut state = LabState {
+        dir: dir.clone(),
+        prefix: opts.prefix.clone(),
+        domain: "clan".into(),
+        mgmt_net,
+        underlay_net,
+        machines: machine_names(opts.machines)
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| LabMachine {
+                name,
+                index: i,
+                mgmt_ip: host_octets(mgmt_net, i),
+                underlay_ip: host_octets(underlay_net, i),
+                ygg_address: String::new(),
+                ygg_key: String::new(),
+            })
+            .collect(),
+        pids: BTreeMap::new(),
+        faults: BTreeMap::new(),
+        exe: opts.exe.clone().or_else(|| std::env::current_exe().ok()),
+    };
+    state.save()?;
+    make_keys(&mut state)?;
+    tracing::info!(elapsed = ?start.elapsed(), "lab keys");
+    make_network(&state)?;
+    tracing::info!(elapsed = ?start.elapsed(), "lab network");
+    repo::write_repo(&state)?;
+    for i in 0..state.machines.len() {
+        let m = state.machines[i].clone();
+        write_machine_files(&state, &m)?;
+        let path = write_closure(&state, &m, &current_system(&state, &m)?)?;
+        switch_to(&state, &m.name, 1, &path)?;
+    }
+    write(&state.machines_file(), &repo::machines_toml(&state), 0o644)?;
+    write(&dir.join("bin/systemctl"), shim::SYSTEMCTL, 0o755)?;
+    // Each machine mounts its own /nix; the host needs the (empty) mountpoint. It is created only
+    // when missing and never written to.
+    if !Path::new("/nix").exists() {
+        mkdir(Path::new("/nix"))?;
+        notice("lab: created an empty /nix on the host as the machines' mountpoint");
+    }
+    for i in 0..state.machines.len() {
+        let name = state.machines[i].name.clone();
+        start_anchor(&mut state, &name)?;
+    }
+    for i in 0..state.machines.len() {
+        let name = state.machines[i].name.clone();
+        start_daemon(&mut state, &name, "sshd")?;
+        start_daemon(&mut state, &name, "yggdrasil")?;
+    }
+    state.save()?;
+    await_ready(&state)?;
+    tracing::info!(elapsed = ?start.elapsed(), "lab up");
+    Ok(state)
+}
+
+fn make_keys(state: &mut LabState) -> Result<(), LabError> {
+    let d = state.dir.clone();
+    mkdir(&d.join("ca"))?;
+    keys::ed25519(&d.join("ca/ca"), "clan-coord lab CA (test key)")?;
+    mkdir(&d.join("foreign-ca"))?;
+    keys::ed25519(&d.join("foreign-ca/ca"), "a foreign CA (test key)")?;
+    mkdir(&d.join("workstation"))?;
+    keys::ed25519(
+        &d.join("workstation/id_ed25519"),
+        "lab workstation (test key)",
+    )?;
+    let domain = state.domain.clone();
+    in_parallel(state.machines.iter_mut(), |m| {
+        let k = d.join("machines").join(&m.name).join("keys");
+        mkdir(&k)?;
+        let host_pub = keys::ed25519(&k.join("host"), &m.name)?;
+        keys::sign_host(
+            &d.join("ca/ca"),
+            &host_pub,
+            &m.name,
+            &format!("{}.{domain}", m.name),
+        )?;
+        keys::ed25519(&k.join("root"), &format!("root@{}", m.name))?;
+        let conf = run("yggdrasil", &["-genconf", "-json"])?;
+        write(&k.join("yggdrasil.json"), &conf, 0o600)?;
+        let conf_path = k.join("yggdrasil.json");
+        let p = conf_path.display().to_string();
+        m.ygg_address = run("yggdrasil", &["-useconffile", &p, "-address"])?
+            .trim()
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&conf)
+            .map_err(|e| LabError::Invalid(format!("yggdrasil -genconf: {e}")))?;
+        m.ygg_key = v["PublicKey"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        Ok(())
+    })?;
+    state.save()
+}
+
+fn make_network(state: &LabState) -> Result<(), LabError> {
+    for ns in state.namespaces() {
+        ip(&["netns", "add", &ns])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+    }
+    let (ws, netns) = (state.ns_ws(), state.ns_net());
+    let gw = {
+        let o = state.mgmt_net.octets();
+        format!("{}.{}.{}.1/24", o[0], o[1], o[2])
+    };
+    ip(&["-n", &ws, "link", "add", "br0", "type", "bridge"])?;
+    ip(&["-n", &ws, "addr", "add", &gw, "dev", "br0"])?;
+    ip(&["-n", &ws, "link", "set", "br0", "up"])?;
+    ip(&["-n", &netns, "link", "add", "br1", "type", "bridge"])?;
+    ip(&["-n", &netns, "link", "set", "br1", "up"])?;
+    for m in &state.machines {
+        let ns = state.ns(&m.name);
+        let (mp, up) = (format!("m{}", m.index), format!("u{}", m.index));
+        // Both ends are created directly in their namespaces: nothing appears in the host's.
+        ip(&[
+            "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &mp, "netns", &ws,
+        ])?;
+        ip(&[
+            "link", "add", "eth1", "netns", &ns, "type", "veth", "peer", "name", &up, "netns",
+            &netns,
+        ])?;
+        ip(&["-n", &ws, "link", "set", &mp, "master", "br0", "up"])?;
+        ip(&["-n", &netns, "link", "set", &up, "master", "br1", "up"])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{}/24", m.mgmt_ip),
+            "dev",
+            "eth0",
+        ])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{}/24", m.underlay_ip),
+            "dev",
+            "eth1",
+        ])?;
+        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        ip(&["-n", &ns, "link", "set", "eth1", "up"])?;
+    }
+    Ok(())
+}
+/// Waits until every machine peers with every other over yggdrasil and reaches it by ping.
+pub(crate) fn await_ready(state: &LabState) -> Result<(), LabError> {
+    let n = state.machines.len();
+    in_parallel(state.machines.iter(), |m| {
+        let sock = format!(
+            "unix://{}",
+            state
+                .mdir(&m.name)
+                .join("run/yggdrasil/yggdrasil.sock")
+                .display()
+        );
+        await_cond(&m.name, "yggdrasil peerings", READY, || {
+            let out = run("yggdrasilctl", &["-endpoint", &sock, "-json", "getPeers"])
+                .map_err(|e| e.to_string())?;
+            Ok(peer_count(&out)? >= n - 1)
+        })?;
+        for o in state.machines.iter().filter(|o| o.name != m.name) {
+            await_cond(
+                &m.name,
+                &format!("overlay route to {}", o.name),
+                READY,
+                || {
+                    Ok(state
+                        .exec_in(
+                            &m.name,
+                            &["ping", "-6", "-c", "1", "-W", "1", &o.ygg_address],
+                        )
+                        .is_ok())
+                },
+            )?;
+        }
+        Ok(())
+    })
+}
+/// The number of connected peers in `yggdrasilctl -json getPeers` output. yggdrasilctl exits 0
+/// even when it cannot reach the daemon; its "Fatal error" line is the signal. (The harness's
+/// full parser lives in its probes; the lab only needs the count and must not depend on them.)
+fn peer_count(text: &str) -> Result<usize, String> {
+    let excerpt: String = text
+        .trim()
+        .chars()
+        .take(120)
+        .collect::<String>()
+        .replace('\n', "⏎");
+    let problem =
+        |what: String| format!("yggdrasilctl getPeers: {what} (output starts: {excerpt:?})");
+    if let Some(line) = text.lines().find(|l| l.contains("Fatal error")) {
+        return Err(problem(line.to_string()));
+    }
+    let body = text.find('{').map_or(text, |i| &text[i..]);
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| problem(format!("not getPeers JSON: {e}")))?;
+    v["peers"]
+        .as_array()
+        .map(Vec::len)
+        .ok_or_else(|| problem("not getPeers JSON: no peers list".into()))
+}
+
+/// Stops the lab in `dir`: ends only its tracked processes, deletes only its namespaces. A
+/// directory without a lab is fine (idempotent).
+pub fn down(dir: &Path) -> Result<bool, LabError> {
+    let Some(state) = LabState::load(dir)? else {
+        return Ok(false);
+    };
+    // Daemons first, anchors last; TERM, then KILL after a bounded wait.
+    let mut pids: Vec<(String, u32)> = state
+        .pids
+        .iter()
+        .filter(|(k, v)| ours(k, **v))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    pids.sort_by_key(|(k, _)| k.ends_with("/anchor"));
+    for (_, p) in &pids {
+        kill(*p, "-TERM");
+    }
+    let start = Instant::now();
+    while pids.iter().any(|(_, p)| alive(*p)) && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(POLL);
+    }
+    for (_, p) in &pids {
+        kill(*p, "-KILL");
+    }
+    for ns in state.namespaces() {
+        if Path::new("/run/netns").join(&ns).exists() {
+            ip(&["netns", "del", &ns])?;
+        }
+    }
+    let _ = std::fs::remove_file(dir.join("lab.json"));
+    Ok(true)
+}
+
+/// Removes namespaces a crashed lab with this prefix left behind without a state file (its
+/// directory gone): the processes inside them are the lab's own (`ip netns pids`), so they are
+/// ended, then the namespaces deleted. Names outside the lab's scheme are never touched.
+fn reap_orphans(prefix: &str, notice: &mut dyn FnMut(&str)) -> Result<(), LabError> {
+    let mut names = vec![format!("{prefix}-ws"), format!("{prefix}-net")];
+    names.extend(machine_names(16).iter().map(|m| format!("{prefix}-{m}")));
+    for ns in names {
+        if !Path::new("/run/netns").join(&ns).exists() {
+            continue;
+        }
+        notice(&format!(
+            "lab: removing namespace {ns} left by a crashed lab"
+        ));
+        let pids: Vec<u32> = ip(&["netns", "pids", &ns])?
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        for p in &pids {
+            kill(*p, "-KILL");
+        }
+        let start = Instant::now();
+        while pids.iter().any(|p| alive(*p)) && start.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(POLL);
+        }
+        ip(&["netns", "del", &ns])?;
+    }
+    Ok(())
+}
+
+/// One line per machine: processes and addresses.
+pub fn status(dir: &Path) -> Result<String, LabError> {
+    let Some(state) = LabState::load(dir)? else {
+        return Ok(format!("no lab in {}", dir.display()));
+    };
+    let mut s = format!(
+        "lab in {} ({} machines; machines file {})\n",
+        state.dir.display(),
+        state.machines.len(),
+        state.machines_file().display()
+    );
+    for m in &state.machines {
+        let st = |r: &str| match state.pids.get(&format!("{}/{r}", m.name)) {
+            Some(p) if alive(*p) => format!("{r} {p}"),
+            Some(_) => format!("{r} DOWN"),
+            None => format!("{r} -"),
+        };
+        s.push_str(&format!(
+            "  {:<11} mgmt {:<15} ygg {:<40} {}, {}, {}{}\n",
+            m.name,
+            m.mgmt_ip,
+            m.ygg_address,
+            st("anchor"),
+            st("sshd"),
+            st("yggdrasil"),
+            state
+                .faults
+                .get(&m.name)
+                .map(|f| format!("  faults: {}", f.join(", ")))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_short_clan_names() {
+        for ok in ["clab", "clabt", "a", "ab-1", "12345678"] {
+            assert!(valid_prefix(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "Clab", "c_lab", "123456789", "c.l"] {
+            assert!(!valid_prefix(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn peers_are_counted_and_a_fatal_error_is_an_error() {
+        let two = r#"{"peers":[{"address":"200::1","key":"ab"},{"address":"200::2","key":"cd"}]}"#;
+        assert_eq!(peer_count(two), Ok(2));
+        assert_eq!(peer_count("log line\n{\"peers\":[]}"), Ok(0));
+        let e = peer_count("2026/11/26 Fatal error: dial unix /run/yggdrasil/yggdrasil.sock: connect: no such file or directory\n").unwrap_err();
+        assert!(e.contains("Fatal error"), "{e}");
+        assert!(peer_count("garbage").is_err());
+    }
+}
