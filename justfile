@@ -2,7 +2,7 @@
 default:
     @just --list --unsorted
 
-# main job: lab fleet up, AC1–AC4 live, verdict table, lab down (root)
+# main job: lab fleet up, AC1–AC6 live, verdict table, lab down (root)
 lab-check:
     cargo run --bin clan-coord -- lab check --install
 

@@ -1,6 +1,5 @@
 //! What the fleet should look like, from the clan repo, the inventory and machines.toml alone. No
-//! machine is asked anything here: the verdicts compare [`crate::observe::Observations`] with
-//! this, so they are pure and the same live, replayed or planned.
+//! machine is asked anything here: the verdicts compare what was observed with this, so they are pure and the same live, replayed or planned.
 
 use std::path::Path;
 

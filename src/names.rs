@@ -5,9 +5,14 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::path::PathBuf;
 
+use once_cell::sync::Lazy;
+use regex::Regex;
 use serde::Serialize;
 
-use crate::config::NAME_RE;
+/// Machine, user, domain and instance names: what clan itself accepts for hostnames.
+pub static NAME_RE: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$").expect("static regex is valid")
+});
 
 /// A clan machine name (`^[a-z0-9-]+$`, what clan accepts as a hostname), checked when made, so
 /// it can go into commands, file names and certificate principals without another check.
@@ -99,6 +104,11 @@ impl Criterion {
         Criterion::Ac6,
         Criterion::Ac7,
     ];
+
+    /// The criteria judged on the fleet itself (AC7 is judged from a monitor log).
+    pub fn on_the_fleet() -> impl Iterator<Item = Criterion> {
+        Criterion::ALL.into_iter().filter(|c| *c != Criterion::Ac7)
+    }
 
     /// The criteria judged from one observation of the fleet (read-only).
     pub const OBSERVED: [Criterion; 4] = [

@@ -1,6 +1,6 @@
 //! The observation plan: from the expectations and the criteria asked for, which commands run on
 //! which machine (and which rebuilds on the workstation). `clan-coord plan` prints exactly this;
-//! [`crate::observe`] runs it, one batch per machine. Every remote command is built here, from
+//! observe runs it, one batch per machine. Every remote command is built here, from
 //! code literals and validated values only.
 
 use std::collections::BTreeMap;

@@ -96,20 +96,30 @@ pub(crate) fn start_daemon(state: &mut LabState, m: &str, which: &str) -> Result
 
 /// Makes machine `m`'s sshd reload its configuration, keys and certificate; waits until it has.
 pub(crate) fn reload_sshd(state: &LabState, m: &str) -> Result<(), LabError> {
-    // SIGHUP: sshd re-executes itself and reloads its configuration, keys and certificate.
+    // SIGHUP: sshd re-executes itself and reloads its configuration, keys and certificate. Its
+    // "Server listening" lines are counted before the signal, so a fast sshd cannot announce
+    // itself before the wait starts looking (race-free on a loaded host).
     if let Some(p) = state.pids.get(&format!("{m}/sshd")) {
-        kill(*p, "-HUP");
         let log = state.mdir(m).join("log/sshd.log");
-        let before = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .matches("Server listening")
-            .count();
-        await_cond(m, "sshd reload", READY, || {
-            Ok(std::fs::read_to_string(&log)
+        let listening = || {
+            std::fs::read_to_string(&log)
                 .unwrap_or_default()
                 .matches("Server listening")
                 .count()
-                > before)
+        };
+        let before = listening();
+        kill(*p, "-HUP");
+        await_cond(m, "sshd reload", READY, || {
+            let now = listening();
+            if now > before {
+                Ok(true)
+            } else {
+                Err(format!(
+                    "{now} \"Server listening\" line(s) in {}, {before} before SIGHUP to pid {p}; log tail: {}",
+                    log.display(),
+                    tail(&log, 3)
+                ))
+            }
         })?;
     }
     Ok(())

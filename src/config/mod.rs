@@ -31,10 +31,7 @@ pub use rebuild::{Artefact, RebuildConfig};
 pub use ssh::{SshAuth, SshSettings};
 pub use thresholds::Thresholds;
 
-/// Machine, user, domain and instance names: what clan itself accepts for hostnames.
-pub static NAME_RE: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$").expect("static regex is valid")
-});
+pub use crate::names::NAME_RE;
 /// systemd unit names the operator may name for custom module probes.
 pub static UNIT_RE: Lazy<Regex> = Lazy::new(|| {
     Regex::new(r"^[A-Za-z0-9:_.@-]+\.(service|socket|timer|target|mount|path)$")

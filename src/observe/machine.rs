@@ -99,10 +99,16 @@ pub(super) fn read(
                 }))
             }
             Probe::User(u) => {
-                users.insert(u.clone(), Seen::of(c, r, parse_user_hashes));
+                users.insert(
+                    u.clone(),
+                    Seen::of(c, r, |o| parse_user_hashes(&o.stdout, &o.stderr, o.exit)),
+                );
             }
             Probe::Shared(rel) => {
-                shared.insert(rel.clone(), Seen::of(c, r, parse_file_hashes));
+                shared.insert(
+                    rel.clone(),
+                    Seen::of(c, r, |o| parse_file_hashes(&o.stdout)),
+                );
             }
             Probe::Ping(_) | Probe::Hop(_) | Probe::SystemState => {}
         }

@@ -3,7 +3,8 @@
 //! layout clan-core has used, so that nothing is hard-coded and a wrong value names its file.
 
 pub mod lint;
-pub mod zerotier;
+/// ZeroTier ids and clan's rfc4193 address (they live with the parsers, which read them too).
+pub use crate::probe::zerotier_ids as zerotier;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv6Addr;

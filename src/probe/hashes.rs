@@ -1,11 +1,10 @@
-//! Hashes printed by the harness's own hash scripts (`crate::plan`): a user's shadow field and
+//! Hashes printed by the harness's own hash scripts (the plan's scripts): a user's shadow field and
 //! deployed password-hash file, and deployed shared secret files. Only sha256 hashes ever cross
 //! the wire, never a secret's content.
 
 use std::collections::BTreeMap;
 
 use super::excerpt;
-use crate::transport::Output;
 
 /// Hash probe of one user's password: sha256 of the shadow field and of the deployed hash file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -20,10 +19,14 @@ pub struct UserHashes {
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Parses the user hash script's output.
-pub fn parse_user_hashes(out: &Output) -> Result<UserHashes, String> {
+pub fn parse_user_hashes(
+    stdout: &str,
+    stderr: &str,
+    exit: Option<i32>,
+) -> Result<UserHashes, String> {
     let mut shadow = None;
     let mut file = None;
-    for line in out.stdout.lines() {
+    for line in stdout.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         match f.as_slice() {
             ["shadow", h] => shadow = Some(h.to_string()),
@@ -35,8 +38,8 @@ pub fn parse_user_hashes(out: &Output) -> Result<UserHashes, String> {
         shadow: shadow.ok_or_else(|| {
             format!(
                 "no shadow hash line (exit {:?}): {}",
-                out.exit,
-                excerpt(&out.stderr, 120)
+                exit,
+                excerpt(stderr, 120)
             )
         })?,
         file,
@@ -44,9 +47,9 @@ pub fn parse_user_hashes(out: &Output) -> Result<UserHashes, String> {
 }
 
 /// Parses the file hash script's output: path → sha256.
-pub fn parse_file_hashes(out: &Output) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_file_hashes(stdout: &str) -> Result<BTreeMap<String, String>, String> {
     let mut m = BTreeMap::new();
-    for line in out.stdout.lines() {
+    for line in stdout.lines() {
         if let Some((p, h)) = line.rsplit_once(' ') {
             if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
                 m.insert(p.to_string(), h.to_string());

@@ -10,6 +10,7 @@ pub mod ssh;
 pub mod systemd;
 pub mod yggdrasil;
 pub mod zerotier;
+pub mod zerotier_ids;
 
 /// Output that did not parse as the probe expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

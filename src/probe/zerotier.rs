@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use super::zerotier_ids::{NetworkId, NodeId};
 use super::ProbeError;
-use crate::oracle::zerotier::{NetworkId, NodeId};
 
 /// Node status as `info` reports it. TUNNELED wins over OFFLINE (one.cpp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -114,9 +114,7 @@ pub fn parse_info(out: &str) -> Result<Info, ProbeError> {
             .ok_or_else(|| ProbeError::new(P, "no address", out))?;
         let address: NodeId = address
             .parse()
-            .map_err(|e: crate::oracle::zerotier::IdError| {
-                ProbeError::new(P, e.to_string(), out)
-            })?;
+            .map_err(|e: super::zerotier_ids::IdError| ProbeError::new(P, e.to_string(), out))?;
         let online = v["online"].as_bool().unwrap_or(false);
         let tunneled = v["tcpFallbackActive"].as_bool().unwrap_or(false);
         let status = if tunneled {
@@ -135,11 +133,9 @@ pub fn parse_info(out: &str) -> Result<Info, ProbeError> {
     for line in t.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() >= 5 && f[0] == "200" && f[1] == "info" {
-            let address: NodeId = f[2]
-                .parse()
-                .map_err(|e: crate::oracle::zerotier::IdError| {
-                    ProbeError::new(P, e.to_string(), out)
-                })?;
+            let address: NodeId = f[2].parse().map_err(|e: super::zerotier_ids::IdError| {
+                ProbeError::new(P, e.to_string(), out)
+            })?;
             // Since 1.2.0: <addr> <version> <status>; before: <addr> <status> <version>.
             let (version, status) = if f[3].contains('.') {
                 (f[3], f[4])
@@ -197,7 +193,7 @@ pub fn parse_listnetworks(out: &str) -> Result<Vec<Network>, ProbeError> {
                 .as_str()
                 .or(n["id"].as_str())
                 .ok_or_else(|| ProbeError::new(P, "network without nwid", out))?;
-            let id: NetworkId = id.parse().map_err(|e: crate::oracle::zerotier::IdError| {
+            let id: NetworkId = id.parse().map_err(|e: super::zerotier_ids::IdError| {
                 ProbeError::new(P, e.to_string(), out)
             })?;
             let mut assigned = Vec::new();
@@ -246,9 +242,7 @@ pub fn parse_listnetworks(out: &str) -> Result<Vec<Network>, ProbeError> {
         }
         let id: NetworkId = f[2]
             .parse()
-            .map_err(|e: crate::oracle::zerotier::IdError| {
-                ProbeError::new(P, e.to_string(), line)
-            })?;
+            .map_err(|e: super::zerotier_ids::IdError| ProbeError::new(P, e.to_string(), line))?;
         let mut assigned = Vec::new();
         if let Some(ips) = f.get(8) {
             for a in ips.split(',').filter(|a| !a.is_empty() && *a != "-") {
@@ -307,7 +301,7 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
     let t = out.trim();
     let id = |s: &str, line: &str| -> Result<NodeId, ProbeError> {
         s.parse()
-            .map_err(|e: crate::oracle::zerotier::IdError| ProbeError::new(P, e.to_string(), line))
+            .map_err(|e: super::zerotier_ids::IdError| ProbeError::new(P, e.to_string(), line))
     };
     let lat = |s: &str| s.parse::<i64>().ok().filter(|l| *l >= 0).map(|l| l as u32);
     if t.starts_with('[') {
@@ -425,11 +419,9 @@ pub fn parse_members(out: &str) -> Result<Vec<Member>, ProbeError> {
             x => return Err(ProbeError::new(P, format!("authorized is {x:?}"), line)),
         };
         rows.push(Member {
-            id: f[0]
-                .parse()
-                .map_err(|e: crate::oracle::zerotier::IdError| {
-                    ProbeError::new(P, e.to_string(), line)
-                })?,
+            id: f[0].parse().map_err(|e: super::zerotier_ids::IdError| {
+                ProbeError::new(P, e.to_string(), line)
+            })?,
             ip: f[1]
                 .parse()
                 .map_err(|_| ProbeError::new(P, "bad address", line))?,
