@@ -12,7 +12,7 @@
 //! an unchanged input rewrites the same bytes; `tests/generated.rs` checks that the committed
 //! story fleet, broken fleets and monitor log are what this writes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod broken;
@@ -50,8 +50,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root (the `clan-coordination` crate), wherever cargo was started.
+/// The workspace root (the `clan-coordination` crate), wherever cargo was started: the nearest
+/// directory upwards whose Cargo.toml declares the workspace.
 fn root() -> PathBuf {
-    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask.parent().unwrap_or(xtask).to_path_buf()
+    let start = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    start
+        .ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .unwrap_or(&start)
+        .to_path_buf()
 }

@@ -1,0 +1,251 @@
+//! `clan-coord lab ...`: the lab fleet's subcommands (the lab crate does the work; this prints).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clan_coord_lab as lab;
+use clan_coordination::config;
+use clan_coordination::env::Settings;
+use clan_coordination::fleet::Fleet;
+use clan_coordination::names::Criterion;
+use clan_coordination::suite::RunOptions;
+use clap::Subcommand;
+
+use crate::{check_fleet, progress, CliError};
+
+#[derive(Subcommand)]
+pub(crate) enum LabAction {
+    /// Bring the lab up (cleaning leftovers first); prints the machines file to use.
+    Up {
+        #[command(flatten)]
+        common: LabArgs,
+        #[command(flatten)]
+        size: UpArgs,
+    },
+    /// Show the lab's machines, daemons and faults.
+    Status {
+        #[command(flatten)]
+        common: LabArgs,
+    },
+    /// Stop the lab's processes and delete its namespaces (fine when none is up).
+    Down {
+        #[command(flatten)]
+        common: LabArgs,
+    },
+    /// Bring a real fault into a machine: overlay-down, link-down, sshd-down, foreign-cert,
+    /// shared-var-drift, user-key-revoked, slow-link, sessions-cut (one-shot: every sshd process
+    /// killed, the listener restarted, as by a reboot).
+    Fault {
+        #[command(flatten)]
+        common: LabArgs,
+        /// Machine.
+        machine: String,
+        /// Fault kind.
+        kind: String,
+    },
+    /// Undo faults on one machine (or all) and wait for the mesh.
+    Heal {
+        #[command(flatten)]
+        common: LabArgs,
+        /// Machine (default: all).
+        machine: Option<String>,
+    },
+    /// The lab's `clan machines update`: apply the lab repo's configuration to one machine.
+    Rebuild {
+        #[command(flatten)]
+        common: LabArgs,
+        /// Machine.
+        machine: String,
+    },
+    /// Internal: the delaying TCP relay that `lab fault <m> slow-link` starts inside a machine.
+    #[command(hide = true)]
+    Relay(RelayArgs),
+    /// The main job: bring the lab up, run AC1–AC6 live against it (real rebuilds), print the verdicts, tear it down.
+    Check {
+        #[command(flatten)]
+        common: LabArgs,
+        #[command(flatten)]
+        size: UpArgs,
+        /// Leave the lab running afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Also record the run for offline replay into this directory (cassette.json, the lab's
+        /// public clan repo and a machines.toml), e.g. tests/cassettes/lab.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RelayArgs {
+    /// Address to accept on.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// Address to relay to.
+    #[arg(long)]
+    to: std::net::SocketAddr,
+    /// Delay added in each direction, in milliseconds.
+    #[arg(long)]
+    delay_ms: u64,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct UpArgs {
+    /// Number of machines (2..=16).
+    #[arg(long, default_value_t = 2)]
+    machines: usize,
+    /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, ...) first.
+    #[arg(long)]
+    install: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct LabArgs {
+    /// Lab state directory.
+    #[arg(long, env = "COORD_LAB_DIR", default_value = "/tmp/clan-coord-lab")]
+    dir: PathBuf,
+    /// Namespace name prefix.
+    #[arg(long, default_value = "clab")]
+    prefix: String,
+}
+
+/// AC5 and AC6 on the lab (the lab is disposable, so it is the opt-in): before AC5 a shared
+/// setting changes in the lab repo; before AC6 the overlay's port changes, and the services must
+/// still coordinate.
+fn lab_change(state: &lab::LabState, c: Criterion) -> Result<(), lab::LabError> {
+    match c {
+        Criterion::Ac5 => {
+            lab::system::change(state, |c| {
+                let conf = c["nix_conf"].as_str().unwrap_or_default().to_string();
+                c["nix_conf"] = format!("{conf}# changed by clan-coord lab check\n").into();
+            })?;
+            println!(
+                "lab: changed the shared nix.conf in the lab repo; rebuilding every machine (AC5)"
+            );
+        }
+        Criterion::Ac6 => {
+            lab::system::change(state, |c| {
+                let port = c["yggdrasil_port"].as_u64().unwrap_or(6443);
+                c["yggdrasil_port"] = (port + 1).into();
+            })?;
+            println!(
+                "lab: changed the yggdrasil instance's port in the lab repo; rebuilding (AC6)"
+            );
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub(crate) fn lab_command(action: LabAction, settings: &Settings) -> Result<ExitCode, CliError> {
+    let up = |c: &LabArgs, size: &UpArgs| {
+        let t = std::time::Instant::now();
+        let state = lab::up(
+            &lab::UpOptions {
+                machines: size.machines,
+                dir: c.dir.clone(),
+                prefix: c.prefix.clone(),
+                install: size.install,
+                exe: None,
+            },
+            &mut |notice| eprintln!("{notice}"),
+        )?;
+        eprintln!(
+            "lab: {} machines up in {:.2?}",
+            state.machines.len(),
+            t.elapsed()
+        );
+        Ok::<_, CliError>(state)
+    };
+    match action {
+        LabAction::Up { common, size } => {
+            let state = up(&common, &size)?;
+            print!("{}", lab::status(&state.dir)?);
+            println!("COORD_MACHINES={}", state.machines_file().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Rebuild { common, machine } => {
+            lab::rebuild(&common.dir, &machine, &mut |line| println!("{line}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Relay(r) => {
+            lab::relay::run(r.listen, r.to, std::time::Duration::from_millis(r.delay_ms)).map_err(
+                |e| lab::LabError::Tool {
+                    tool: "lab relay".into(),
+                    reason: e.to_string(),
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Status { common } => {
+            print!("{}", lab::status(&common.dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Down { common } => {
+            let t = std::time::Instant::now();
+            let was = lab::down(&common.dir)?;
+            eprintln!(
+                "lab: {} in {:.2?}",
+                if was { "down" } else { "no lab was up" },
+                t.elapsed()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Fault {
+            common,
+            machine,
+            kind,
+        } => {
+            lab::fault(&common.dir, &machine, kind.parse()?)?;
+            eprintln!("lab: {kind} on {machine}");
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Heal { common, machine } => {
+            lab::heal(&common.dir, machine.as_deref())?;
+            eprintln!(
+                "lab: healed {}",
+                machine.as_deref().unwrap_or("all machines")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabAction::Check {
+            common,
+            size,
+            keep,
+            record,
+        } => {
+            let state = up(&common, &size)?;
+            let result = (|| {
+                let cfg = config::load(&state.machines_file())?;
+                let cassette = match &record {
+                    Some(out) => Some(lab::prepare_recording(&state, out)?),
+                    None => None,
+                };
+                let fleet = Fleet::live(cfg, cassette.as_deref(), &settings.snapshots)?;
+                let change = |c: Criterion| lab_change(&state, c).map_err(|e| e.to_string());
+                let opts = RunOptions {
+                    destructive: true,
+                    report_dir: Some(settings.report_dir.clone()),
+                    log_dir: settings.report_dir.clone(),
+                    progress: &progress,
+                    before_rebuild: Some(&change),
+                };
+                check_fleet(
+                    &fleet,
+                    &Criterion::on_the_fleet().collect::<Vec<_>>(),
+                    &opts,
+                )
+            })();
+            if let (Some(out), Ok(_)) = (&record, &result) {
+                lab::finish_recording(out, state.machines.len())?;
+                eprintln!("lab: recorded into {}", out.display());
+            }
+            if !keep {
+                let t = std::time::Instant::now();
+                lab::down(&state.dir)?;
+                eprintln!("lab: down in {:.2?}", t.elapsed());
+            }
+            result
+        }
+    }
+}
