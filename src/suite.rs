@@ -77,14 +77,23 @@ pub fn observe_rebuild(fleet: &Fleet, criterion: Criterion, opts: &RunOptions) -
     }
     let plan = Plan::new(&fleet.expect, Needs::of(&[criterion]));
     let round = rebuild::round(fleet, &plan, &opts.log_dir, opts.progress);
+    // AC6 observes AC1–AC3 again: the status first, then the pairs, in that order as before the
+    // plan existed (the restarted overlay daemons get the status round trip to peer again).
     let after_rebuild = (criterion == Criterion::Ac6).then(|| {
-        Box::new(observe(
-            fleet,
-            &Plan::new(
-                &fleet.expect,
-                Needs::of(&[Criterion::Ac1, Criterion::Ac2, Criterion::Ac3]),
-            ),
-        ))
+        let status = Needs {
+            status: true,
+            ..Needs::default()
+        };
+        let pairs = Needs {
+            pings: true,
+            hops: true,
+            ..Needs::default()
+        };
+        let mut again = observe(fleet, &Plan::new(&fleet.expect, status));
+        let paired = observe(fleet, &Plan::new(&fleet.expect, pairs));
+        again.mesh = paired.mesh;
+        again.hops = paired.hops;
+        Box::new(again)
     });
     Observations {
         rebuild: Some(round),
