@@ -136,3 +136,99 @@ fn a_torn_last_line_is_the_round_in_flight_and_is_ignored() {
         "a bad line in the middle is an error"
     );
 }
+
+/// Runs the binary with `args` (and `env`), returning exit code and stderr. Only argument and
+/// environment parsing run: every case fails before anything is read or connected.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clan-coord"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Every duration on the command line and in `COORD_AC7_SPAN` is bounded: out-of-range,
+/// overflowing and zero values are a clear usage error naming the flag, the value and the range,
+/// never a panic (exit 101) or a silent "no timeout".
+#[test]
+fn cli_durations_are_bounded_with_a_clear_error() {
+    let huge = "99999999999999999999999d";
+    let log = ["--log", "/nonexistent/monitor.jsonl"];
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec!["monitor", "--for", huge, "--every", "5m"],
+            vec![],
+            "--for",
+        ),
+        (
+            vec!["monitor", "--for", "24h", "--every", huge],
+            vec![],
+            "--every",
+        ),
+        (
+            vec!["monitor", "--for", "24h", "--every", "0s"],
+            vec![],
+            "--every",
+        ),
+        (
+            vec!["monitor", "--for", "0.0001s", "--every", "1s"],
+            vec![],
+            "--for",
+        ),
+        (
+            vec!["monitor", "--for", "400d", "--every", "1s"],
+            vec![],
+            "--for",
+        ),
+        (
+            vec!["monitor", "--for", "24h", "--every", "2d"],
+            vec![],
+            "--every",
+        ),
+        (
+            vec!["report", "--required", huge, "--log", log[1]],
+            vec![],
+            "--required",
+        ),
+        (
+            vec!["report", "--required", "1e9s", "--log", log[1]],
+            vec![],
+            "--required",
+        ),
+        (
+            vec!["report", "--log", log[1]],
+            vec![("COORD_AC7_SPAN", huge)],
+            "COORD_AC7_SPAN",
+        ),
+        (
+            vec!["report", "--log", log[1]],
+            vec![("COORD_AC7_SPAN", "0s")],
+            "COORD_AC7_SPAN",
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (args, env, flag) in &cases {
+        let (code, stderr) = cli(args, env);
+        let value = args
+            .iter()
+            .zip(args.iter().skip(1))
+            .find(|(a, _)| *a == flag)
+            .map(|(_, v)| *v)
+            .or_else(|| env.first().map(|(_, v)| *v))
+            .unwrap();
+        let ok = code == Some(2)
+            && stderr.contains(flag)
+            && stderr.contains(value)
+            && stderr.contains("allowed")
+            && !stderr.contains("panicked");
+        if !ok {
+            failed.push(format!("{args:?} {env:?}: exit {code:?}\n{stderr}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n---\n"));
+}

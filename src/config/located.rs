@@ -1,6 +1,7 @@
 //! Located errors: every problem in machines.toml points at file, line and column, so the operator
 //! can jump to it instead of guessing from a later SSH failure.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
@@ -41,6 +42,28 @@ impl Source<'_> {
             field: field.to_string(),
             problem,
             fix: fix.to_string(),
+        }
+    }
+
+    /// The value of `f` if within `lo..=hi` (NaN and infinities are not), `d` when absent. Every
+    /// number of machines.toml goes through here, so none can overflow or mean "no limit".
+    pub(super) fn bounded<T: PartialOrd + Copy + Display>(
+        &self,
+        f: Option<&Spanned<T>>,
+        d: T,
+        lo: T,
+        hi: T,
+        field: &str,
+    ) -> Result<T, ConfigError> {
+        match f {
+            Some(v) if !(lo..=hi).contains(v.get_ref()) => Err(self.error(
+                v.span().start,
+                field,
+                format!("{} is out of range", v.get_ref()),
+                &format!("use a value between {lo} and {hi}"),
+            )),
+            Some(v) => Ok(*v.get_ref()),
+            None => Ok(d),
         }
     }
 

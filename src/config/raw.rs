@@ -34,7 +34,7 @@ pub(super) struct RawRebuild {
     #[serde(default)]
     pub(super) parallel: Option<Spanned<usize>>,
     #[serde(default)]
-    pub(super) timeout_secs: Option<u64>,
+    pub(super) timeout_secs: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) restart_units: Vec<Spanned<String>>,
     #[serde(default, rename = "artefact")]
@@ -73,9 +73,9 @@ pub(super) struct RawSsh {
     #[serde(default)]
     pub(super) user: Option<Spanned<String>>,
     #[serde(default)]
-    pub(super) connect_timeout_secs: Option<u64>,
+    pub(super) connect_timeout_secs: Option<Spanned<u64>>,
     #[serde(default)]
-    pub(super) command_timeout_secs: Option<u64>,
+    pub(super) command_timeout_secs: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) known_hosts: Option<Spanned<String>>,
     #[serde(default)]

@@ -37,6 +37,10 @@ pub struct Artefact {
     pub expect_sha256: Option<String>,
 }
 
+/// One machine's rebuild limit in seconds: default (30 minutes), least, most (a day: a rebuild
+/// that builds everything from source can take hours, never days).
+const TIMEOUT_SECS: [u64; 3] = [1800, 1, 86_400];
+
 impl Default for RebuildConfig {
     fn default() -> Self {
         RebuildConfig {
@@ -44,7 +48,7 @@ impl Default for RebuildConfig {
                 .map(String::from)
                 .to_vec(),
             parallel: 4,
-            timeout: Duration::from_secs(1800),
+            timeout: Duration::from_secs(TIMEOUT_SECS[0]),
             artefacts: Vec::new(),
             restart_units: Vec::new(),
         }
@@ -60,7 +64,6 @@ pub(super) fn parse(
     let Some(r) = raw else {
         return Ok(rebuild);
     };
-    let span = r.span();
     let r = r.into_inner();
     if let Some(c) = &r.command {
         rebuild.command = command(src, c)?;
@@ -76,18 +79,13 @@ pub(super) fn parse(
         }
         rebuild.parallel = *p.get_ref();
     }
-    match r.timeout_secs {
-        Some(0) => {
-            return Err(src.error(
-                span.start,
-                "rebuild.timeout_secs",
-                "must be at least 1".into(),
-                "set a positive number of seconds",
-            ))
-        }
-        Some(n) => rebuild.timeout = Duration::from_secs(n),
-        None => {}
-    }
+    rebuild.timeout = Duration::from_secs(src.bounded(
+        r.timeout_secs.as_ref(),
+        TIMEOUT_SECS[0],
+        TIMEOUT_SECS[1],
+        TIMEOUT_SECS[2],
+        "rebuild.timeout_secs",
+    )?);
     for u in r.restart_units {
         if !UNIT_RE.is_match(u.get_ref()) {
             return Err(src.error(

@@ -38,6 +38,23 @@ pub struct SshSettings {
     pub netns: Option<String>,
 }
 
+/// TCP connect plus handshake limit in seconds: default, least, most. Zero would fail every
+/// connection at once; libssh2 takes the limit as u32 milliseconds, where a huge value wraps
+/// (536870912 s became 0, "no timeout").
+const CONNECT_SECS: [u64; 3] = [5, 1, 300];
+/// One remote command's default deadline in seconds: default, least, most (an hour).
+const COMMAND_SECS: [u64; 3] = [20, 1, 3600];
+
+/// `[default, least, most]` seconds of `field` as a duration.
+fn secs(
+    src: &Source,
+    v: Option<&Spanned<u64>>,
+    [d, lo, hi]: [u64; 3],
+    field: &str,
+) -> Result<Duration, ConfigError> {
+    src.bounded(v, d, lo, hi, field).map(Duration::from_secs)
+}
+
 /// Validates `[ssh]`; without the table: agent, root, 5 s connect, 20 s per command.
 pub(super) fn parse(
     src: &Source,
@@ -47,8 +64,8 @@ pub(super) fn parse(
         return Ok(SshSettings {
             auth: SshAuth::Agent,
             user: "root".into(),
-            connect_timeout: Duration::from_secs(5),
-            command_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(CONNECT_SECS[0]),
+            command_timeout: Duration::from_secs(COMMAND_SECS[0]),
             known_hosts: None,
             netns: None,
         });
@@ -91,24 +108,21 @@ pub(super) fn parse(
         Some(u) => src.name(u, "ssh.user")?.to_string(),
         None => "root".into(),
     };
-    // Zero would make every connection or command time out at once.
-    let secs = |v: Option<u64>, d: u64, field: &str| -> Result<Duration, ConfigError> {
-        match v {
-            Some(0) => Err(src.error(
-                span.start,
-                field,
-                "must be at least 1 second".into(),
-                "set a positive number of seconds",
-            )),
-            Some(n) => Ok(Duration::from_secs(n)),
-            None => Ok(Duration::from_secs(d)),
-        }
-    };
     Ok(SshSettings {
         auth,
         user,
-        connect_timeout: secs(s.connect_timeout_secs, 5, "ssh.connect_timeout_secs")?,
-        command_timeout: secs(s.command_timeout_secs, 20, "ssh.command_timeout_secs")?,
+        connect_timeout: secs(
+            src,
+            s.connect_timeout_secs.as_ref(),
+            CONNECT_SECS,
+            "ssh.connect_timeout_secs",
+        )?,
+        command_timeout: secs(
+            src,
+            s.command_timeout_secs.as_ref(),
+            COMMAND_SECS,
+            "ssh.command_timeout_secs",
+        )?,
         known_hosts: s.known_hosts.as_ref().map(|p| src.resolve(p.get_ref())),
         netns: match &s.netns {
             Some(n) => Some(src.name(n, "ssh.netns")?.to_string()),
