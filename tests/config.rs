@@ -145,7 +145,7 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}domain = \"Bad_Domain\"\n{m}"),
-            "<crate>/machines.toml:4:10: fleet.domain: \"Bad_Domain\" is not a DNS domain\n  fix: use clan's meta.domain, e.g. \"clan\" or \"zt\"",
+            "<crate>/machines.toml:4:10: fleet.domain: \"Bad_Domain\" is not a DNS domain: it has the label \"Bad_Domain\" (1 to 63 lowercase letters, digits and '-', not at either end)\n  fix: use clan's meta.domain, e.g. \"clan\" or \"zt\"",
         ),
         (
             format!("[fleet]\nclan_dir = \"nowhere\"\n{m}"),
@@ -233,7 +233,7 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}{m}[modules.x]\nunits = [\"nounit\"]\n"),
-            "<crate>/machines.toml:8:10: modules.units: \"nounit\" is not a systemd unit name\n  fix: write full unit names such as \"my-service.service\"",
+            "<crate>/machines.toml:8:10: modules.units: \"nounit\" is not a systemd unit name: it has no unit type suffix (.service, .socket, .target, .timer, .mount, .automount, .path, .swap, .slice, .scope, .device)\n  fix: write full unit names such as \"my-service.service\", never starting with '-'",
         ),
         (
             format!("{HEAD}{m}[rebuild]\ncommand = \"  \"\n"),
@@ -257,7 +257,7 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}{m}[rebuild]\nrestart_units = [\"x\"]\n"),
-            "<crate>/machines.toml:8:18: rebuild.restart_units: \"x\" is not a systemd unit name\n  fix: write full unit names such as \"yggdrasil.service\"",
+            "<crate>/machines.toml:8:18: rebuild.restart_units: \"x\" is not a systemd unit name: it has no unit type suffix (.service, .socket, .target, .timer, .mount, .automount, .path, .swap, .slice, .scope, .device)\n  fix: write full unit names such as \"yggdrasil.service\", never starting with '-'",
         ),
         (
             format!("{HEAD}{m}[rebuild]\nparallel = 2\n[[rebuild.artefact]]\npath = \"etc/x\"\n"),
@@ -317,7 +317,8 @@ fn full_config_values_are_pinned() {
 fn every_duration_in_machines_toml_is_bounded() {
     let m = "[[machine]]\nname = \"a\"\naddress = \"::1\"\n";
     // (table, key, rejected values, accepted values, range in the fix)
-    let cases: [(&str, &str, &[&str], &[&str], &str); 7] = [
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a [&'a str], &'a str);
+    let cases: [Case; 7] = [
         (
             "ssh",
             "connect_timeout_secs",
@@ -391,6 +392,69 @@ fn every_duration_in_machines_toml_is_bounded() {
         for v in good {
             if let Err(e) = parse(&p, &format!("{HEAD}{m}[{table}]\n{key} = {v}\n")) {
                 failed.push(format!("{table}.{key} = {v}: rejected: {e}"));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Unit names reach remote `systemctl` and `journalctl` as arguments: one starting with '-'
+/// would be an option there. Every place a unit enters is checked with systemd's grammar.
+#[test]
+fn unit_names_cannot_be_options() {
+    let m = "[[machine]]\nname = \"a\"\naddress = \"::1\"\n";
+    let cases = [
+        (
+            "[modules.x]\nunits = [",
+            "modules.units",
+            "-H.service",
+            ":8:10:",
+        ),
+        (
+            "[modules.x]\nunits = [",
+            "modules.units",
+            "--host=x.service",
+            ":8:10:",
+        ),
+        (
+            "[modules.x]\nunits = [",
+            "modules.units",
+            ".service",
+            ":8:10:",
+        ),
+        (
+            "[rebuild]\nrestart_units = [",
+            "rebuild.restart_units",
+            "-p.service",
+            ":8:18:",
+        ),
+        (
+            "[rebuild]\nrestart_units = [",
+            "rebuild.restart_units",
+            "a;b.service",
+            ":8:18:",
+        ),
+        (
+            "[rebuild]\nrestart_units = [",
+            "rebuild.restart_units",
+            "a b.service",
+            ":8:18:",
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (head, field, unit, at) in cases {
+        let toml = format!("{HEAD}{m}{head}\"{unit}\"]\n");
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines.toml");
+        match parse(&p, &toml) {
+            Ok(_) => failed.push(format!("{field} {unit:?}: accepted")),
+            Err(e) => {
+                let e = e.to_string();
+                if !(e.contains(&format!(
+                    "{at} {field}: {unit:?} is not a systemd unit name"
+                )) && e.contains("never starting with '-'"))
+                {
+                    failed.push(format!("{field} {unit:?}: {e}"));
+                }
             }
         }
     }

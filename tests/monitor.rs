@@ -159,7 +159,9 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
 fn cli_durations_are_bounded_with_a_clear_error() {
     let huge = "99999999999999999999999d";
     let log = ["--log", "/nonexistent/monitor.jsonl"];
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (arguments, environment, the flag or variable the error must name)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["monitor", "--for", huge, "--every", "5m"],
             vec![],

@@ -3,20 +3,13 @@
 
 use std::path::PathBuf;
 
-use once_cell::sync::Lazy;
-use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::located::Source;
 use super::raw::RawFleet;
 use crate::error::ConfigError;
-
-/// A DNS domain made of name labels (clan's `meta.domain`, e.g. `clan` or `zt`).
-static DOMAIN_RE: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-        .expect("static regex is valid")
-});
+use crate::names::DomainName;
 
 /// The overlay network the fleet uses for machine-to-machine traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -31,7 +24,7 @@ pub enum OverlayKind {
 /// The validated `[fleet]` table, spread into [`super::FleetConfig`].
 pub(super) struct FleetSettings {
     pub(super) clan_dir: PathBuf,
-    pub(super) domain: Option<String>,
+    pub(super) domain: Option<DomainName>,
     pub(super) overlay: OverlayKind,
     pub(super) inventory_json: Option<PathBuf>,
     pub(super) flake: Option<String>,
@@ -40,15 +33,7 @@ pub(super) struct FleetSettings {
 /// Validates `[fleet]`: domain syntax, clan_dir a directory, inventory_json an existing file.
 pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, ConfigError> {
     let domain = match &fleet.domain {
-        Some(d) if !DOMAIN_RE.is_match(d.get_ref()) => {
-            return Err(src.error(
-                d.span().start,
-                "fleet.domain",
-                format!("{:?} is not a DNS domain", d.get_ref()),
-                "use clan's meta.domain, e.g. \"clan\" or \"zt\"",
-            ))
-        }
-        Some(d) => Some(d.get_ref().clone()),
+        Some(d) => Some(src.domain(d, "fleet.domain")?),
         None => None,
     };
     let clan_dir = src.resolve(fleet.clan_dir.get_ref());

@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::NAME_RE;
 use crate::error::ConfigError;
+use crate::names::{DomainName, UnitName};
 
 /// The text being parsed and where it came from: turns byte offsets into line/column for
 /// messages and resolves relative paths against the file's directory.
@@ -84,6 +85,39 @@ impl Source<'_> {
                 "use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
             ))
         }
+    }
+
+    /// `v` as a systemd unit name (see [`UnitName`]); `example` is a full name for the fix.
+    pub(super) fn unit(
+        &self,
+        v: &Spanned<String>,
+        field: &str,
+        example: &str,
+    ) -> Result<UnitName, ConfigError> {
+        UnitName::new(v.get_ref()).map_err(|why| {
+            self.error(
+                v.span().start,
+                field,
+                why,
+                &format!("write full unit names such as {example:?}, never starting with '-'"),
+            )
+        })
+    }
+
+    /// `v` as a DNS domain (see [`DomainName`]).
+    pub(super) fn domain(
+        &self,
+        v: &Spanned<String>,
+        field: &str,
+    ) -> Result<DomainName, ConfigError> {
+        DomainName::new(v.get_ref()).map_err(|why| {
+            self.error(
+                v.span().start,
+                field,
+                why,
+                "use clan's meta.domain, e.g. \"clan\" or \"zt\"",
+            )
+        })
     }
 
     /// `p` with a leading `~/` expanded, relative to the machines file's directory, so the file

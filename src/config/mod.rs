@@ -18,10 +18,8 @@ mod thresholds;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use once_cell::sync::Lazy;
-use regex::Regex;
-
 use crate::error::ConfigError;
+use crate::names::DomainName;
 use located::Source;
 
 pub use fleet::OverlayKind;
@@ -32,11 +30,6 @@ pub use ssh::{SshAuth, SshSettings};
 pub use thresholds::Thresholds;
 
 pub use crate::names::NAME_RE;
-/// systemd unit names the operator may name for custom module probes.
-pub static UNIT_RE: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"^[A-Za-z0-9:_.@-]+\.(service|socket|timer|target|mount|path)$")
-        .expect("static regex is valid")
-});
 
 /// The validated machines.toml.
 #[derive(Debug, Clone)]
@@ -46,7 +39,7 @@ pub struct FleetConfig {
     /// Root of the clan repository (the oracle).
     pub clan_dir: PathBuf,
     /// Domain for host certificate principals; `None` = inventory `meta.domain`, else `clan`.
-    pub domain: Option<String>,
+    pub domain: Option<DomainName>,
     /// Overlay kind.
     pub overlay: OverlayKind,
     /// Inventory serialization JSON file (fallback when nix is unavailable).

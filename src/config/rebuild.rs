@@ -8,7 +8,6 @@ use toml::Spanned;
 
 use super::located::Source;
 use super::raw::{RawArtefact, RawRebuild};
-use super::UNIT_RE;
 use crate::error::ConfigError;
 
 /// Rebuilds (AC5/AC6): the command run on the workstation per machine and what to compare.
@@ -87,15 +86,8 @@ pub(super) fn parse(
         "rebuild.timeout_secs",
     )?);
     for u in r.restart_units {
-        if !UNIT_RE.is_match(u.get_ref()) {
-            return Err(src.error(
-                u.span().start,
-                "rebuild.restart_units",
-                format!("{:?} is not a systemd unit name", u.get_ref()),
-                "write full unit names such as \"yggdrasil.service\"",
-            ));
-        }
-        rebuild.restart_units.push(u.into_inner());
+        let unit = src.unit(&u, "rebuild.restart_units", "yggdrasil.service")?;
+        rebuild.restart_units.push(unit.into_string());
     }
     for a in r.artefacts {
         rebuild.artefacts.push(artefact(src, a)?);

@@ -71,7 +71,7 @@ enum Command {
         inventory: Option<PathBuf>,
         /// Certificate domain (default: the inventory's, else clan).
         #[arg(long)]
-        domain: Option<String>,
+        domain: Option<clan_coordination::names::DomainName>,
         /// As JSON.
         #[arg(long)]
         json: bool,
@@ -353,7 +353,7 @@ fn read_inventory(
 fn oracle_command(
     dir: &std::path::Path,
     inventory: Option<&std::path::Path>,
-    domain: Option<String>,
+    domain: Option<clan_coordination::names::DomainName>,
     json: bool,
 ) -> Result<ExitCode, clan_coordination::Error> {
     use clan_coordination::oracle::{lint, Oracle};
@@ -365,6 +365,7 @@ fn oracle_command(
     let o = Oracle::load(dir, &names)?;
     let domain = domain
         .or_else(|| inv.as_ref().and_then(|i| i.domain.clone()))
+        .map(String::from)
         .unwrap_or_else(|| "clan".into());
     let s = lint::summary(&o, inv.as_ref(), &domain, dir.to_path_buf());
     if json {
