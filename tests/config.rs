@@ -460,3 +460,62 @@ fn unit_names_cannot_be_options() {
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
+
+/// `n` machines after a [fleet] with absolute paths (the file may live anywhere).
+fn fleet_of(n: usize) -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let mut s = format!(
+        "[fleet]\nclan_dir = \"{dir}/examples/test-clan\"\ninventory_json = \"{dir}/examples/test-clan/inventory.json\"\n"
+    );
+    for i in 0..n {
+        s.push_str(&format!(
+            "[[machine]]\nname = \"m-{i}\"\naddress = \"10.{}.{}.{}\"\n",
+            i >> 16 & 255,
+            i >> 8 & 255,
+            i & 255
+        ));
+    }
+    s
+}
+
+/// A 10 MB machines.toml (200 000 machines) used to take minutes in the duplicate check: the
+/// file size and the machine count are capped, with the cap and the fix in the error, and the
+/// duplicate check is linear. No timing is asserted: the test finishing is the point.
+#[test]
+fn huge_files_and_fleets_are_refused() {
+    use clan_coordination::config::{load, MAX_FILE_BYTES, MAX_MACHINES};
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("machines.toml");
+    let huge = fleet_of(200_000);
+    assert!(huge.len() > 10_000_000, "{}", huge.len());
+    std::fs::write(&p, &huge).unwrap();
+    for e in [
+        load(&p).unwrap_err().to_string(),
+        parse(&p, &huge).unwrap_err().to_string(),
+    ] {
+        assert!(
+            e.contains(&format!(
+                "{}:0:0: (file): is larger than {MAX_FILE_BYTES} bytes",
+                p.display()
+            )) && e.contains("fix:"),
+            "{}",
+            &e[..e.len().min(400)]
+        );
+    }
+    let too_many = fleet_of(MAX_MACHINES + 1);
+    assert!(too_many.len() < MAX_FILE_BYTES);
+    let e = parse(&p, &too_many).unwrap_err().to_string();
+    let line = 3 + 3 * MAX_MACHINES + 1;
+    assert!(
+        e.contains(&format!(
+            ":{line}:1: machine: more than {MAX_MACHINES} machines"
+        )) && e.contains("fix:"),
+        "{e}"
+    );
+    let most = parse(&p, &fleet_of(MAX_MACHINES)).unwrap();
+    assert_eq!(most.machines.len(), MAX_MACHINES);
+    let mut dup = fleet_of(MAX_MACHINES - 1);
+    dup.push_str("[[machine]]\nname = \"m-0\"\naddress = \"::1\"\n");
+    let e = parse(&p, &dup).unwrap_err().to_string();
+    assert!(e.contains("machine \"m-0\" is listed twice"), "{e}");
+}
