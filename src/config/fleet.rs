@@ -36,7 +36,7 @@ pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, Conf
         Some(d) => Some(src.domain(d, "fleet.domain")?),
         None => None,
     };
-    let clan_dir = src.resolve(fleet.clan_dir.get_ref());
+    let clan_dir = src.path(&fleet.clan_dir, "fleet.clan_dir")?;
     if !clan_dir.is_dir() {
         return Err(src.error(
             fleet.clan_dir.span().start,
@@ -45,10 +45,10 @@ pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, Conf
             "point it at the clan repository root (the directory holding vars/), relative to this file",
         ));
     }
-    let inventory_json = fleet
-        .inventory_json
-        .as_ref()
-        .map(|p| src.resolve(p.get_ref()));
+    let inventory_json = match &fleet.inventory_json {
+        Some(p) => Some(src.path(p, "fleet.inventory_json")?),
+        None => None,
+    };
     if let (Some(p), Some(s)) = (&inventory_json, &fleet.inventory_json) {
         if !p.is_file() {
             return Err(src.error(
@@ -64,6 +64,28 @@ pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, Conf
         domain,
         overlay: fleet.overlay.unwrap_or(OverlayKind::Zerotier),
         inventory_json,
-        flake: fleet.flake.map(Spanned::into_inner),
+        flake: match fleet.flake {
+            Some(f) => Some(flake(src, f)?),
+            None => None,
+        },
     })
+}
+
+/// `flake`: one argument of `nix eval` (`<flake>#clanInternals...`), so it may not look like an
+/// option, hold spaces or control characters, or carry its own `#attribute`.
+fn flake(src: &Source, f: Spanned<String>) -> Result<String, ConfigError> {
+    let s = f.get_ref();
+    if s.is_empty()
+        || s.starts_with('-')
+        || s.contains('#')
+        || s.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(src.error(
+            f.span().start,
+            "fleet.flake",
+            format!("{s:?} is not a flake reference"),
+            "write a flake reference without '#', spaces or a leading '-', e.g. \".\" or \"github:owner/repo\"",
+        ));
+    }
+    Ok(f.into_inner())
 }

@@ -84,7 +84,7 @@ pub(super) fn parse(
         machines.push(MachineConfig {
             name,
             address,
-            port: m.port.unwrap_or(22),
+            port: src.bounded(m.port.as_ref(), 22, 1, u16::MAX, "machine.port")?,
             user,
             overlay_address,
         });

@@ -134,8 +134,8 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
     }
     let src = Source { path, text };
     let raw = raw::read(&src)?;
-    let fleet_start = raw.fleet.span().start;
-    let fleet = fleet::parse(&src, raw.fleet.into_inner())?;
+    let fleet_start = src.table_start("fleet");
+    let fleet = fleet::parse(&src, raw.fleet)?;
     let ssh = ssh::parse(&src, raw.ssh)?;
     let thresholds = thresholds::parse(&src, raw.thresholds.as_ref())?;
     let machines = machines::parse(&src, &raw.machines, &ssh.user, fleet_start)?;

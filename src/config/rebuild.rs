@@ -55,15 +55,11 @@ impl Default for RebuildConfig {
 }
 
 /// Validates `[rebuild]`; without it, `clan machines update {machine}`, 4 at once, 30 minutes.
-pub(super) fn parse(
-    src: &Source,
-    raw: Option<Spanned<RawRebuild>>,
-) -> Result<RebuildConfig, ConfigError> {
+pub(super) fn parse(src: &Source, raw: Option<RawRebuild>) -> Result<RebuildConfig, ConfigError> {
     let mut rebuild = RebuildConfig::default();
     let Some(r) = raw else {
         return Ok(rebuild);
     };
-    let r = r.into_inner();
     if let Some(c) = &r.command {
         rebuild.command = command(src, c)?;
     }

@@ -56,10 +56,7 @@ fn secs(
 }
 
 /// Validates `[ssh]`; without the table: agent, root, 5 s connect, 20 s per command.
-pub(super) fn parse(
-    src: &Source,
-    raw: Option<Spanned<RawSsh>>,
-) -> Result<SshSettings, ConfigError> {
+pub(super) fn parse(src: &Source, raw: Option<RawSsh>) -> Result<SshSettings, ConfigError> {
     let Some(s) = raw else {
         return Ok(SshSettings {
             auth: SshAuth::Agent,
@@ -70,23 +67,24 @@ pub(super) fn parse(
             netns: None,
         });
     };
-    let span = s.span();
-    let s = s.into_inner();
-    let auth = match (
-        s.auth.as_ref().map(|a| a.get_ref().as_str()),
-        &s.identity_file,
-    ) {
-        (None | Some("agent"), None) => SshAuth::Agent,
-        (None | Some("identity_file"), Some(f)) => SshAuth::IdentityFile(src.resolve(f.get_ref())),
-        (Some("identity_file"), None) => {
+    let method = s
+        .auth
+        .as_ref()
+        .map(|a| (a.get_ref().as_str(), a.span().start));
+    let auth = match (method, &s.identity_file) {
+        (None | Some(("agent", _)), None) => SshAuth::Agent,
+        (None | Some(("identity_file", _)), Some(f)) => {
+            SshAuth::IdentityFile(src.path(f, "ssh.identity_file")?)
+        }
+        (Some(("identity_file", at)), None) => {
             return Err(src.error(
-                span.start,
+                at,
                 "ssh.identity_file",
                 "auth = \"identity_file\" but no identity_file is given".into(),
                 "add identity_file = \"path/to/key\"",
             ))
         }
-        (Some("agent"), Some(f)) => {
+        (Some(("agent", _)), Some(f)) => {
             return Err(src.error(
                 f.span().start,
                 "ssh.identity_file",
@@ -94,8 +92,7 @@ pub(super) fn parse(
                 "drop identity_file, or set auth = \"identity_file\"",
             ))
         }
-        (Some(other), _) => {
-            let at = s.auth.as_ref().map_or(span.start, |a| a.span().start);
+        (Some((other, at)), _) => {
             return Err(src.error(
                 at,
                 "ssh.auth",
@@ -123,7 +120,10 @@ pub(super) fn parse(
             COMMAND_SECS,
             "ssh.command_timeout_secs",
         )?,
-        known_hosts: s.known_hosts.as_ref().map(|p| src.resolve(p.get_ref())),
+        known_hosts: match &s.known_hosts {
+            Some(p) => Some(src.path(p, "ssh.known_hosts")?),
+            None => None,
+        },
         netns: match &s.netns {
             Some(n) => Some(src.name(n, "ssh.netns")?.to_string()),
             None => None,
