@@ -10,7 +10,7 @@
 //! - `COORD_REBUILD_CASSETTE=path`: offline, the recorded rebuild AC5/AC6 replay (default
 //!   `tests/cassettes/lab/cassette.json`).
 //! - `COORD_MONITOR_LOG=path`: the monitor log AC7 judges; `COORD_AC7_SPAN` the span it must cover
-//!   (default `24h`).
+//!   (default `24h`, at most 30 days: [`SPAN`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -117,7 +117,7 @@ impl Settings {
         };
         let ac7_span = match text("COORD_AC7_SPAN")? {
             None => Duration::from_secs(86400),
-            Some(s) => parse_duration(&s).map_err(|reason| Error::Env {
+            Some(s) => parse_duration(&s, SPAN).map_err(|reason| Error::Env {
                 var: "COORD_AC7_SPAN",
                 value: s.clone(),
                 reason,
@@ -158,24 +158,131 @@ impl Settings {
     }
 }
 
-/// `90s`, `5m`, `24h`, `1d`: a number and a unit (monitor spans and intervals).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+/// The range a duration switch must fall in. Bounded so that a typo can neither overflow
+/// (`99999999999999999999999d`) nor mean "no limit" or "no pause" (0) further down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    /// Shortest accepted.
+    pub min: Duration,
+    /// Longest accepted.
+    pub max: Duration,
+}
+
+const DAY: u64 = 86_400;
+
+/// Monitored spans (`monitor --for`, `report --required`, `COORD_AC7_SPAN`): 1 s to 30 days.
+pub const SPAN: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(30 * DAY),
+};
+
+/// Intervals between monitor rounds (`monitor --every`): 1 s to 1 day.
+pub const INTERVAL: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(DAY),
+};
+
+impl DurationRange {
+    /// `allowed 1s to 30d`, the tail of every error about a value of this range.
+    pub fn allowed(&self) -> String {
+        format!("allowed {} to {}", human(self.min), human(self.max))
+    }
+}
+
+/// A whole duration in the largest unit that divides it (`30d`, `90m`, `1s`).
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % DAY == 0 => format!("{}d", s / DAY),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// `90s`, `5m`, `24h`, `1.5d`: a number and a unit (monitor spans and intervals), within
+/// `range`. The bound is checked on the number before any `Duration` is made, so no input
+/// overflows or panics.
+pub fn parse_duration(s: &str, range: DurationRange) -> Result<Duration, String> {
     let (num, unit) = s.split_at(
         s.find(|c: char| !c.is_ascii_digit() && c != '.')
             .unwrap_or(s.len()),
     );
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number and a unit (s, m, h, d), e.g. 24h"))?;
+    let n: f64 = num.parse().map_err(|_| {
+        format!(
+            "{s:?}: expected a number and a unit (s, m, h, d), e.g. 24h; {}",
+            range.allowed()
+        )
+    })?;
     let k = match unit {
         "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
         "d" => 86400.0,
-        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unit must be s, m, h or d; {}",
+                range.allowed()
+            ))
+        }
     };
-    if !(n > 0.0 && n.is_finite()) {
-        return Err(format!("{s:?}: must be positive"));
+    let secs = n * k;
+    if !(secs >= range.min.as_secs_f64() && secs <= range.max.as_secs_f64()) {
+        return Err(format!("{s:?} is out of range: {}", range.allowed()));
     }
-    Ok(Duration::from_secs_f64(n * k))
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_within_their_range() {
+        let ok: [(&str, DurationRange, u64); 6] = [
+            ("24h", SPAN, DAY),
+            ("30d", SPAN, 30 * DAY),
+            ("1s", SPAN, 1),
+            ("1.5h", SPAN, 5400),
+            ("5m", INTERVAL, 300),
+            ("1d", INTERVAL, DAY),
+        ];
+        for (s, r, want) in ok {
+            assert_eq!(parse_duration(s, r), Ok(Duration::from_secs(want)), "{s}");
+        }
+    }
+
+    #[test]
+    fn bad_durations_name_the_value_and_the_range_and_never_panic() {
+        let bad: [(&str, DurationRange, &str); 14] = [
+            ("99999999999999999999999d", SPAN, "is out of range"),
+            (
+                format!("{}d", "1".repeat(400)).leak(),
+                SPAN,
+                "is out of range",
+            ),
+            ("0s", SPAN, "is out of range"),
+            ("0", SPAN, "unit must be"),
+            ("0.0001s", INTERVAL, "is out of range"),
+            ("31d", SPAN, "is out of range"),
+            ("25h", INTERVAL, "is out of range"),
+            ("-5m", SPAN, "expected a number"),
+            ("", SPAN, "expected a number"),
+            ("1e9s", SPAN, "unit must be"),
+            ("1.2.3s", SPAN, "expected a number"),
+            ("inf", SPAN, "expected a number"),
+            ("NaNs", SPAN, "expected a number"),
+            ("5 m", SPAN, "unit must be"),
+        ];
+        for (s, r, why) in bad {
+            let e = parse_duration(s, r).expect_err(s);
+            assert!(
+                e.contains(why) && e.contains(&format!("{s:?}")) && e.contains(&r.allowed()),
+                "{s}: {e}"
+            );
+        }
+        assert_eq!(SPAN.allowed(), "allowed 1s to 30d");
+        assert_eq!(INTERVAL.allowed(), "allowed 1s to 1d");
+    }
 }

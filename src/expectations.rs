@@ -51,11 +51,12 @@ impl Expectations {
         let mut known: Vec<String> = machines.iter().map(|m| m.to_string()).collect();
         known.extend(inventory.machines.keys().cloned());
         let oracle = Oracle::load(&config.clan_dir, &known)?;
+        // Both are DNS domains checked where they were read (machines.toml, the inventory).
         let domain = config
             .domain
-            .clone()
-            .or_else(|| inventory.domain.clone())
-            .unwrap_or_else(|| "clan".into());
+            .as_ref()
+            .or(inventory.domain.as_ref())
+            .map_or_else(|| "clan".to_string(), |d| d.to_string());
         let pinned_instances = pinned_snapshot(snapshots, &snapshot_name(&inventory));
         Ok(Expectations {
             config,

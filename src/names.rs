@@ -74,6 +74,146 @@ impl PartialEq<&str> for MachineName {
     }
 }
 
+/// The unit types systemd knows: a unit name must end in one of them.
+const UNIT_SUFFIXES: [&str; 11] = [
+    "service",
+    "socket",
+    "target",
+    "timer",
+    "mount",
+    "automount",
+    "path",
+    "swap",
+    "slice",
+    "scope",
+    "device",
+];
+
+/// systemd's limit on a unit name (UNIT_NAME_MAX, less the terminating NUL).
+const UNIT_NAME_MAX: usize = 255;
+
+/// A systemd unit name, checked when made: systemd's characters (`[A-Za-z0-9:_.\@-]`, one `@` at
+/// most), a known type suffix, at most 255 bytes, and never a leading `-` or `.`, so it cannot be
+/// read as an option by a remote `systemctl` or `journalctl` it is handed to.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct UnitName(String);
+
+impl UnitName {
+    /// Validates `name`; the error says what is wrong with it.
+    pub fn new(name: &str) -> Result<UnitName, String> {
+        let why = if name.len() > UNIT_NAME_MAX {
+            format!("is longer than {UNIT_NAME_MAX} bytes")
+        } else if name.starts_with('-') || name.starts_with('.') {
+            "starts with '-' or '.' (it would be read as an option)".into()
+        } else if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || ":_.\\@-".contains(*c)))
+        {
+            format!("contains {c:?} (systemd allows letters, digits and :_.\\@-)")
+        } else if name.matches('@').count() > 1 {
+            "has more than one '@'".into()
+        } else {
+            match name.rsplit_once('.') {
+                Some((stem, suffix))
+                    if UNIT_SUFFIXES.contains(&suffix) && !stem.is_empty() && stem != "@" =>
+                {
+                    return Ok(UnitName(name.to_string()))
+                }
+                _ => format!("has no unit type suffix (.{})", UNIT_SUFFIXES.join(", .")),
+            }
+        };
+        Err(format!("{name:?} is not a systemd unit name: it {why}"))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A DNS domain of name labels (clan's `meta.domain`, e.g. `clan` or `zt`), checked when made:
+/// it ends up in certificate principals and `ssh -o HostKeyAlias=<machine>.<domain>`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DomainName(String);
+
+/// The longest domain name DNS allows.
+const DOMAIN_MAX: usize = 253;
+
+impl DomainName {
+    /// Validates `name`: labels of 1 to 63 lowercase letters, digits and '-', not starting or
+    /// ending with '-', joined by single dots; at most 253 characters.
+    pub fn new(name: &str) -> Result<DomainName, String> {
+        let why = if name.is_empty() {
+            Some("is empty".to_string())
+        } else if name.len() > DOMAIN_MAX {
+            Some(format!("is longer than {DOMAIN_MAX} characters"))
+        } else {
+            name.split('.').find_map(|l| {
+                if l.is_empty() {
+                    Some("has an empty label (a leading, trailing or double dot)".to_string())
+                } else if !NAME_RE.is_match(l) {
+                    Some(format!(
+                        "has the label {l:?} (1 to 63 lowercase letters, digits and '-', not at either end)"
+                    ))
+                } else {
+                    None
+                }
+            })
+        };
+        match why {
+            None => Ok(DomainName(name.to_string())),
+            Some(why) => Err(format!("{name:?} is not a DNS domain: it {why}")),
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Both print as the plain string they hold (`"clan"`), as the `String` they replace did.
+macro_rules! plain_string {
+    ($t:ty) => {
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::ops::Deref for $t {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.0
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                <$t>::new(s)
+            }
+        }
+    };
+}
+plain_string!(UnitName);
+plain_string!(DomainName);
+
 /// The seven acceptance criteria of the story (`../shared/mission.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Criterion {
@@ -228,6 +368,72 @@ mod tests {
         assert_eq!(Criterion::parse("ac8"), None);
         assert_eq!(Criterion::Ac2.to_string(), "AC2");
         assert_eq!(serde_json::to_string(&Criterion::Ac5).unwrap(), "\"AC5\"");
+    }
+
+    #[test]
+    fn unit_names_follow_systemd_and_never_look_like_options() {
+        let ok = [
+            "sshd.service",
+            "zerotier-autoaccept-zt_1.service",
+            "getty@tty1.service",
+            "foo@.service",
+            "x:y\\x2d.mount",
+            "nightly.timer",
+            "a.slice",
+        ];
+        for u in ok {
+            assert_eq!(UnitName::new(u).map(String::from), Ok(u.to_string()), "{u}");
+        }
+        let long = format!("{}.service", "a".repeat(250));
+        let bad: [(&str, &str); 13] = [
+            ("-H.service", "starts with '-'"),
+            ("--host=evil.service", "starts with '-'"),
+            ("-p", "starts with '-'"),
+            (".service", "starts with '-' or '.'"),
+            ("nounit", "no unit type suffix"),
+            ("x.exe", "no unit type suffix"),
+            ("@.service", "no unit type suffix"),
+            ("", "no unit type suffix"),
+            ("a b.service", "contains ' '"),
+            ("a;reboot.service", "contains ';'"),
+            ("a/../b.service", "contains '/'"),
+            ("a@b@c.service", "more than one '@'"),
+            (&long, "longer than 255 bytes"),
+        ];
+        for (u, why) in bad {
+            let e = UnitName::new(u).expect_err(u);
+            assert!(
+                e.contains(why) && e.contains("is not a systemd unit name"),
+                "{u}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn domains_are_dns_labels() {
+        for d in ["clan", "zt", "a.b-c.d0", &format!("{}.x", "a".repeat(63))] {
+            assert!(DomainName::new(d).is_ok(), "{d}");
+        }
+        let long = vec!["a".repeat(63); 4].join(".");
+        let bad: [(&str, &str); 10] = [
+            ("", "is empty"),
+            ("a b", "label \"a b\""),
+            ("a..b", "empty label"),
+            (".clan", "empty label"),
+            ("clan.", "empty label"),
+            ("-clan", "label \"-clan\""),
+            ("Clan", "label \"Clan\""),
+            ("x -oProxyCommand=sh", "label"),
+            (&long, "longer than 253"),
+            (&format!("{}.x", "a".repeat(64)), "label"),
+        ];
+        for (d, why) in bad {
+            let e = DomainName::new(d).expect_err(d);
+            assert!(
+                e.contains(why) && e.contains("is not a DNS domain"),
+                "{d}: {e}"
+            );
+        }
     }
 
     #[test]

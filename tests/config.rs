@@ -4,6 +4,9 @@ use std::path::Path;
 
 use clan_coordination::config::parse;
 
+#[path = "config/hostile.rs"]
+mod hostile;
+
 fn err(toml: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines.toml");
     parse(&p, toml).expect_err("should be rejected").to_string()
@@ -145,7 +148,7 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}domain = \"Bad_Domain\"\n{m}"),
-            "<crate>/machines.toml:4:10: fleet.domain: \"Bad_Domain\" is not a DNS domain\n  fix: use clan's meta.domain, e.g. \"clan\" or \"zt\"",
+            "<crate>/machines.toml:4:10: fleet.domain: \"Bad_Domain\" is not a DNS domain: it has the label \"Bad_Domain\" (1 to 63 lowercase letters, digits and '-', not at either end)\n  fix: use clan's meta.domain, e.g. \"clan\" or \"zt\"",
         ),
         (
             format!("[fleet]\nclan_dir = \"nowhere\"\n{m}"),
@@ -157,7 +160,7 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}[ssh]\nauth = \"identity_file\"\n{m}"),
-            "<crate>/machines.toml:4:1: ssh.identity_file: auth = \"identity_file\" but no identity_file is given\n  fix: add identity_file = \"path/to/key\"",
+            "<crate>/machines.toml:5:8: ssh.identity_file: auth = \"identity_file\" but no identity_file is given\n  fix: add identity_file = \"path/to/key\"",
         ),
         (
             format!("{HEAD}[ssh]\nauth = \"agent\"\nidentity_file = \"k\"\n{m}"),
@@ -169,19 +172,19 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}[ssh]\nuser = \"Root\"\n{m}"),
-            "<crate>/machines.toml:5:8: ssh.user: \"Root\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+            "<crate>/machines.toml:5:8: ssh.user: \"Root\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 (as clan machine names)",
         ),
         (
             format!("{HEAD}[ssh]\nconnect_timeout_secs = 0\n{m}"),
-            "<crate>/machines.toml:4:1: ssh.connect_timeout_secs: must be at least 1 second\n  fix: set a positive number of seconds",
+            "<crate>/machines.toml:5:24: ssh.connect_timeout_secs: 0 is out of range\n  fix: use a value between 1 and 300",
         ),
         (
             format!("{HEAD}[ssh]\ncommand_timeout_secs = 0\n{m}"),
-            "<crate>/machines.toml:4:1: ssh.command_timeout_secs: must be at least 1 second\n  fix: set a positive number of seconds",
+            "<crate>/machines.toml:5:24: ssh.command_timeout_secs: 0 is out of range\n  fix: use a value between 1 and 3600",
         ),
         (
             format!("{HEAD}[ssh]\nnetns = \"a b\"\n{m}"),
-            "<crate>/machines.toml:5:9: ssh.netns: \"a b\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+            "<crate>/machines.toml:5:9: ssh.netns: \"a b\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 (as clan machine names)",
         ),
         (
             format!("{HEAD}[thresholds]\nmax_rtt_ms = 0.0\n{m}"),
@@ -205,7 +208,7 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}[[machine]]\nname = \"GCP_vm\"\naddress = \"::1\"\n"),
-            "<crate>/machines.toml:5:8: machine.name: \"GCP_vm\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+            "<crate>/machines.toml:5:8: machine.name: \"GCP_vm\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 (as clan machine names)",
         ),
         (
             format!("{HEAD}{m}{m}"),
@@ -221,7 +224,7 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}{m}user = \"Deploy\"\n"),
-            "<crate>/machines.toml:7:8: machine.user: \"Deploy\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+            "<crate>/machines.toml:7:8: machine.user: \"Deploy\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 (as clan machine names)",
         ),
         (
             HEAD.to_string(),
@@ -229,11 +232,11 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}{m}[modules.Bad]\nunits = []\n"),
-            "<crate>/machines.toml:7:10: modules.<name>: \"Bad\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit (as clan machine names)",
+            "<crate>/machines.toml:7:10: modules.<name>: \"Bad\" is not a valid name\n  fix: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 (as clan machine names)",
         ),
         (
             format!("{HEAD}{m}[modules.x]\nunits = [\"nounit\"]\n"),
-            "<crate>/machines.toml:8:10: modules.units: \"nounit\" is not a systemd unit name\n  fix: write full unit names such as \"my-service.service\"",
+            "<crate>/machines.toml:8:10: modules.units: \"nounit\" is not a systemd unit name: it has no unit type suffix (.service, .socket, .target, .timer, .mount, .automount, .path, .swap, .slice, .scope, .device)\n  fix: write full unit names such as \"my-service.service\", never starting with '-'",
         ),
         (
             format!("{HEAD}{m}[rebuild]\ncommand = \"  \"\n"),
@@ -253,11 +256,11 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("{HEAD}{m}[rebuild]\ntimeout_secs = 0\n"),
-            "<crate>/machines.toml:7:1: rebuild.timeout_secs: must be at least 1\n  fix: set a positive number of seconds",
+            "<crate>/machines.toml:8:16: rebuild.timeout_secs: 0 is out of range\n  fix: use a value between 1 and 86400",
         ),
         (
             format!("{HEAD}{m}[rebuild]\nrestart_units = [\"x\"]\n"),
-            "<crate>/machines.toml:8:18: rebuild.restart_units: \"x\" is not a systemd unit name\n  fix: write full unit names such as \"yggdrasil.service\"",
+            "<crate>/machines.toml:8:18: rebuild.restart_units: \"x\" is not a systemd unit name: it has no unit type suffix (.service, .socket, .target, .timer, .mount, .automount, .path, .swap, .slice, .scope, .device)\n  fix: write full unit names such as \"yggdrasil.service\", never starting with '-'",
         ),
         (
             format!("{HEAD}{m}[rebuild]\nparallel = 2\n[[rebuild.artefact]]\npath = \"etc/x\"\n"),
@@ -307,4 +310,156 @@ fn full_config_values_are_pinned() {
         got,
         "FleetConfig { path: \"<crate>/machines.toml\", clan_dir: \"<crate>/examples/test-clan\", domain: Some(\"zt\"), overlay: Yggdrasil, inventory_json: Some(\"<crate>/examples/test-clan/inventory.json\"), flake: Some(\"examples/test-clan\"), ssh: SshSettings { auth: IdentityFile(\"<crate>/keys/id\"), user: \"deploy\", connect_timeout: 7s, command_timeout: 30s, known_hosts: Some(\"<crate>/kh\"), netns: Some(\"ws\") }, thresholds: Thresholds { max_rtt_ms: 150.5, ping_count: 3, ping_interval_secs: 0.5, ping_timeout_secs: 4 }, machines: [MachineConfig { name: \"a\", address: ::1, port: 2222, user: \"root\", overlay_address: Some(fd00::1) }, MachineConfig { name: \"b\", address: 192.0.2.1, port: 22, user: \"deploy\", overlay_address: None }], modules: {\"extra\": ModuleProbe { units: [\"x.service\", \"y.timer\"] }}, rebuild: RebuildConfig { command: [\"nixos-rebuild\", \"switch\", \"--flake\", \"{flake}#{machine}\", \"--target-host\", \"{target}\"], parallel: 2, timeout: 60s, artefacts: [Artefact { path: \"/etc/x\", expect_sha256: Some(\"abababababababababababababababababababababababababababababababab\") }, Artefact { path: \"/etc/y\", expect_sha256: None }], restart_units: [\"yggdrasil.service\"] } }"
     );
+}
+
+/// Every duration and count of machines.toml is bounded: 0 (libssh2's "no timeout"), values
+/// that wrap as u32 milliseconds (536870912 s became 0), the largest TOML integer, NaN and
+/// infinities are located errors naming the field, the value and the range; the bounds
+/// themselves are accepted.
+#[test]
+fn every_duration_in_machines_toml_is_bounded() {
+    let m = "[[machine]]\nname = \"a\"\naddress = \"::1\"\n";
+    // (table, key, rejected values, accepted values, range in the fix)
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a [&'a str], &'a str);
+    let cases: [Case; 7] = [
+        (
+            "ssh",
+            "connect_timeout_secs",
+            &["0", "301", "536870912", "9223372036854775807"],
+            &["1", "300"],
+            "1 and 300",
+        ),
+        (
+            "ssh",
+            "command_timeout_secs",
+            &["0", "3601", "4294968"],
+            &["1", "3600"],
+            "1 and 3600",
+        ),
+        (
+            "rebuild",
+            "timeout_secs",
+            &["0", "86401", "536870912"],
+            &["1", "86400"],
+            "1 and 86400",
+        ),
+        (
+            "thresholds",
+            "ping_timeout_secs",
+            &["0", "61"],
+            &["1", "60"],
+            "1 and 60",
+        ),
+        (
+            "thresholds",
+            "ping_interval_secs",
+            &["0.0", "-1.0", "nan", "inf", "-inf", "1e308"],
+            &["0.2", "10.0"],
+            "0.002 and 10",
+        ),
+        (
+            "thresholds",
+            "max_rtt_ms",
+            &["nan", "inf", "-0.0", "1e300"],
+            &["0.1", "60000.0"],
+            "0.1 and 60000",
+        ),
+        (
+            "thresholds",
+            "ping_count",
+            &["0", "101"],
+            &["1", "100"],
+            "1 and 100",
+        ),
+    ];
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines.toml");
+    let mut failed = Vec::new();
+    for (table, key, bad, good, range) in cases {
+        for v in bad {
+            let toml = format!("{HEAD}{m}[{table}]\n{key} = {v}\n");
+            let want = format!(
+                "machines.toml:8:{}: {table}.{key}: {} is out of range\n  fix: use a value between {range}",
+                key.len() + 4,
+                v.parse::<i64>()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|_| v.parse::<f64>().unwrap().to_string())
+            );
+            match parse(&p, &toml) {
+                Ok(_) => failed.push(format!("{table}.{key} = {v}: accepted")),
+                Err(e) if !e.to_string().ends_with(&want) => {
+                    failed.push(format!("{table}.{key} = {v}:\n got: {e}\nwant: …{want}"))
+                }
+                Err(_) => {}
+            }
+        }
+        for v in good {
+            if let Err(e) = parse(&p, &format!("{HEAD}{m}[{table}]\n{key} = {v}\n")) {
+                failed.push(format!("{table}.{key} = {v}: rejected: {e}"));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Unit names reach remote `systemctl` and `journalctl` as arguments: one starting with '-'
+/// would be an option there. Every place a unit enters is checked with systemd's grammar.
+#[test]
+fn unit_names_cannot_be_options() {
+    let m = "[[machine]]\nname = \"a\"\naddress = \"::1\"\n";
+    let cases = [
+        (
+            "[modules.x]\nunits = [",
+            "modules.units",
+            "-H.service",
+            ":8:10:",
+        ),
+        (
+            "[modules.x]\nunits = [",
+            "modules.units",
+            "--host=x.service",
+            ":8:10:",
+        ),
+        (
+            "[modules.x]\nunits = [",
+            "modules.units",
+            ".service",
+            ":8:10:",
+        ),
+        (
+            "[rebuild]\nrestart_units = [",
+            "rebuild.restart_units",
+            "-p.service",
+            ":8:18:",
+        ),
+        (
+            "[rebuild]\nrestart_units = [",
+            "rebuild.restart_units",
+            "a;b.service",
+            ":8:18:",
+        ),
+        (
+            "[rebuild]\nrestart_units = [",
+            "rebuild.restart_units",
+            "a b.service",
+            ":8:18:",
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (head, field, unit, at) in cases {
+        let toml = format!("{HEAD}{m}{head}\"{unit}\"]\n");
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines.toml");
+        match parse(&p, &toml) {
+            Ok(_) => failed.push(format!("{field} {unit:?}: accepted")),
+            Err(e) => {
+                let e = e.to_string();
+                if !(e.contains(&format!(
+                    "{at} {field}: {unit:?} is not a systemd unit name"
+                )) && e.contains("never starting with '-'"))
+                {
+                    failed.push(format!("{field} {unit:?}: {e}"));
+                }
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

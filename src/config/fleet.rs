@@ -3,20 +3,13 @@
 
 use std::path::PathBuf;
 
-use once_cell::sync::Lazy;
-use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::located::Source;
 use super::raw::RawFleet;
 use crate::error::ConfigError;
-
-/// A DNS domain made of name labels (clan's `meta.domain`, e.g. `clan` or `zt`).
-static DOMAIN_RE: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-        .expect("static regex is valid")
-});
+use crate::names::DomainName;
 
 /// The overlay network the fleet uses for machine-to-machine traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -31,7 +24,7 @@ pub enum OverlayKind {
 /// The validated `[fleet]` table, spread into [`super::FleetConfig`].
 pub(super) struct FleetSettings {
     pub(super) clan_dir: PathBuf,
-    pub(super) domain: Option<String>,
+    pub(super) domain: Option<DomainName>,
     pub(super) overlay: OverlayKind,
     pub(super) inventory_json: Option<PathBuf>,
     pub(super) flake: Option<String>,
@@ -40,18 +33,10 @@ pub(super) struct FleetSettings {
 /// Validates `[fleet]`: domain syntax, clan_dir a directory, inventory_json an existing file.
 pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, ConfigError> {
     let domain = match &fleet.domain {
-        Some(d) if !DOMAIN_RE.is_match(d.get_ref()) => {
-            return Err(src.error(
-                d.span().start,
-                "fleet.domain",
-                format!("{:?} is not a DNS domain", d.get_ref()),
-                "use clan's meta.domain, e.g. \"clan\" or \"zt\"",
-            ))
-        }
-        Some(d) => Some(d.get_ref().clone()),
+        Some(d) => Some(src.domain(d, "fleet.domain")?),
         None => None,
     };
-    let clan_dir = src.resolve(fleet.clan_dir.get_ref());
+    let clan_dir = src.path(&fleet.clan_dir, "fleet.clan_dir")?;
     if !clan_dir.is_dir() {
         return Err(src.error(
             fleet.clan_dir.span().start,
@@ -60,10 +45,10 @@ pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, Conf
             "point it at the clan repository root (the directory holding vars/), relative to this file",
         ));
     }
-    let inventory_json = fleet
-        .inventory_json
-        .as_ref()
-        .map(|p| src.resolve(p.get_ref()));
+    let inventory_json = match &fleet.inventory_json {
+        Some(p) => Some(src.path(p, "fleet.inventory_json")?),
+        None => None,
+    };
     if let (Some(p), Some(s)) = (&inventory_json, &fleet.inventory_json) {
         if !p.is_file() {
             return Err(src.error(
@@ -79,6 +64,28 @@ pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, Conf
         domain,
         overlay: fleet.overlay.unwrap_or(OverlayKind::Zerotier),
         inventory_json,
-        flake: fleet.flake.map(Spanned::into_inner),
+        flake: match fleet.flake {
+            Some(f) => Some(flake(src, f)?),
+            None => None,
+        },
     })
+}
+
+/// `flake`: one argument of `nix eval` (`<flake>#clanInternals...`), so it may not look like an
+/// option, hold spaces or control characters, or carry its own `#attribute`.
+fn flake(src: &Source, f: Spanned<String>) -> Result<String, ConfigError> {
+    let s = f.get_ref();
+    if s.is_empty()
+        || s.starts_with('-')
+        || s.contains('#')
+        || s.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(src.error(
+            f.span().start,
+            "fleet.flake",
+            format!("{s:?} is not a flake reference"),
+            "write a flake reference without '#', spaces or a leading '-', e.g. \".\" or \"github:owner/repo\"",
+        ));
+    }
+    Ok(f.into_inner())
 }

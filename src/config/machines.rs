@@ -1,12 +1,14 @@
 //! `[[machine]]`: the fleet's members. Addresses must be IP literals so the harness talks to
 //! exactly the machine named, never whatever a resolver returns.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv6Addr};
 
 use toml::Spanned;
 
 use super::located::Source;
 use super::raw::RawMachine;
+use super::MAX_MACHINES;
 use crate::error::ConfigError;
 
 /// One machine of the fleet.
@@ -33,11 +35,21 @@ pub(super) fn parse(
     ssh_user: &str,
     fleet_start: usize,
 ) -> Result<Vec<MachineConfig>, ConfigError> {
-    let mut machines: Vec<MachineConfig> = Vec::new();
+    if let Some(extra) = raw.get(MAX_MACHINES) {
+        return Err(src.error(
+            extra.span().start,
+            "machine",
+            format!("more than {MAX_MACHINES} machines"),
+            "split the fleet into several machines.toml files, one run each",
+        ));
+    }
+    let mut machines: Vec<MachineConfig> = Vec::with_capacity(raw.len());
+    // Names seen so far: one lookup per machine keeps a big file linear, not quadratic.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(raw.len());
     for m in raw {
         let m = m.get_ref();
-        let name = src.name(&m.name, "machine.name")?.to_string();
-        if machines.iter().any(|x| x.name == name) {
+        let name = src.name(&m.name, "machine.name")?;
+        if !seen.insert(name) {
             return Err(src.error(
                 m.name.span().start,
                 "machine.name",
@@ -45,6 +57,7 @@ pub(super) fn parse(
                 "keep one [[machine]] entry per machine",
             ));
         }
+        let name = name.to_string();
         let address: IpAddr = m.address.get_ref().parse().map_err(|e| {
             src.error(
                 m.address.span().start,
@@ -71,7 +84,7 @@ pub(super) fn parse(
         machines.push(MachineConfig {
             name,
             address,
-            port: m.port.unwrap_or(22),
+            port: src.bounded(m.port.as_ref(), 22, 1, u16::MAX, "machine.port")?,
             user,
             overlay_address,
         });

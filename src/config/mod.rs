@@ -16,12 +16,11 @@ mod ssh;
 mod thresholds;
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use once_cell::sync::Lazy;
-use regex::Regex;
-
 use crate::error::ConfigError;
+use crate::names::DomainName;
 use located::Source;
 
 pub use fleet::OverlayKind;
@@ -32,11 +31,14 @@ pub use ssh::{SshAuth, SshSettings};
 pub use thresholds::Thresholds;
 
 pub use crate::names::NAME_RE;
-/// systemd unit names the operator may name for custom module probes.
-pub static UNIT_RE: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"^[A-Za-z0-9:_.@-]+\.(service|socket|timer|target|mount|path)$")
-        .expect("static regex is valid")
-});
+
+/// Largest machines.toml read (1 MiB, some 20 000 machines): a bigger file is a mistake or an
+/// attack, and refusing it before parsing keeps load time and memory bounded.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// Most machines in one fleet: far above any clan fleet, and it bounds the ordered pairs the
+/// plan builds (n²) and every per-machine table.
+pub const MAX_MACHINES: usize = 1000;
 
 /// The validated machines.toml.
 #[derive(Debug, Clone)]
@@ -46,7 +48,7 @@ pub struct FleetConfig {
     /// Root of the clan repository (the oracle).
     pub clan_dir: PathBuf,
     /// Domain for host certificate principals; `None` = inventory `meta.domain`, else `clan`.
-    pub domain: Option<String>,
+    pub domain: Option<DomainName>,
     /// Overlay kind.
     pub overlay: OverlayKind,
     /// Inventory serialization JSON file (fallback when nix is unavailable).
@@ -72,25 +74,68 @@ impl FleetConfig {
     }
 }
 
-/// Reads and validates a machines file.
+/// Reads and validates a machines file; at most [`MAX_FILE_BYTES`] are read.
 pub fn load(path: &Path) -> Result<FleetConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let file_error = |problem: String, fix: &str| ConfigError {
         path: path.to_path_buf(),
         line: 0,
         column: 0,
         field: "(file)".into(),
-        problem: format!("cannot read: {e}"),
-        fix: "point COORD_MACHINES at an existing machines.toml".into(),
+        problem,
+        fix: fix.into(),
+    };
+    let read = std::fs::File::open(path).and_then(|f| {
+        let mut bytes = Vec::new();
+        f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    });
+    let bytes = read.map_err(|e| {
+        file_error(
+            format!("cannot read: {e}"),
+            "point COORD_MACHINES at an existing machines.toml",
+        )
     })?;
-    parse(path, &text)
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_big(path));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(path, &text),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let text = String::from_utf8_lossy(&bytes[..valid]);
+            Err(Source { path, text: &text }.error(
+                valid,
+                "(file)",
+                format!("byte 0x{:02x} is not UTF-8", bytes[valid]),
+                "save the file as UTF-8 (TOML files are UTF-8)",
+            ))
+        }
+    }
+}
+
+/// The error for a file over [`MAX_FILE_BYTES`].
+fn too_big(path: &Path) -> ConfigError {
+    ConfigError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        field: "(file)".into(),
+        problem: format!("is larger than {MAX_FILE_BYTES} bytes"),
+        fix: "machines.toml describes one fleet (a few KiB); check that this is the right file"
+            .into(),
+    }
 }
 
 /// Parses machines.toml text; `path` is used for messages and to resolve relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(too_big(path));
+    }
     let src = Source { path, text };
     let raw = raw::read(&src)?;
-    let fleet_start = raw.fleet.span().start;
-    let fleet = fleet::parse(&src, raw.fleet.into_inner())?;
+    let fleet_start = src.table_start("fleet");
+    let fleet = fleet::parse(&src, raw.fleet)?;
     let ssh = ssh::parse(&src, raw.ssh)?;
     let thresholds = thresholds::parse(&src, raw.thresholds.as_ref())?;
     let machines = machines::parse(&src, &raw.machines, &ssh.user, fleet_start)?;

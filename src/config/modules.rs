@@ -7,7 +7,6 @@ use toml::Spanned;
 
 use super::located::Source;
 use super::raw::RawModule;
-use super::UNIT_RE;
 use crate::error::ConfigError;
 
 /// Probes for clan modules the harness has no built-in knowledge of.
@@ -27,15 +26,10 @@ pub(super) fn parse(
         src.name(&name, "modules.<name>")?;
         let mut units = Vec::new();
         for u in probe.units {
-            if !UNIT_RE.is_match(u.get_ref()) {
-                return Err(src.error(
-                    u.span().start,
-                    "modules.units",
-                    format!("{:?} is not a systemd unit name", u.get_ref()),
-                    "write full unit names such as \"my-service.service\"",
-                ));
-            }
-            units.push(u.into_inner());
+            units.push(
+                src.unit(&u, "modules.units", "my-service.service")?
+                    .into_string(),
+            );
         }
         modules.insert(name.into_inner(), ModuleProbe { units });
     }

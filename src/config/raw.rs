@@ -13,9 +13,9 @@ use crate::error::ConfigError;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFile {
-    pub(super) fleet: Spanned<RawFleet>,
+    pub(super) fleet: RawFleet,
     #[serde(default)]
-    pub(super) ssh: Option<Spanned<RawSsh>>,
+    pub(super) ssh: Option<RawSsh>,
     #[serde(default)]
     pub(super) thresholds: Option<RawThresholds>,
     #[serde(default, rename = "machine")]
@@ -23,7 +23,7 @@ pub(super) struct RawFile {
     #[serde(default)]
     pub(super) modules: BTreeMap<Spanned<String>, RawModule>,
     #[serde(default)]
-    pub(super) rebuild: Option<Spanned<RawRebuild>>,
+    pub(super) rebuild: Option<RawRebuild>,
 }
 
 #[derive(Deserialize)]
@@ -34,7 +34,7 @@ pub(super) struct RawRebuild {
     #[serde(default)]
     pub(super) parallel: Option<Spanned<usize>>,
     #[serde(default)]
-    pub(super) timeout_secs: Option<u64>,
+    pub(super) timeout_secs: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) restart_units: Vec<Spanned<String>>,
     #[serde(default, rename = "artefact")]
@@ -73,9 +73,9 @@ pub(super) struct RawSsh {
     #[serde(default)]
     pub(super) user: Option<Spanned<String>>,
     #[serde(default)]
-    pub(super) connect_timeout_secs: Option<u64>,
+    pub(super) connect_timeout_secs: Option<Spanned<u64>>,
     #[serde(default)]
-    pub(super) command_timeout_secs: Option<u64>,
+    pub(super) command_timeout_secs: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) known_hosts: Option<Spanned<String>>,
     #[serde(default)]
@@ -101,7 +101,7 @@ pub(super) struct RawMachine {
     pub(super) name: Spanned<String>,
     pub(super) address: Spanned<String>,
     #[serde(default)]
-    pub(super) port: Option<u16>,
+    pub(super) port: Option<Spanned<u16>>,
     #[serde(default)]
     pub(super) user: Option<Spanned<String>>,
     #[serde(default)]
@@ -130,6 +130,23 @@ pub(super) fn read(src: &Source) -> Result<RawFile, ConfigError> {
             (
                 "(missing field)",
                 "add the field; README.md lists the required fields",
+            )
+        } else if msg.contains("number too large")
+            || (msg.contains("invalid value: integer") && msg.contains("expected u"))
+        {
+            (
+                "(value)",
+                "write a whole number in the field's range (README.md lists each field and its range)",
+            )
+        } else if msg.contains("recursion limit") {
+            (
+                "(syntax)",
+                "machines.toml has no deeply nested values: remove the nested arrays or tables",
+            )
+        } else if msg.contains("invalid type: sequence") || msg.contains("invalid type: map") {
+            (
+                "(syntax)",
+                "wrong kind of value here: `[fleet]`, `[ssh]`, `[thresholds]` and `[rebuild]` are single tables, `[[machine]]` a list of tables, names and paths are quoted strings",
             )
         } else {
             (

@@ -8,7 +8,6 @@ use toml::Spanned;
 
 use super::located::Source;
 use super::raw::{RawArtefact, RawRebuild};
-use super::UNIT_RE;
 use crate::error::ConfigError;
 
 /// Rebuilds (AC5/AC6): the command run on the workstation per machine and what to compare.
@@ -37,6 +36,10 @@ pub struct Artefact {
     pub expect_sha256: Option<String>,
 }
 
+/// One machine's rebuild limit in seconds: default (30 minutes), least, most (a day: a rebuild
+/// that builds everything from source can take hours, never days).
+const TIMEOUT_SECS: [u64; 3] = [1800, 1, 86_400];
+
 impl Default for RebuildConfig {
     fn default() -> Self {
         RebuildConfig {
@@ -44,7 +47,7 @@ impl Default for RebuildConfig {
                 .map(String::from)
                 .to_vec(),
             parallel: 4,
-            timeout: Duration::from_secs(1800),
+            timeout: Duration::from_secs(TIMEOUT_SECS[0]),
             artefacts: Vec::new(),
             restart_units: Vec::new(),
         }
@@ -52,16 +55,11 @@ impl Default for RebuildConfig {
 }
 
 /// Validates `[rebuild]`; without it, `clan machines update {machine}`, 4 at once, 30 minutes.
-pub(super) fn parse(
-    src: &Source,
-    raw: Option<Spanned<RawRebuild>>,
-) -> Result<RebuildConfig, ConfigError> {
+pub(super) fn parse(src: &Source, raw: Option<RawRebuild>) -> Result<RebuildConfig, ConfigError> {
     let mut rebuild = RebuildConfig::default();
     let Some(r) = raw else {
         return Ok(rebuild);
     };
-    let span = r.span();
-    let r = r.into_inner();
     if let Some(c) = &r.command {
         rebuild.command = command(src, c)?;
     }
@@ -76,28 +74,16 @@ pub(super) fn parse(
         }
         rebuild.parallel = *p.get_ref();
     }
-    match r.timeout_secs {
-        Some(0) => {
-            return Err(src.error(
-                span.start,
-                "rebuild.timeout_secs",
-                "must be at least 1".into(),
-                "set a positive number of seconds",
-            ))
-        }
-        Some(n) => rebuild.timeout = Duration::from_secs(n),
-        None => {}
-    }
+    rebuild.timeout = Duration::from_secs(src.bounded(
+        r.timeout_secs.as_ref(),
+        TIMEOUT_SECS[0],
+        TIMEOUT_SECS[1],
+        TIMEOUT_SECS[2],
+        "rebuild.timeout_secs",
+    )?);
     for u in r.restart_units {
-        if !UNIT_RE.is_match(u.get_ref()) {
-            return Err(src.error(
-                u.span().start,
-                "rebuild.restart_units",
-                format!("{:?} is not a systemd unit name", u.get_ref()),
-                "write full unit names such as \"yggdrasil.service\"",
-            ));
-        }
-        rebuild.restart_units.push(u.into_inner());
+        let unit = src.unit(&u, "rebuild.restart_units", "yggdrasil.service")?;
+        rebuild.restart_units.push(unit.into_string());
     }
     for a in r.artefacts {
         rebuild.artefacts.push(artefact(src, a)?);

@@ -38,38 +38,53 @@ pub struct SshSettings {
     pub netns: Option<String>,
 }
 
-/// Validates `[ssh]`; without the table: agent, root, 5 s connect, 20 s per command.
-pub(super) fn parse(
+/// TCP connect plus handshake limit in seconds: default, least, most. Zero would fail every
+/// connection at once; libssh2 takes the limit as u32 milliseconds, where a huge value wraps
+/// (536870912 s became 0, "no timeout").
+const CONNECT_SECS: [u64; 3] = [5, 1, 300];
+/// One remote command's default deadline in seconds: default, least, most (an hour).
+const COMMAND_SECS: [u64; 3] = [20, 1, 3600];
+
+/// `[default, least, most]` seconds of `field` as a duration.
+fn secs(
     src: &Source,
-    raw: Option<Spanned<RawSsh>>,
-) -> Result<SshSettings, ConfigError> {
+    v: Option<&Spanned<u64>>,
+    [d, lo, hi]: [u64; 3],
+    field: &str,
+) -> Result<Duration, ConfigError> {
+    src.bounded(v, d, lo, hi, field).map(Duration::from_secs)
+}
+
+/// Validates `[ssh]`; without the table: agent, root, 5 s connect, 20 s per command.
+pub(super) fn parse(src: &Source, raw: Option<RawSsh>) -> Result<SshSettings, ConfigError> {
     let Some(s) = raw else {
         return Ok(SshSettings {
             auth: SshAuth::Agent,
             user: "root".into(),
-            connect_timeout: Duration::from_secs(5),
-            command_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(CONNECT_SECS[0]),
+            command_timeout: Duration::from_secs(COMMAND_SECS[0]),
             known_hosts: None,
             netns: None,
         });
     };
-    let span = s.span();
-    let s = s.into_inner();
-    let auth = match (
-        s.auth.as_ref().map(|a| a.get_ref().as_str()),
-        &s.identity_file,
-    ) {
-        (None | Some("agent"), None) => SshAuth::Agent,
-        (None | Some("identity_file"), Some(f)) => SshAuth::IdentityFile(src.resolve(f.get_ref())),
-        (Some("identity_file"), None) => {
+    let method = s
+        .auth
+        .as_ref()
+        .map(|a| (a.get_ref().as_str(), a.span().start));
+    let auth = match (method, &s.identity_file) {
+        (None | Some(("agent", _)), None) => SshAuth::Agent,
+        (None | Some(("identity_file", _)), Some(f)) => {
+            SshAuth::IdentityFile(src.path(f, "ssh.identity_file")?)
+        }
+        (Some(("identity_file", at)), None) => {
             return Err(src.error(
-                span.start,
+                at,
                 "ssh.identity_file",
                 "auth = \"identity_file\" but no identity_file is given".into(),
                 "add identity_file = \"path/to/key\"",
             ))
         }
-        (Some("agent"), Some(f)) => {
+        (Some(("agent", _)), Some(f)) => {
             return Err(src.error(
                 f.span().start,
                 "ssh.identity_file",
@@ -77,8 +92,7 @@ pub(super) fn parse(
                 "drop identity_file, or set auth = \"identity_file\"",
             ))
         }
-        (Some(other), _) => {
-            let at = s.auth.as_ref().map_or(span.start, |a| a.span().start);
+        (Some((other, at)), _) => {
             return Err(src.error(
                 at,
                 "ssh.auth",
@@ -91,25 +105,25 @@ pub(super) fn parse(
         Some(u) => src.name(u, "ssh.user")?.to_string(),
         None => "root".into(),
     };
-    // Zero would make every connection or command time out at once.
-    let secs = |v: Option<u64>, d: u64, field: &str| -> Result<Duration, ConfigError> {
-        match v {
-            Some(0) => Err(src.error(
-                span.start,
-                field,
-                "must be at least 1 second".into(),
-                "set a positive number of seconds",
-            )),
-            Some(n) => Ok(Duration::from_secs(n)),
-            None => Ok(Duration::from_secs(d)),
-        }
-    };
     Ok(SshSettings {
         auth,
         user,
-        connect_timeout: secs(s.connect_timeout_secs, 5, "ssh.connect_timeout_secs")?,
-        command_timeout: secs(s.command_timeout_secs, 20, "ssh.command_timeout_secs")?,
-        known_hosts: s.known_hosts.as_ref().map(|p| src.resolve(p.get_ref())),
+        connect_timeout: secs(
+            src,
+            s.connect_timeout_secs.as_ref(),
+            CONNECT_SECS,
+            "ssh.connect_timeout_secs",
+        )?,
+        command_timeout: secs(
+            src,
+            s.command_timeout_secs.as_ref(),
+            COMMAND_SECS,
+            "ssh.command_timeout_secs",
+        )?,
+        known_hosts: match &s.known_hosts {
+            Some(p) => Some(src.path(p, "ssh.known_hosts")?),
+            None => None,
+        },
         netns: match &s.netns {
             Some(n) => Some(src.name(n, "ssh.netns")?.to_string()),
             None => None,

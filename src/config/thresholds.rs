@@ -1,10 +1,6 @@
 //! `[thresholds]`: pass/fail limits and ping pacing, bounded so a typo cannot make a check
 //! meaningless (a zero count) or endless (an hour-long timeout).
 
-use std::fmt::Display;
-
-use toml::Spanned;
-
 use super::located::Source;
 use super::raw::RawThresholds;
 use super::MachineConfig;
@@ -23,56 +19,31 @@ pub struct Thresholds {
     pub ping_timeout_secs: u32,
 }
 
-/// The value of `f` if within `lo..=hi`, `d` when absent.
-fn bounded<T: PartialOrd + Copy + Display>(
-    src: &Source,
-    f: Option<&Spanned<T>>,
-    d: T,
-    lo: T,
-    hi: T,
-    field: &str,
-) -> Result<T, ConfigError> {
-    match f {
-        Some(v) if !(lo..=hi).contains(v.get_ref()) => Err(src.error(
-            v.span().start,
-            field,
-            format!("{} is out of range", v.get_ref()),
-            &format!("use a value between {lo} and {hi}"),
-        )),
-        Some(v) => Ok(*v.get_ref()),
-        None => Ok(d),
-    }
-}
-
 /// Validates `[thresholds]`; absent fields take the story's defaults.
 pub(super) fn parse(src: &Source, t: Option<&RawThresholds>) -> Result<Thresholds, ConfigError> {
     Ok(Thresholds {
-        max_rtt_ms: bounded(
-            src,
+        max_rtt_ms: src.bounded(
             t.and_then(|t| t.max_rtt_ms.as_ref()),
             200.0,
             0.1,
             60_000.0,
             "thresholds.max_rtt_ms",
         )?,
-        ping_count: bounded(
-            src,
+        ping_count: src.bounded(
             t.and_then(|t| t.ping_count.as_ref()),
             5,
             1,
             100,
             "thresholds.ping_count",
         )?,
-        ping_interval_secs: bounded(
-            src,
+        ping_interval_secs: src.bounded(
             t.and_then(|t| t.ping_interval_secs.as_ref()),
             0.2,
             0.002,
             10.0,
             "thresholds.ping_interval_secs",
         )?,
-        ping_timeout_secs: bounded(
-            src,
+        ping_timeout_secs: src.bounded(
             t.and_then(|t| t.ping_timeout_secs.as_ref()),
             2,
             1,

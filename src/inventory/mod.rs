@@ -8,6 +8,13 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::InventoryError;
+use crate::names::{DomainName, MachineName};
+
+/// Instance names: they become parts of unit names (`zerotier-autoaccept-<instance>.service`)
+/// and of vars generator names, so only what those accept, never a leading '-' or '.'.
+static INSTANCE_RE: once_cell::sync::Lazy<regex::Regex> = once_cell::sync::Lazy::new(|| {
+    regex::Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("static regex is valid")
+});
 
 /// A module reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,7 +64,7 @@ pub struct Inventory {
     /// `meta.name`.
     pub name: Option<String>,
     /// `meta.domain` (clan defaults to `clan`).
-    pub domain: Option<String>,
+    pub domain: Option<DomainName>,
     /// Machines.
     pub machines: BTreeMap<String, InventoryMachine>,
     /// Instances by name.
@@ -123,6 +130,41 @@ fn obj<'a>(
     })
 }
 
+/// The error for the value at `place` (a dotted path in the serialization).
+fn bad_value(origin: &str, place: &str, why: String) -> InventoryError {
+    InventoryError::Shape {
+        origin: origin.to_string(),
+        problem: format!("{place}: {why}"),
+    }
+}
+
+/// A machine name at `place`: names go into file paths and commands, so a hostile inventory
+/// (`../../etc`, `-oProxyCommand`) is refused here.
+fn machine_name(name: &str, place: &str, origin: &str) -> Result<(), InventoryError> {
+    MachineName::new(name)
+        .map(drop)
+        .map_err(|why| bad_value(origin, place, why))
+}
+
+/// `meta.domain`: absent or null means clan's default; anything else must be a DNS domain,
+/// since it ends up in `ssh -o HostKeyAlias=<machine>.<domain>`.
+fn domain(
+    meta: Option<&Map<String, Value>>,
+    origin: &str,
+) -> Result<Option<DomainName>, InventoryError> {
+    match meta.and_then(|m| m.get("domain")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(d)) => DomainName::new(d)
+            .map(Some)
+            .map_err(|why| bad_value(origin, "meta.domain", why)),
+        Some(other) => Err(bad_value(
+            origin,
+            "meta.domain",
+            format!("is {other}, not a string"),
+        )),
+    }
+}
+
 fn is_empty(v: &Value) -> bool {
     matches!(v, Value::Null) || v.as_object().is_some_and(Map::is_empty)
 }
@@ -154,6 +196,7 @@ impl Inventory {
         let mut machines = BTreeMap::new();
         if let Some(ms) = top.get("machines").and_then(Value::as_object) {
             for (name, m) in ms {
+                machine_name(name, &format!("machines.{name:?}"), origin)?;
                 let class = m
                     .get("machineClass")
                     .and_then(Value::as_str)
@@ -197,6 +240,13 @@ impl Inventory {
         }
         let mut instances = BTreeMap::new();
         for (iname, inst) in obj(instances_v, "`instances`", origin)? {
+            if !INSTANCE_RE.is_match(iname) {
+                return Err(bad_value(
+                    origin,
+                    &format!("instances.{iname:?}"),
+                    "is not an instance name (letters, digits, '_', '.' and '-', not starting with '-' or '.', at most 128)".into(),
+                ));
+            }
             let inst = obj(inst, &format!("instance {iname}"), origin)?;
             let module = match inst.get("module") {
                 Some(m) => ModuleRef {
@@ -221,6 +271,11 @@ impl Inventory {
                     let mut tag_settings = BTreeMap::new();
                     if let Some(ms) = role.get("machines").and_then(Value::as_object) {
                         for (m, mv) in ms {
+                            machine_name(
+                                m,
+                                &format!("instances.{iname}.roles.{rname}.machines.{m:?}"),
+                                origin,
+                            )?;
                             members.insert(m.clone());
                             let s = unwrap_settings(mv.get("settings").unwrap_or(&Value::Null));
                             if !is_empty(&s) {
@@ -278,10 +333,7 @@ impl Inventory {
                 .and_then(|m| m.get("name"))
                 .and_then(Value::as_str)
                 .map(String::from),
-            domain: meta
-                .and_then(|m| m.get("domain"))
-                .and_then(Value::as_str)
-                .map(String::from),
+            domain: domain(meta, origin)?,
             machines,
             instances,
         })
@@ -387,5 +439,92 @@ mod tests {
         assert_eq!(z.roles["controller"].members, vec!["a"]);
         assert_eq!(z.roles["peer"].members, vec!["a", "b"]);
         assert_eq!(z.roles["n"].members, vec!["a"]);
+    }
+
+    /// Names and the domain from the inventory reach file paths, `systemctl`/`journalctl`
+    /// arguments (instance names become unit names) and `ssh -o HostKeyAlias=`: a hostile
+    /// inventory is refused with the place of the bad value.
+    #[test]
+    fn hostile_names_and_domains_are_refused_with_their_place() {
+        let with = |meta: Value, machines: Value, instances: Value| {
+            Inventory::from_value(
+                &json!({"meta": meta, "machines": machines, "instances": instances}),
+                "inv.json",
+            )
+        };
+        let ok_m = json!({"a": {}});
+        let ok_i = json!({"z": {"roles": {"peer": {"machines": {"a": {}}}}}});
+        let cases: [(Value, Value, Value, &str); 9] = [
+            (
+                json!({"domain": "x -oProxyCommand=sh"}),
+                ok_m.clone(),
+                ok_i.clone(),
+                "meta.domain: \"x -oProxyCommand=sh\" is not a DNS domain",
+            ),
+            (
+                json!({"domain": "a..b"}),
+                ok_m.clone(),
+                ok_i.clone(),
+                "meta.domain: \"a..b\" is not a DNS domain",
+            ),
+            (
+                json!({"domain": "clan "}),
+                ok_m.clone(),
+                ok_i.clone(),
+                "meta.domain",
+            ),
+            (
+                json!({"domain": 5}),
+                ok_m.clone(),
+                ok_i.clone(),
+                "meta.domain: is 5, not a string",
+            ),
+            (
+                json!({}),
+                json!({"../../etc": {}}),
+                json!({}),
+                "machines.\"../../etc\": \"../../etc\" is not a machine name",
+            ),
+            (
+                json!({}),
+                json!({"-oProxyCommand=x": {}}),
+                json!({}),
+                "machines.\"-oProxyCommand=x\"",
+            ),
+            (
+                json!({}),
+                ok_m.clone(),
+                json!({"-H": {}}),
+                "instances.\"-H\": is not an instance name",
+            ),
+            (
+                json!({}),
+                ok_m.clone(),
+                json!({"a b": {}}),
+                "instances.\"a b\"",
+            ),
+            (
+                json!({}),
+                ok_m.clone(),
+                json!({"z": {"roles": {"peer": {"machines": {"-x": {}}}}}}),
+                "instances.z.roles.peer.machines.\"-x\": \"-x\" is not a machine name",
+            ),
+        ];
+        for (meta, machines, instances, want) in cases {
+            let e = with(meta.clone(), machines, instances)
+                .map(|_| ())
+                .expect_err(want)
+                .to_string();
+            assert!(
+                e.starts_with("inventory from inv.json: ") && e.contains(want),
+                "{e}\nwant: {want}"
+            );
+        }
+        let ok = with(json!({"domain": "zt"}), ok_m.clone(), ok_i.clone()).unwrap();
+        assert_eq!(ok.domain.as_deref(), Some("zt"));
+        assert_eq!(
+            with(json!({"domain": null}), ok_m, ok_i).unwrap().domain,
+            None
+        );
     }
 }

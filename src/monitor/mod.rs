@@ -6,10 +6,13 @@
 
 pub mod analysis;
 pub mod html;
+mod log;
+
+pub use log::read_log;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -103,42 +106,6 @@ impl Round {
                 .iter()
                 .all(|p| p.loss == 0.0 && p.error.is_none())
     }
-}
-
-/// Reads a log; a torn last line (crash mid-write) is ignored, any other bad line is an error.
-pub fn read_log(path: &Path) -> Result<Vec<Round>, String> {
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let lines: Vec<String> = std::io::BufReader::new(f)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut rounds = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        if l.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Round>(l) {
-            Ok(r) => rounds.push(r),
-            Err(_) if i + 1 == lines.len() => {
-                tracing::warn!(
-                    line = i + 1,
-                    "ignoring a torn last line (the round in flight when it stopped)"
-                )
-            }
-            Err(e) => {
-                return Err(format!(
-                    "{}:{}: not a monitor round: {e}",
-                    path.display(),
-                    i + 1
-                ))
-            }
-        }
-    }
-    Ok(rounds)
 }
 
 fn now() -> f64 {
@@ -354,21 +321,34 @@ pub fn run(fleet: &Fleet, opts: &MonitorOptions, progress: Progress) -> Result<u
         path: opts.log.clone(),
         source: e,
     };
-    let previous = read_log(&opts.log).map_err(|e| Error::Env {
-        var: "--log",
-        value: opts.log.display().to_string(),
-        reason: e,
-    })?;
+    for (flag, value, range) in [
+        ("--for", opts.for_, crate::env::SPAN),
+        ("--every", opts.every, crate::env::INTERVAL),
+    ] {
+        if value < range.min || value > range.max {
+            return Err(Error::Env {
+                var: flag,
+                value: format!("{value:?}"),
+                reason: range.allowed(),
+            });
+        }
+    }
+    let previous = log::resume(&opts.log, progress)?;
     let (start, for_secs, every_secs, mut n, mut since) = match (previous.first(), previous.last())
     {
         (Some(f), Some(l)) => {
+            // Checked on read: the round number is within its plan, far from u64::MAX.
+            let next = l.round.checked_add(1).ok_or_else(|| Error::Env {
+                var: "--log",
+                value: opts.log.display().to_string(),
+                reason: format!("round {} cannot be followed", l.round),
+            })?;
             progress(&format!(
-                "monitor: resuming {} at round {} (started {:.0}s ago)",
+                "monitor: resuming {} at round {next} (started {:.0}s ago)",
                 opts.log.display(),
-                l.round + 1,
                 now() - f.ts
             ));
-            (f.ts, f.for_secs, f.every_secs, l.round + 1, l.ts)
+            (f.ts, f.for_secs, f.every_secs, next, l.ts)
         }
         _ => (
             now(),

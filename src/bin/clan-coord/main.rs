@@ -71,7 +71,7 @@ enum Command {
         inventory: Option<PathBuf>,
         /// Certificate domain (default: the inventory's, else clan).
         #[arg(long)]
-        domain: Option<String>,
+        domain: Option<clan_coordination::names::DomainName>,
         /// As JSON.
         #[arg(long)]
         json: bool,
@@ -90,11 +90,11 @@ enum Command {
         /// machines.toml (default: $COORD_MACHINES, else ./machines.toml).
         #[arg(long)]
         machines: Option<PathBuf>,
-        /// Span to cover, e.g. 24h, 40s, 90m.
-        #[arg(long = "for", value_parser = parse_duration)]
+        /// Span to cover, e.g. 24h, 40s, 90m (1s to 30d).
+        #[arg(long = "for", value_parser = span)]
         for_: std::time::Duration,
-        /// Interval between rounds, e.g. 5m, 2s.
-        #[arg(long, value_parser = parse_duration)]
+        /// Interval between rounds, e.g. 5m, 2s (1s to 1d).
+        #[arg(long, value_parser = interval)]
         every: std::time::Duration,
         /// The log (JSON lines).
         #[arg(long, default_value = "target/coordination/monitor.jsonl")]
@@ -108,8 +108,8 @@ enum Command {
         /// Output directory (report.html, summary.txt).
         #[arg(long, default_value = "target/coordination")]
         out: PathBuf,
-        /// Span the log must cover for AC7 (default 24h).
-        #[arg(long, value_parser = parse_duration, default_value = "24h")]
+        /// Span the log must cover for AC7 (default 24h; 1s to 30d).
+        #[arg(long, value_parser = span, default_value = "24h")]
         required: std::time::Duration,
     },
     /// The lab fleet: namespace machines with real sshd and yggdrasil on this host.
@@ -135,7 +135,17 @@ fn parse_criterion(s: &str) -> Result<Criterion, String> {
     Criterion::parse(s).ok_or_else(|| format!("{s:?}: expected ac1 … ac7"))
 }
 
-use clan_coordination::env::parse_duration;
+use clan_coordination::env::{parse_duration, INTERVAL, SPAN};
+
+/// `--for` and `--required`: bounded, so no value overflows or panics (clap names the flag).
+fn span(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s, SPAN)
+}
+
+/// `--every`: bounded, so 0 cannot make the monitor loop without pause.
+fn interval(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s, INTERVAL)
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -343,7 +353,7 @@ fn read_inventory(
 fn oracle_command(
     dir: &std::path::Path,
     inventory: Option<&std::path::Path>,
-    domain: Option<String>,
+    domain: Option<clan_coordination::names::DomainName>,
     json: bool,
 ) -> Result<ExitCode, clan_coordination::Error> {
     use clan_coordination::oracle::{lint, Oracle};
@@ -355,6 +365,7 @@ fn oracle_command(
     let o = Oracle::load(dir, &names)?;
     let domain = domain
         .or_else(|| inv.as_ref().and_then(|i| i.domain.clone()))
+        .map(String::from)
         .unwrap_or_else(|| "clan".into());
     let s = lint::summary(&o, inv.as_ref(), &domain, dir.to_path_buf());
     if json {
