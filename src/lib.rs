@@ -33,6 +33,7 @@ pub mod overlay;
 pub mod plan;
 pub mod probe;
 pub mod rebuild;
+pub mod redact;
 pub mod report;
 pub mod seen;
 pub mod suite;
