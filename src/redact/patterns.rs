@@ -45,118 +45,86 @@ struct Rule {
 /// Base64 of 32 bytes: 43 characters (the last one carries 4 bits) and one `=`.
 const B64_32: &str = "[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=";
 
+fn rule(kind: SecretKind, view: View, re: &str) -> Rule {
+    Rule {
+        kind,
+        view,
+        re: Regex::new(re).expect("static regex"),
+        verify: None,
+    }
+}
+
 static RULES: Lazy<Vec<Rule>> = Lazy::new(|| {
     use SecretKind::*;
     use View::*;
-    let crypt_ids = r"1|2[abxy]?|5|6|7|y|gy|sha1|md5(?:,rounds=[0-9]+)?|argon2(?:id|i|d)|scrypt|pbkdf2(?:-sha[0-9]+)?";
-    let table: Vec<(SecretKind, View, String, Option<fn(&str) -> bool>)> = vec![
-        (
+    let crypt = r"1|2[abxy]?|5|6|7|y|gy|sha1|md5(?:,rounds=[0-9]+)?|argon2(?:id|i|d)|scrypt|pbkdf2(?:-sha[0-9]+)?";
+    let hex = "[0-9a-fA-F]";
+    vec![
+        rule(
             ZerotierIdentity,
             Compact,
-            "[0-9a-fA-F]{10}:0:[0-9a-fA-F]{128}:[0-9a-fA-F]{128}".into(),
-            None,
+            &format!("{hex}{{10}}:0:{hex}{{128}}:{hex}{{128}}"),
         ),
-        (
+        rule(
             OpensshPrivateKey,
             Compact,
-            "BEGINOPENSSHPRIVATEKEY|b3BlbnNzaC1rZXktdjEA".into(),
-            None,
+            "BEGINOPENSSHPRIVATEKEY|b3BlbnNzaC1rZXktdjEA",
         ),
         // The key body once base64-decoded (see `decodings`).
-        (OpensshPrivateKey, Lines, r"openssh-key-v1\x00".into(), None),
-        (
-            PgpPrivateKey,
-            Compact,
-            "BEGINPGP(?:PRIVATE|SECRET)KEYBLOCK".into(),
-            None,
-        ),
-        (
-            Ssh2PrivateKey,
-            Compact,
-            "BEGINSSH2(?:ENCRYPTED)?PRIVATEKEY".into(),
-            None,
-        ),
-        (
+        rule(OpensshPrivateKey, Lines, r"openssh-key-v1\x00"),
+        rule(PgpPrivateKey, Compact, "BEGINPGP(?:PRIVATE|SECRET)KEYBLOCK"),
+        rule(Ssh2PrivateKey, Compact, "BEGINSSH2(?:ENCRYPTED)?PRIVATEKEY"),
+        rule(
             PuttyPrivateKey,
             Compact,
-            "PuTTY-User-Key-File-[0-9]+:|Private-Lines:[0-9]+".into(),
-            None,
+            "PuTTY-User-Key-File-[0-9]+:|Private-Lines:[0-9]+",
         ),
-        (
-            PemPrivateKey,
-            Compact,
-            "BEGIN[A-Z0-9]*PRIVATEKEY".into(),
-            None,
-        ),
-        (
+        rule(PemPrivateKey, Compact, "BEGIN[A-Z0-9]*PRIVATEKEY"),
+        rule(
             PasswordHash,
             Compact,
-            format!(r"\$(?:{crypt_ids})\$[./A-Za-z0-9=,+-]*\$[./A-Za-z0-9$=,+-]{{8,}}"),
-            None,
+            &format!(r"\$(?:{crypt})\$[./A-Za-z0-9=,+-]*\$[./A-Za-z0-9$=,+-]{{8,}}"),
         ),
         // Traditional DES (13 characters) and BSDi extended DES (`_` and 19) in a shadow or
         // passwd line: `name:hash:` and two numeric fields (lastchg:min or uid:gid).
-        (
+        rule(
             DesCryptHash,
             Compact,
-            "[a-z_][a-z0-9_.-]*:(?:[./0-9A-Za-z]{13}|_[./0-9A-Za-z]{19}):[0-9]*:[0-9]*:".into(),
-            None,
+            "[a-z_][a-z0-9_.-]*:(?:[./0-9A-Za-z]{13}|_[./0-9A-Za-z]{19}):[0-9]*:[0-9]*:",
         ),
-        (
+        rule(
             AgeSecretKey,
             Compact,
-            "AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{20,}|AGE-PLUGIN-[A-Z0-9]+-1[02-9AC-HJ-NP-Z]{20,}"
-                .into(),
-            None,
+            "AGE-(?:SECRET-KEY|PLUGIN-[A-Z0-9]+)-1[02-9AC-HJ-NP-Z]{20,}",
         ),
-        (SopsFile, Compact, r#""sops":\{"#.into(), None),
-        (
+        rule(SopsFile, Compact, r#""sops":\{"#),
+        rule(
             SopsFile,
             Lines,
-            r"(?ms)^sops:$.*?^(?:mac|lastmodified|version):".into(),
-            None,
+            r"(?ms)^sops:$.*?^(?:mac|lastmodified|version):",
         ),
-        (
-            SopsFile,
-            Lines,
-            "(?m)^sops_(?:mac|version|lastmodified)=".into(),
-            None,
-        ),
-        (SopsValue, Compact, r"ENC\[AES256_GCM,data:".into(), None),
-        (
-            NixSigningKey,
-            Compact,
-            "[A-Za-z0-9._+-]+:[A-Za-z0-9+/]{86}==".into(),
-            Some(nix_secret),
-        ),
-        (
+        rule(SopsFile, Lines, "(?m)^sops_(?:mac|version|lastmodified)="),
+        rule(SopsValue, Compact, r"ENC\[AES256_GCM,data:"),
+        Rule {
+            verify: Some(nix_secret),
+            ..rule(
+                NixSigningKey,
+                Compact,
+                "[A-Za-z0-9._+-]+:[A-Za-z0-9+/]{86}==",
+            )
+        },
+        rule(
             WireguardPrivateKey,
             Compact,
-            format!(r#"(?i:private_?key)"?[:=]"?{B64_32}"#),
-            None,
+            &format!(r#"(?i:private_?key)"?[:=]"?{B64_32}"#),
         ),
-        (
+        rule(
             YggdrasilPrivateKey,
             Compact,
-            r#"(?i:private_?key)"?[:=]"?[0-9a-fA-F]{128}"#.into(),
-            None,
+            &format!(r#"(?i:private_?key)"?[:=]"?{hex}{{128}}"#),
         ),
-        (
-            TorSecretKey,
-            Compact,
-            "==ed25519v1-secret:type0==".into(),
-            None,
-        ),
-    ];
-    table
-        .into_iter()
-        .map(|(kind, view, re, verify)| Rule {
-            kind,
-            view,
-            re: Regex::new(&re).expect("static regex"),
-            verify,
-        })
-        .collect()
+        rule(TorSecretKey, Compact, "==ed25519v1-secret:type0=="),
+    ]
 });
 
 static WIREGUARD_BARE: Lazy<Regex> =
@@ -190,12 +158,12 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Base64 in the lines: `bare` are the lines that are nothing else and each paragraph of them
-/// joined (a hard-wrapped blob); `blobs` are those paragraphs (aligned) and the long tokens
-/// inside other lines (alignment unknown), to decode.
+/// joined (a hard-wrapped blob, ended by padding); `blobs` are those paragraphs and the long
+/// tokens inside other lines, to decode.
 #[derive(Default)]
 struct Base64Runs {
     bare: Vec<String>,
-    blobs: Vec<(String, bool)>,
+    blobs: Vec<String>,
 }
 
 fn base64_runs(lines: &str) -> Base64Runs {
@@ -204,30 +172,31 @@ fn base64_runs(lines: &str) -> Base64Runs {
     let end_para = |para: &mut String, runs: &mut Base64Runs| {
         if !para.is_empty() {
             runs.bare.push(para.clone());
-            runs.blobs.push((std::mem::take(para), true));
+            runs.blobs.push(std::mem::take(para));
         }
     };
     for l in lines.lines() {
         if B64_LINE.is_match(l) {
             para.push_str(l);
             runs.bare.push(l.to_string());
+            if l.ends_with('=') {
+                end_para(&mut para, &mut runs);
+            }
         } else {
             end_para(&mut para, &mut runs);
-            let tokens = B64_TOKEN
-                .find_iter(l)
-                .map(|m| (m.as_str().to_string(), false));
-            runs.blobs.extend(tokens);
+            runs.blobs
+                .extend(B64_TOKEN.find_iter(l).map(|m| m.as_str().to_string()));
         }
     }
     end_para(&mut para, &mut runs);
     runs
 }
 
-/// A blob decoded at each alignment it may start at (a token may be glued to a word).
-fn decodings(blob: &str, aligned: bool) -> impl Iterator<Item = Vec<u8>> + '_ {
+/// A blob decoded at each of the four alignments it may start at (a token glued to a word, a
+/// paragraph that begins with a short word such as `ok` alone on its line).
+fn decodings(blob: &str) -> impl Iterator<Item = Vec<u8>> + '_ {
     let body = blob.trim_end_matches('=');
-    let offsets = if aligned { 0..1 } else { 0..4 };
-    offsets.filter_map(move |off| {
+    (0..4).filter_map(move |off| {
         let s = body.get(off..)?;
         // One character past a 4-character group carries no whole byte.
         let s = if s.len() % 4 == 1 {
@@ -268,10 +237,7 @@ pub(super) fn scan(text: &str, depth: u8) -> Option<SecretKind> {
     if depth > 0 {
         return None;
     }
-    let mut decoded = runs
-        .blobs
-        .iter()
-        .flat_map(|(b, aligned)| decodings(b, *aligned));
+    let mut decoded = runs.blobs.iter().flat_map(|b| decodings(b));
     decoded.find_map(|bytes| {
         // `scan` wants text: invalid UTF-8 becomes U+FFFD, which no pattern needs.
         scan(&String::from_utf8_lossy(&bytes), depth + 1)

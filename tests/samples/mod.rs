@@ -277,7 +277,7 @@ pub fn fragments(text: &str) -> Vec<String> {
 }
 
 /// The first fragment of `sample` that `written` contains.
-pub fn leaked<'a>(sample: &str, written: &'a str) -> Option<String> {
+pub fn leaked(sample: &str, written: &str) -> Option<String> {
     fragments(sample)
         .into_iter()
         .find(|f| written.contains(f.as_str()))
