@@ -422,3 +422,74 @@ fn error_messages_withhold_every_secret() {
     }
     report_figure("error messages", &failures, cases.len());
 }
+
+/// AC5's rebuilds (the lab recording) printing the secret: neither the rebuild logs nor the
+/// report quote it.
+#[test]
+fn rebuild_logs_and_their_verdict_withhold_every_secret() {
+    let base = root().join("tests/cassettes/lab/cassette.json");
+    let mut failures = Vec::new();
+    let cases = cases();
+    let progress = |_: &str| {};
+    for (s, v, o, e) in &cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = serde_json::json!({"format": 1, "description": "a secret in the rebuild output", "derive_from": base,
+            "replace": [{"machine": "workstation", "command_contains": "lab rebuild", "stdout": o, "stderr": e}]});
+        let path = tmp.path().join("cassette.json");
+        std::fs::write(&path, c.to_string()).unwrap();
+        let fleet = Fleet::open(&Settings::replay(path)).unwrap();
+        let mut opts = RunOptions::verdicts_only(true, &progress);
+        opts.log_dir = tmp.path().join("logs");
+        std::fs::create_dir_all(&opts.log_dir).unwrap();
+        let verdicts = suite::run(&fleet, &[Criterion::Ac5], &opts).unwrap();
+        let mut written: String = verdicts.iter().map(|v| v.to_string()).collect();
+        let mut logs = 0;
+        for f in std::fs::read_dir(&opts.log_dir).unwrap() {
+            written.push_str(&std::fs::read_to_string(f.unwrap().path()).unwrap());
+            logs += 1;
+        }
+        if logs == 0 || !written.contains("withheld: contains ") {
+            failures.push(format!("{} ({v:?}): {logs} logs, nothing withheld", s.name));
+        }
+        failures.extend(leaks("rebuild log or verdict", s, *v, &written));
+    }
+    report_figure("rebuild logs and AC5 verdict", &failures, cases.len());
+}
+
+/// Detection stays linear on hostile output: a megabyte of near-misses of every pattern takes
+/// about as long per byte as a kilobyte of it (no backtracking, no quadratic rescans).
+#[test]
+fn detection_is_linear_on_hostile_output() {
+    type Make = fn(usize) -> String;
+    let hostile: [(&str, Make); 7] = [
+        ("crypt prefixes", |n| "$1$$6$$y$".repeat(n / 9)),
+        ("shadow-like lines", |n| {
+            "a:bcdefghijklmn:x\n".repeat(n / 18)
+        }),
+        ("wrapped base64", |n| {
+            format!("{}\n", "QUJD".repeat(19)).repeat(n / 77)
+        }),
+        ("one base64 token", |n| "A".repeat(n)),
+        ("hex", |n| "0123456789abcdef:0:".repeat(n / 19)),
+        ("sops headers", |n| "sops:\nmac\n".repeat(n / 10)),
+        ("pem openings", |n| "-----BEGIN ".repeat(n / 11)),
+    ];
+    for (name, make) in hostile {
+        let time = |n: usize| {
+            let text = make(n);
+            let t = std::time::Instant::now();
+            assert_eq!(redact::detect(&text), None, "{name}");
+            t.elapsed().as_secs_f64() / text.len() as f64
+        };
+        let (small, large) = (time(16 * 1024), time(1024 * 1024));
+        eprintln!(
+            "{name}: {:.0} ns/byte at 16 KiB, {:.0} at 1 MiB",
+            small * 1e9,
+            large * 1e9
+        );
+        assert!(
+            large < small * 8.0 + 2e-7,
+            "{name}: {large} s/byte at 1 MiB vs {small} at 16 KiB"
+        );
+    }
+}

@@ -83,7 +83,7 @@ static RULES: Lazy<Vec<Rule>> = Lazy::new(|| {
         rule(
             PasswordHash,
             Compact,
-            &format!(r"\$(?:{crypt})\$[./A-Za-z0-9=,+-]*\$[./A-Za-z0-9$=,+-]{{8,}}"),
+            &format!(r"\$(?:{crypt})\$(?:[./A-Za-z0-9=,+-]*\$)+[./A-Za-z0-9=,+-]{{8,}}"),
         ),
         // Traditional DES (13 characters) and BSDi extended DES (`_` and 19) in a shadow or
         // passwd line: `name:hash:` and two numeric fields (lastchg:min or uid:gid).
