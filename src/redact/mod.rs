@@ -201,6 +201,15 @@ mod tests {
             "256 SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s root@host (ED25519)",
             "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
             "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----",
+            // Two public ZeroTier identities on adjacent lines are not one secret identity.
+            format!(
+                "{}:0:{}\n{}:0:{}",
+                "ab".repeat(5),
+                "cd".repeat(64),
+                "ef".repeat(5),
+                "01".repeat(64)
+            )
+            .as_str(),
         ] {
             assert_eq!(detect(public), None, "{public}");
         }
