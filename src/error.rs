@@ -1,5 +1,6 @@
 //! Error types. Each carries the context an operator needs (file, machine, command, how long we
-//! waited) so that the message alone says what broke; the cause sits in `#[source]`.
+//! waited) so that the message alone says what broke; the cause sits in `#[source]`. Fields that
+//! may quote remote output or repo files are shown through `redact::withhold`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,7 +24,7 @@ pub enum Error {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// Environment switches (`COORD_*`) are invalid.
-    #[error("environment variable {var}={value:?} is invalid: {reason}")]
+    #[error("environment variable {var}={value:?} is invalid: {reason}", value = crate::redact::withhold(value), reason = crate::redact::withhold(reason))]
     Env {
         /// The variable.
         var: &'static str,
@@ -52,12 +53,20 @@ pub enum Error {
         reason: String,
     },
     /// Preparing a rebuild round failed (e.g. the lab could not change its repo).
-    #[error("{criterion}: before the rebuild: {reason}")]
+    #[error("{criterion}: before the rebuild: {reason}", reason = crate::redact::withhold(reason))]
     BeforeRebuild {
         /// The criterion whose rebuild it was.
         criterion: crate::names::Criterion,
         /// What went wrong.
         reason: String,
+    },
+    /// A report would have held a secret (a path that quotes remote text without `redact`).
+    #[error("refusing to write {path}: it would hold {kind}; the harness never stores secret content (this is a bug: report it)", path = path.display())]
+    SecretInReport {
+        /// The report file.
+        path: PathBuf,
+        /// What was recognised.
+        kind: crate::redact::SecretKind,
     },
     /// Writing a report failed.
     #[error("cannot write {path}: {source}")]
@@ -72,7 +81,7 @@ pub enum Error {
 
 /// A problem in machines.toml, pointing at file, line and column.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}:{line}:{column}: {field}: {problem}\n  fix: {fix}", path = path.display())]
+#[error("{path}:{line}:{column}: {field}: {problem}\n  fix: {fix}", path = path.display(), problem = crate::redact::withhold(problem))]
 pub struct ConfigError {
     /// The machines file.
     pub path: PathBuf,
@@ -101,12 +110,30 @@ pub enum OracleError {
         source: std::io::Error,
     },
     /// A vars value does not parse.
-    #[error("clan repo: {path}: {problem}", path = path.display())]
+    #[error("clan repo: {path}: {problem}", path = path.display(), problem = crate::redact::withhold(problem))]
     Value {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
         problem: String,
+    },
+    /// A vars file resolves (through a symlink) outside the repository: never read.
+    #[error("clan repo: {path} resolves to {resolved}, outside the repository {repo}; refusing to read it\n  fix: a vars value is a file inside the repo: replace the link by the file, and check who made it point there", path = path.display(), resolved = resolved.display(), repo = repo.display())]
+    OutsideRepo {
+        /// The file as found in the repo.
+        path: PathBuf,
+        /// Where it leads.
+        resolved: PathBuf,
+        /// The repository root (canonical).
+        repo: PathBuf,
+    },
+    /// A vars value is larger than any public value can be: not read.
+    #[error("clan repo: {path} is larger than {cap} bytes, the most a vars value may hold (keys, addresses and certificates are far smaller); not read\n  fix: check the file: a value file holds one public value", path = path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap ([`crate::oracle::MAX_VALUE_BYTES`]).
+        cap: u64,
     },
     /// The directory holds no `vars/`.
     #[error("clan repo {path} has no vars/ directory; point fleet.clan_dir at the root of the clan repository", path = path.display())]
@@ -129,7 +156,7 @@ pub enum InventoryError {
         source: std::io::Error,
     },
     /// The JSON is malformed or of the wrong shape.
-    #[error("inventory from {origin}: {problem}")]
+    #[error("inventory from {origin}: {problem}", problem = crate::redact::withhold(problem))]
     Shape {
         /// Where the JSON came from (file or command).
         origin: String,
@@ -142,7 +169,7 @@ pub enum InventoryError {
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// TCP connect or SSH handshake did not finish.
-    #[error("{machine}: cannot connect to {target} (waited {waited:?}): {reason}")]
+    #[error("{machine}: cannot connect to {target} (waited {waited:?}): {reason}", reason = crate::redact::withhold(reason))]
     Connect {
         /// The machine.
         machine: String,
@@ -168,7 +195,7 @@ pub enum TransportError {
         source_of_truth: String,
     },
     /// The repo's host certificate does not vouch for the machine.
-    #[error("{machine}: host certificate {path} rejected: {reason}")]
+    #[error("{machine}: host certificate {path} rejected: {reason}", reason = crate::redact::withhold(reason))]
     HostCertificate {
         /// The machine.
         machine: String,
@@ -178,7 +205,7 @@ pub enum TransportError {
         reason: String,
     },
     /// There is nothing to authenticate the host with (no vars key, no known_hosts entry).
-    #[error("{machine}: no trusted host key for {target}: {reason}\n  fix: add vars/per-machine/{machine}/openssh/ssh.id_ed25519.pub to the clan repo, or an entry to the known_hosts file named in machines.toml (no trust on first use)")]
+    #[error("{machine}: no trusted host key for {target}: {reason}\n  fix: add vars/per-machine/{machine}/openssh/ssh.id_ed25519.pub to the clan repo, or an entry to the known_hosts file named in machines.toml (no trust on first use)", reason = crate::redact::withhold(reason))]
     NoTrustedHostKey {
         /// The machine.
         machine: String,
@@ -188,7 +215,7 @@ pub enum TransportError {
         reason: String,
     },
     /// User authentication failed.
-    #[error("{machine}: authentication as {user} failed with {method}: {reason}")]
+    #[error("{machine}: authentication as {user} failed with {method}: {reason}", reason = crate::redact::withhold(reason))]
     Auth {
         /// The machine.
         machine: String,
@@ -210,7 +237,7 @@ pub enum TransportError {
         waited: Duration,
     },
     /// An SSH channel error in the middle of a command.
-    #[error("{machine}: `{command}` failed on the SSH channel: {reason}")]
+    #[error("{machine}: `{command}` failed on the SSH channel: {reason}", reason = crate::redact::withhold(reason))]
     Channel {
         /// The machine.
         machine: String,
@@ -220,7 +247,7 @@ pub enum TransportError {
         reason: String,
     },
     /// A local (workstation) command could not be started.
-    #[error("workstation: cannot run `{command}`: {reason}")]
+    #[error("workstation: cannot run `{command}`: {reason}", reason = crate::redact::withhold(reason))]
     Local {
         /// The command.
         command: String,
@@ -238,7 +265,7 @@ pub enum TransportError {
         cassette: String,
     },
     /// The cassette file is missing or invalid.
-    #[error("cassette {path}: {problem}")]
+    #[error("cassette {path}: {problem}", problem = crate::redact::withhold(problem))]
     Cassette {
         /// The file.
         path: String,

@@ -9,7 +9,9 @@
 //!   address, status, AC1's node findings.
 //! - [`plan`]: which commands run on which machine for the criteria asked; [`fleet`] holds one
 //!   transport per machine ([`transport`]: ssh2, replay, record); [`observe`] runs the plan, one
-//!   batch per machine, into typed observations; [`probe`] are the pure parsers it uses.
+//!   batch per machine, into typed observations; [`probe`] are the pure parsers it uses;
+//!   [`redact`] is the one place secrets are recognised: every quote of remote or repo text
+//!   (logs, reports, cassettes, errors) goes through it.
 //! - [`checks`]: pure verdicts, `evaluate(criterion, expectations, observations)`, one module per
 //!   criterion; [`verdict`] their stable types.
 //! - [`suite`]: the runner (pre-flight, opt-in, observe, rebuild, evaluate, [`report`]).
@@ -33,6 +35,7 @@ pub mod overlay;
 pub mod plan;
 pub mod probe;
 pub mod rebuild;
+pub mod redact;
 pub mod report;
 pub mod seen;
 pub mod suite;

@@ -51,7 +51,12 @@ impl RebuildRun {
     }
 }
 
+/// The last `n` lines of a rebuild's output, or the withheld marker when it holds a secret.
 fn tail(text: &str, n: usize) -> String {
+    // Checked whole: the last lines of a key are not recognisable on their own.
+    if let Some(kind) = crate::redact::detect(text) {
+        return crate::redact::withheld(kind, text);
+    }
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -100,8 +105,9 @@ pub fn rebuild_all(
                         exit,
                         duration,
                     }) => {
+                        // The log is withheld whole if it holds a secret (length and hash only).
                         let text = format!("$ {}\n{stdout}{stderr}", cmd.text());
-                        let _ = std::fs::write(&log, &text);
+                        let _ = std::fs::write(&log, crate::redact::withhold(&text).as_bytes());
                         RebuildRun {
                             command: cmd.text().into(),
                             exit,

@@ -16,6 +16,14 @@ static VERDICTS: Lazy<Mutex<BTreeMap<Criterion, Verdict>>> =
 
 /// Adds a verdict to this process's report and rewrites `<dir>/report.json`.
 pub fn record(dir: &Path, origin: &str, v: &Verdict) -> Result<(), Error> {
+    let path = dir.join("report.json");
+    // Every quoted text went through `redact` already; this is the last line of defence, before
+    // the verdict joins the others (a refused one must not poison every later report).
+    let refused = |kind| Error::SecretInReport {
+        path: path.clone(),
+        kind,
+    };
+    serde_json::to_value(v).map_or(Ok(()), |j| crate::redact::refuse_json(&j).map_err(refused))?;
     let mut all = VERDICTS.lock().unwrap_or_else(|p| p.into_inner());
     all.insert(v.criterion, v.clone());
     std::fs::create_dir_all(dir).map_err(|source| Error::Write {
@@ -24,7 +32,7 @@ pub fn record(dir: &Path, origin: &str, v: &Verdict) -> Result<(), Error> {
     })?;
     let json =
         serde_json::json!({ "origin": origin, "verdicts": all.values().collect::<Vec<_>>() });
-    let path = dir.join("report.json");
+    crate::redact::refuse_json(&json).map_err(refused)?;
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",

@@ -1,6 +1,6 @@
 //! What one command showed, kept with the command and exit status so that a verdict can quote it.
 
-use crate::probe::excerpt;
+use crate::redact;
 use crate::transport::{Cmd, Output};
 
 /// What one command showed: the command, its exit, an excerpt, and the parsed value or why not.
@@ -10,9 +10,10 @@ pub struct Seen<T> {
     pub command: String,
     /// Exit status.
     pub exit: Option<i32>,
-    /// Output excerpt (never secret: probes only print hashes and public data).
+    /// Output excerpt, through [`redact`]: probes only print hashes and public data, and output
+    /// that holds a secret anyway is withheld (length and hash only).
     pub excerpt: String,
-    /// Parsed value, or the transport/parse error.
+    /// Parsed value, or the transport/parse error (withheld like the excerpt).
     pub value: Result<T, String>,
 }
 
@@ -29,10 +30,12 @@ impl<T> Seen<T> {
         result: Result<Output, String>,
         parse: impl FnOnce(&Output) -> Result<T, String>,
     ) -> Seen<T> {
-        Seen::with_excerpt(cmd, result, |o| excerpt(&o.combined(), 300), parse)
+        Seen::with_excerpt(cmd, result, |o| redact::excerpt(&o.combined(), 300), parse)
     }
 
     /// [`Seen::of`] with the excerpt chosen by `show` (the SSH hop leaves out `debug` lines).
+    /// Output holding a secret is withheld whole, whatever `show` picks, and is not parsed: a
+    /// value or parse error made from it could carry a piece that does not look secret alone.
     pub fn with_excerpt(
         cmd: &Cmd,
         result: Result<Output, String>,
@@ -40,17 +43,28 @@ impl<T> Seen<T> {
         parse: impl FnOnce(&Output) -> Result<T, String>,
     ) -> Seen<T> {
         match result {
-            Ok(out) => Seen {
-                command: cmd.text().into(),
-                exit: out.exit,
-                excerpt: show(&out),
-                value: parse(&out),
-            },
+            Ok(out) => {
+                let all = out.combined();
+                let (excerpt, value) = match redact::detect(&all) {
+                    None => (show(&out), parse(&out)),
+                    Some(kind) => {
+                        let withheld = redact::withheld(kind, &all);
+                        let why = format!("not parsed: the output holds a secret, {withheld}");
+                        (withheld, Err(why))
+                    }
+                };
+                Seen {
+                    command: cmd.text().into(),
+                    exit: out.exit,
+                    excerpt,
+                    value: value.map_err(|e| redact::withhold(&e).into_owned()),
+                }
+            }
             Err(e) => Seen {
                 command: cmd.text().into(),
                 exit: None,
                 excerpt: String::new(),
-                value: Err(e),
+                value: Err(redact::withhold(&e).into_owned()),
             },
         }
     }
@@ -61,7 +75,7 @@ impl<T> Seen<T> {
             command: String::new(),
             exit: None,
             excerpt: String::new(),
-            value: Err(why),
+            value: Err(redact::withhold(&why).into_owned()),
         }
     }
 }

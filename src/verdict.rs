@@ -89,9 +89,9 @@ impl Finding {
         }
         self
     }
-    /// What was seen.
+    /// What was seen (withheld if it holds a secret: findings are printed and reported).
     pub fn seen(mut self, s: impl Into<String>) -> Finding {
-        self.seen = s.into();
+        self.seen = crate::redact::withhold(&s.into()).into_owned();
         self
     }
     /// What was expected.

@@ -196,3 +196,96 @@ fn criteria_fail_with_the_inconsistency_before_any_ssh() {
         );
     }
 }
+
+/// A copy of the example repo in a temporary directory (`<tmp>/clan`).
+fn example_copy() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let clan = tmp.path().join("clan");
+    copy_dir(&root().join("examples/test-clan"), &clan);
+    (tmp, clan)
+}
+
+const FAKE_AGE_KEY: &str =
+    "AGE-SECRET-KEY-1QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7LQPZRY9X8GF2TVDW0S3JN54KHCE6";
+const GCP_IP: &str = "vars/shared/zerotier-ip-gcp-vm-zerotier-local/ip/value";
+
+fn load_err(clan: &Path) -> String {
+    Oracle::load(clan, &[])
+        .map(|_| "loaded".to_string())
+        .unwrap_or_else(|e| e.to_string())
+}
+
+/// Issue 14: a pull request must not make CI print the operator's age key through a `value`
+/// symlink (before the fix the IPv6 parse error quoted the key), nor a linked generator folder.
+#[test]
+fn a_value_resolving_outside_the_repo_is_refused_unread() {
+    let (tmp, clan) = example_copy();
+    let keys = tmp.path().join("keys.txt");
+    std::fs::write(&keys, format!("# created: 2024-01-01\n{FAKE_AGE_KEY}\n")).unwrap();
+    std::fs::remove_file(clan.join(GCP_IP)).unwrap();
+    std::os::unix::fs::symlink(&keys, clan.join(GCP_IP)).unwrap();
+    let e = load_err(&clan);
+    assert!(
+        e.contains(GCP_IP) && e.contains("outside the repository") && e.contains("keys.txt"),
+        "{e}"
+    );
+    assert!(!e.contains("QPZRY9X8GF2T"), "the key leaked: {e}");
+
+    // A generator folder linked out of the repo leads there too.
+    let (tmp, clan) = example_copy();
+    let outside = tmp.path().join("elsewhere/ip");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("value"), FAKE_AGE_KEY).unwrap();
+    let gen = clan.join("vars/shared/zerotier-ip-gcp-vm-zerotier-local");
+    std::fs::remove_dir_all(&gen).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("elsewhere"), &gen).unwrap();
+    let e = load_err(&clan);
+    assert!(e.contains("outside the repository"), "{e}");
+    assert!(!e.contains("QPZRY9X8GF2T"), "the key leaked: {e}");
+
+    // A link that stays inside the repo is fine.
+    let (_tmp, clan) = example_copy();
+    let inside = clan.join("vars/shared/zerotier-ip-hetzner-vm-zerotier-local/ip/value");
+    std::fs::remove_file(clan.join(GCP_IP)).unwrap();
+    std::fs::copy(&inside, clan.join("ip-copy")).unwrap();
+    std::os::unix::fs::symlink(clan.join("ip-copy"), clan.join(GCP_IP)).unwrap();
+    assert_eq!(load_err(&clan), "loaded");
+}
+
+#[test]
+fn an_oversized_value_is_refused_with_the_cap() {
+    let (_tmp, clan) = example_copy();
+    let big = "f".repeat(clan_coordination::oracle::MAX_VALUE_BYTES as usize + 1);
+    std::fs::write(clan.join(GCP_IP), big).unwrap();
+    let e = load_err(&clan);
+    assert!(
+        e.contains(GCP_IP) && e.contains("larger than 65536 bytes"),
+        "{e}"
+    );
+}
+
+/// Parse errors say the file, what was expected, the length and a hash prefix: never the text.
+#[test]
+fn a_value_that_does_not_parse_is_not_quoted() {
+    for (file, expected) in [
+        (GCP_IP, "expected an IPv6 address"),
+        (
+            "vars/shared/zerotier-network-zerotier-local/network-id/value",
+            "expected a ZeroTier network id",
+        ),
+        (
+            "vars/shared/openssh-ca/id_ed25519.pub/value",
+            "expected an OpenSSH public key",
+        ),
+    ] {
+        let (_tmp, clan) = example_copy();
+        std::fs::write(clan.join(file), format!("{FAKE_AGE_KEY}\n")).unwrap();
+        let e = load_err(&clan);
+        let size = format!("{} bytes, sha256 ", FAKE_AGE_KEY.len());
+        assert!(
+            e.contains(file) && e.contains(expected) && e.contains(&size),
+            "{e}"
+        );
+        assert!(!e.contains("QPZRY9X8GF2T"), "the value leaked: {e}");
+    }
+}

@@ -282,7 +282,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                     ("emergency-access", _) => {
                         match st.kernel_params.ok() {
                             Some(p) if p.split_whitespace().any(|w| w == "root=fstab") => f.push(Finding::new(Severity::Pass, "ea.initrd", m, "systemd-initrd in use").seen("root=fstab").expected("root=fstab")),
-                            Some(p) => f.push(Finding::new(Severity::Fail, "ea.no-systemd-initrd", m, format!("systemd initrd ({label})")).evidence(&st.kernel_params).seen(crate::probe::excerpt(p, 120)).expected("root=fstab in /run/current-system/kernel-params").cause("boot.initrd.systemd.enable is off, so boot.initrd.systemd.emergencyAccess has no effect")),
+                            Some(p) => f.push(Finding::new(Severity::Fail, "ea.no-systemd-initrd", m, format!("systemd initrd ({label})")).evidence(&st.kernel_params).seen(crate::redact::excerpt(p, 120)).expected("root=fstab in /run/current-system/kernel-params").cause("boot.initrd.systemd.enable is off, so boot.initrd.systemd.emergencyAccess has no effect")),
                             None => f.push(probe_failed(m, "kernel-params", &st.kernel_params, "root=fstab")),
                         }
                         if exp

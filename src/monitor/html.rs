@@ -166,6 +166,7 @@ pub fn page(title: &str, rounds: &[Round], s: &Summary) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:24px;color:#222}}pre{{background:#f4f4f4;padding:12px;overflow:auto}}.ok{{color:#2ca02c;font-weight:bold}}.bad{{color:#d62728;font-weight:bold}}</style></head><body><h1>{t}</h1>{verdict}{svg}<p>Red bands: disconnections; grey bands: gaps without rounds; dashed lines: checkpoints (green covered, red missed).</p><h2>Summary</h2><pre>{sum}</pre></body></html>\n",
         t = esc(title),
-        sum = esc(&render(s)),
+        // The rounds were withheld when read; this guards a summary made some other way.
+        sum = esc(&crate::redact::withhold(&render(s))),
     )
 }

@@ -128,7 +128,8 @@ pub fn read_log(path: &Path) -> Result<Vec<Round>, String> {
         ),
         None => {}
     }
-    Ok(rounds)
+    // Logs written before remote texts were withheld are shown withheld too.
+    Ok(rounds.into_iter().map(Round::redacted).collect())
 }
 
 /// Prepares `path` for appending: reads and checks it as [`read_log`] does (nothing is changed

@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod html;
 mod log;
+mod redacted;
 
 pub use log::read_log;
 
@@ -190,10 +191,10 @@ pub fn round(fleet: &Fleet, n: u64, since: f64, for_secs: f64, every_secs: f64) 
                     None,
                     Some(format!(
                         "{from} not reached over SSH: {}",
-                        crate::probe::excerpt(e, 160)
+                        crate::redact::excerpt(e, 160)
                     )),
                 ),
-                Err(e) => (100.0, None, Some(crate::probe::excerpt(e, 200))),
+                Err(e) => (100.0, None, Some(crate::redact::excerpt(e, 200))),
             };
             PairSample {
                 from,
@@ -257,7 +258,7 @@ pub fn round(fleet: &Fleet, n: u64, since: f64, for_secs: f64, every_secs: f64) 
                         .value
                         .as_ref()
                         .err()
-                        .map(|e| crate::probe::excerpt(e, 200))
+                        .map(|e| crate::redact::excerpt(e, 200))
                         .unwrap_or_default(),
                 ),
             };
@@ -278,6 +279,7 @@ pub fn round(fleet: &Fleet, n: u64, since: f64, for_secs: f64, every_secs: f64) 
         .filter(|(m, n)| before.get(*m).is_some_and(|b| *n > b))
         .map(|(m, _)| m.clone())
         .collect();
+    // Remote texts are withheld here, once, before the round is logged or shown.
     Round {
         round: n,
         ts,
@@ -290,6 +292,7 @@ pub fn round(fleet: &Fleet, n: u64, since: f64, for_secs: f64, every_secs: f64) 
         errors,
         reconnects,
     }
+    .redacted()
 }
 
 /// Options of `clan-coord monitor`.
@@ -379,6 +382,14 @@ pub fn run(fleet: &Fleet, opts: &MonitorOptions, progress: Progress) -> Result<u
         }
         let r = round(fleet, n, since, for_secs, every_secs);
         let mut line = serde_json::to_string(&r).unwrap_or_default();
+        if let Err(kind) =
+            serde_json::to_value(&r).map_or(Ok(()), |v| crate::redact::refuse_json(&v))
+        {
+            return Err(Error::SecretInReport {
+                path: opts.log.clone(),
+                kind,
+            });
+        }
         line.push('\n');
         let mut f = std::fs::OpenOptions::new()
             .create(true)

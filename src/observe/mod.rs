@@ -161,7 +161,7 @@ fn hop_seen(cmd: &Cmd, r: Result<Output, String>) -> HopSeen {
         cmd,
         r,
         |o| {
-            crate::probe::excerpt(
+            crate::redact::excerpt(
                 &o.stderr
                     .lines()
                     .filter(|l| !l.starts_with("debug"))

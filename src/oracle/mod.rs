@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use ssh_key::{Certificate, HashAlg, PublicKey};
 
 use crate::error::OracleError;
+use crate::redact::describe;
 use zerotier::NetworkId;
 
 /// Where a var lives in the repo.
@@ -115,13 +116,45 @@ pub struct Oracle {
     pub zerotier_layout: ZerotierLayout,
 }
 
-fn read_trimmed(path: &Path) -> Result<String, OracleError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|source| OracleError::Read {
+/// Largest `value` file read. Public vars are keys, addresses, ids and certificates, a few KiB
+/// at most; anything bigger is not one, and reading it whole is what an attacker would want.
+pub const MAX_VALUE_BYTES: u64 = 64 * 1024;
+
+/// A public value, trimmed. The file must resolve inside the repository (`repo`, canonical): a
+/// pull request linking a `value` to `~/.config/sops/age/keys.txt` must not make CI read it.
+fn read_value(path: &Path, repo: &Path) -> Result<String, OracleError> {
+    use std::io::Read as _;
+    let read_err = |source| OracleError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let resolved = std::fs::canonicalize(path).map_err(read_err)?;
+    if !resolved.starts_with(repo) {
+        return Err(OracleError::OutsideRepo {
             path: path.to_path_buf(),
-            source,
-        })
+            resolved,
+            repo: repo.to_path_buf(),
+        });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(&resolved)
+        .and_then(|f| f.take(MAX_VALUE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_VALUE_BYTES {
+        return Err(OracleError::TooLarge {
+            path: path.to_path_buf(),
+            cap: MAX_VALUE_BYTES,
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| OracleError::Value {
+        path: path.to_path_buf(),
+        problem: format!(
+            "expected UTF-8 text, found {} bytes that are not (first bad byte at {})",
+            e.as_bytes().len(),
+            e.utf8_error().valid_up_to()
+        ),
+    })?;
+    Ok(text.trim().to_string())
 }
 
 fn list_dir(path: &Path) -> Result<Vec<String>, OracleError> {
@@ -161,12 +194,16 @@ impl Oracle {
                 path: dir.to_path_buf(),
             });
         }
+        let repo = std::fs::canonicalize(dir).map_err(|source| OracleError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut files = Vec::new();
         for m in list_dir(&vars.join("per-machine"))? {
             let mdir = vars.join("per-machine").join(&m);
-            collect_generators(&mdir, Scope::PerMachine(m.clone()), &mut files)?;
+            collect_generators(&mdir, Scope::PerMachine(m.clone()), &repo, &mut files)?;
         }
-        collect_generators(&vars.join("shared"), Scope::Shared, &mut files)?;
+        collect_generators(&vars.join("shared"), Scope::Shared, &repo, &mut files)?;
 
         let mut names: BTreeSet<String> = known_machines.iter().cloned().collect();
         for f in &files {
@@ -226,21 +263,27 @@ impl Oracle {
                 path: path.to_path_buf(),
             }
         }
+        // Errors say what was expected and what the file holds in size and hash, never its
+        // text: a value file may be anything, a secret included.
+        let found = |what: &str, s: &str| bad(format!("expected {what}, found {}", describe(s)));
         let ip = |s: &str| {
             s.parse::<Ipv6Addr>()
-                .map_err(|e| bad(format!("{s:?} is not an IPv6 address ({e})")))
+                .map_err(|_| found("an IPv6 address", s))
         };
-        let nwid = |s: &str| s.parse::<NetworkId>().map_err(|e| bad(e.to_string()));
+        let nwid = |s: &str| {
+            s.parse::<NetworkId>()
+                .map_err(|_| found("a ZeroTier network id (16 hex digits)", s))
+        };
         match (&f.scope, f.generator.as_str(), f.file.as_str()) {
             (Scope::PerMachine(m), "openssh", "ssh.id_ed25519.pub") => {
                 let k = PublicKey::from_openssh(value)
-                    .map_err(|e| bad(format!("not an OpenSSH public key: {e}")))?;
+                    .map_err(|e| found(&format!("an OpenSSH public key ({e})"), value))?;
                 self.machines.entry(m.clone()).or_default().host_key =
                     Some(sourced(k, &value_path));
             }
             (Scope::PerMachine(m), "openssh-cert", "ssh.id_ed25519-cert.pub") => {
                 let c = Certificate::from_openssh(value)
-                    .map_err(|e| bad(format!("not an OpenSSH certificate: {e}")))?;
+                    .map_err(|e| found(&format!("an OpenSSH certificate ({e})"), value))?;
                 self.machines.entry(m.clone()).or_default().host_cert =
                     Some(sourced(c, &value_path));
             }
@@ -252,22 +295,20 @@ impl Oracle {
             }
             (Scope::Shared, "openssh-ca", "id_ed25519.pub") => {
                 let k = PublicKey::from_openssh(value)
-                    .map_err(|e| bad(format!("not an OpenSSH public key: {e}")))?;
+                    .map_err(|e| found(&format!("an OpenSSH public key ({e})"), value))?;
                 self.ca = Some(sourced(k, &value_path));
             }
             (Scope::PerMachine(m), "yggdrasil", "address") => {
                 let a = ip(value)?;
                 if a.segments()[0] & 0xfe00 != 0x0200 {
-                    return Err(bad(format!("{a} is not a yggdrasil address (200::/7)")));
+                    return Err(found("a yggdrasil address (in 200::/7)", value));
                 }
                 self.machines.entry(m.clone()).or_default().yggdrasil_ip =
                     Some(sourced(a, &value_path));
             }
             (Scope::PerMachine(m), "yggdrasil", "publicKey") => {
                 if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(bad(format!(
-                        "{value:?} is not a yggdrasil public key (64 hex digits)"
-                    )));
+                    return Err(found("a yggdrasil public key (64 hex digits)", value));
                 }
                 self.machines.entry(m.clone()).or_default().yggdrasil_key =
                     Some(sourced(value.to_ascii_lowercase(), &value_path));
@@ -371,7 +412,12 @@ impl Oracle {
     }
 }
 
-fn collect_generators(dir: &Path, scope: Scope, out: &mut Vec<VarFile>) -> Result<(), OracleError> {
+fn collect_generators(
+    dir: &Path,
+    scope: Scope,
+    repo: &Path,
+    out: &mut Vec<VarFile>,
+) -> Result<(), OracleError> {
     for gen in list_dir(dir)? {
         let gdir = dir.join(&gen);
         if !gdir.is_dir() {
@@ -384,7 +430,7 @@ fn collect_generators(dir: &Path, scope: Scope, out: &mut Vec<VarFile>) -> Resul
             }
             let value_path = fdir.join("value");
             let value = if value_path.is_file() {
-                Some(read_trimmed(&value_path)?)
+                Some(read_value(&value_path, repo)?)
             } else {
                 None
             };

@@ -34,17 +34,5 @@ impl ProbeError {
     }
 }
 
-/// First `max` characters of `s`, on one line, for messages.
-pub fn excerpt(s: &str, max: usize) -> String {
-    let one: String = s
-        .trim()
-        .chars()
-        .map(|c| if c == '\n' { '⏎' } else { c })
-        .collect();
-    if one.chars().count() > max {
-        let cut: String = one.chars().take(max).collect();
-        format!("{cut}…")
-    } else {
-        one
-    }
-}
+/// Quoting output in a message goes through the one redaction point.
+pub use crate::redact::excerpt;

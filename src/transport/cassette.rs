@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use once_cell::sync::Lazy;
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::Output;
@@ -240,61 +238,4 @@ fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-static SECRET_PATTERNS: Lazy<Vec<(Regex, &'static str)>> = Lazy::new(|| {
-    [
-        (
-            r"\$(1|2[abxy]?|5|6|y|gy|7|argon2(id?|d))\$[./A-Za-z0-9$=,]{8,}",
-            "a password hash",
-        ),
-        (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", "a private key"),
-        (r"AGE-SECRET-KEY-1[0-9A-Z]{20,}", "an age secret key"),
-        (r#""sops"\s*:\s*\{"#, "a sops-encrypted file"),
-        (
-            r"(?m)^[0-9a-f]{10}:0:[0-9a-f]{64}:[0-9a-f]{128}$",
-            "a ZeroTier identity secret",
-        ),
-    ]
-    .into_iter()
-    .map(|(r, w)| (Regex::new(r).expect("static regex"), w))
-    .collect()
-});
-
-/// What kind of secret `text` seems to contain, if any.
-pub fn looks_secret(text: &str) -> Option<&'static str> {
-    SECRET_PATTERNS
-        .iter()
-        .find(|(r, _)| r.is_match(text))
-        .map(|(_, w)| *w)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detects_secrets_but_not_hashes_of_them() {
-        assert_eq!(
-            looks_secret("root:$6$clancoordtest$amzlkP5g64kiA11ZUOFs/iY5:19000"),
-            Some("a password hash")
-        );
-        assert_eq!(
-            looks_secret("$y$j9T$abcdefghijklmnop$qrstuvwxyz0123456789"),
-            Some("a password hash")
-        );
-        assert_eq!(
-            looks_secret("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl"),
-            Some("a private key")
-        );
-        assert_eq!(
-            looks_secret("AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"),
-            Some("an age secret key")
-        );
-        assert_eq!(
-            looks_secret("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  -"),
-            None
-        );
-        assert_eq!(looks_secret("200 info db4344343b 1.14.2 ONLINE"), None);
-    }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::cassette::{looks_secret, Cassette, Entry};
+use super::cassette::{Cassette, Entry};
 use super::{Cmd, Output, Transport};
 use crate::error::TransportError;
 
@@ -78,11 +78,11 @@ impl Recorder {
 
     fn record(&self, machine: &str, cmd: &Cmd, out: &Output) -> Result<(), TransportError> {
         for text in [&out.stdout, &out.stderr] {
-            if let Some(what) = looks_secret(text) {
+            if let Err(kind) = crate::redact::refuse(text) {
                 return Err(TransportError::SecretInOutput {
                     machine: machine.into(),
                     command: cmd.text().into(),
-                    what: what.into(),
+                    what: kind.to_string(),
                 });
             }
         }

@@ -213,7 +213,7 @@ impl SshTransport {
             exit,
             duration,
         };
-        tracing::debug!(machine = %t.machine, command = %cmd, exit = ?out.exit, ?duration, stdout = %crate::probe::excerpt(&out.stdout, 300), stderr = %crate::probe::excerpt(&out.stderr, 300), "ran");
+        tracing::debug!(machine = %t.machine, command = %cmd, exit = ?out.exit, ?duration, stdout = %crate::redact::excerpt(&out.stdout, 300), stderr = %crate::redact::excerpt(&out.stderr, 300), "ran");
         Ok(out)
     }
 }
@@ -291,13 +291,13 @@ impl Transport for SshTransport {
                             });
                         }
                         let o = Output { stdout, stderr, exit, duration: out.duration };
-                        tracing::debug!(machine = %self.target.machine, command = %cmd, exit = ?o.exit, stdout = %crate::probe::excerpt(&o.stdout, 300), stderr = %crate::probe::excerpt(&o.stderr, 300), "ran (batched)");
+                        tracing::debug!(machine = %self.target.machine, command = %cmd, exit = ?o.exit, stdout = %crate::redact::excerpt(&o.stdout, 300), stderr = %crate::redact::excerpt(&o.stderr, 300), "ran (batched)");
                         Ok(o)
                     })
                     .collect(),
                 // Could not run as a batch (no mktemp, odd shell): one by one, as before.
                 None => {
-                    tracing::debug!(machine = %self.target.machine, stderr = %crate::probe::excerpt(&out.stderr, 200), "batch unreadable; running one by one");
+                    tracing::debug!(machine = %self.target.machine, stderr = %crate::redact::excerpt(&out.stderr, 200), "batch unreadable; running one by one");
                     cmds.iter().map(|c| self.run(c)).collect()
                 }
             },
