@@ -11,6 +11,8 @@
 //!   `tests/cassettes/lab/cassette.json`).
 //! - `COORD_MONITOR_LOG=path`: the monitor log AC7 judges; `COORD_AC7_SPAN` the span it must cover
 //!   (default `24h`, at most 30 days: [`SPAN`]).
+//! - `COORD_SNAPSHOT_DIR=dir`: where AC3's reviewed snapshots are (default `snapshots`); a test of
+//!   the `cargo insta review` loop points it at a copy.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -128,7 +130,7 @@ impl Settings {
             machines: path("COORD_MACHINES")?,
             report_dir: path("COORD_REPORT_DIR")?
                 .unwrap_or_else(|| PathBuf::from("target/coordination")),
-            snapshots: PathBuf::from("snapshots"),
+            snapshots: path("COORD_SNAPSHOT_DIR")?.unwrap_or_else(|| PathBuf::from("snapshots")),
             destructive,
             rebuild_cassette: path("COORD_REBUILD_CASSETTE")?
                 .unwrap_or_else(|| PathBuf::from("tests/cassettes/lab/cassette.json")),

@@ -3,6 +3,7 @@
 //! the committed files, so the table and the data cannot drift apart. The generators' source is
 //! compiled in here (`#[path]`): a test of the root crate cannot depend on the xtask binary.
 
+mod skip;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -64,7 +65,7 @@ fn monitor_log_is_what_the_generator_writes() {
 #[test]
 fn story_fleet_is_what_the_synthesizer_writes() {
     if Command::new("ssh-keygen").arg("-?").output().is_err() {
-        eprintln!("SKIPPED story_fleet_is_what_the_synthesizer_writes: no ssh-keygen");
+        skip::skip("no ssh-keygen (apt-get install openssh-client)");
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_clan-coord"))

@@ -14,6 +14,7 @@ use clan_coordination::checks::ac7_stability;
 use clan_coordination::monitor::{analysis, read_log};
 
 mod common;
+mod skip;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clan-coord");
 const EVERY: f64 = 2.0;
@@ -45,7 +46,7 @@ fn wait_rounds(log: &Path, n: usize) {
 
 #[test_log::test]
 fn monitor_on_the_lab() {
-    let Some(l) = common::Lab::start("lab monitor", "clabm") else {
+    let Some(l) = common::Lab::start("clabm") else {
         return;
     };
     let (dir, mf) = (l.dir(), l.machines.clone());

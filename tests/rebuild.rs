@@ -14,6 +14,7 @@ use clan_coordination::names::Criterion;
 use clan_coordination::suite::{self, RunOptions};
 
 mod common;
+mod skip;
 
 fn fleet(machines: &Path) -> Fleet {
     Fleet::live(
@@ -51,7 +52,7 @@ fn fails_naming(v: &Verdict, code: &str, machine: &str) {
 
 #[test_log::test]
 fn rebuilds_on_the_lab() {
-    let Some(l) = common::Lab::start("rebuild", "clabr") else {
+    let Some(l) = common::Lab::start("clabr") else {
         return;
     };
     let (dir, mf) = (l.dir(), l.machines.clone());

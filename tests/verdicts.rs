@@ -11,6 +11,7 @@ use rstest::rstest;
 
 #[allow(dead_code)] // the lab half of common is for the lab tests
 mod common;
+mod skip;
 
 /// The cases of `each_broken_fleet_...` are globbed when this file compiles; depending on the
 /// fault table that writes the corpus (`cargo xtask broken`) recompiles it when a fleet is added.

@@ -41,11 +41,11 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Brings the lab up under namespace `prefix`; None (after printing `SKIPPED <what>: why`)
+    /// Brings the lab up under namespace `prefix`; None (after reporting the skip, see `skip`)
     /// where the lab cannot run, so the test passes visibly skipped.
-    pub fn start(what: &str, prefix: &str) -> Option<Lab> {
+    pub fn start(prefix: &str) -> Option<Lab> {
         if let Some(why) = lab::unsupported() {
-            eprintln!("SKIPPED {what}: {why}");
+            crate::skip::skip(&why);
             return None;
         }
         let tmp = tempfile::tempdir().unwrap();
