@@ -5,6 +5,7 @@ pub mod cassette;
 pub mod hostkey;
 pub mod local;
 pub mod netns;
+pub mod outcome;
 pub mod replay;
 pub mod ssh;
 
