@@ -310,7 +310,10 @@ fn hostile_cert_authority_patterns_are_reported_and_never_hang() {
     let star_a = format!("{}b", "*a".repeat(ssh::MAX_PATTERN_LEN / 2));
     let cas = ssh::parse_cert_authorities(&format!("@cert-authority {star_a} {CA}\n")).unwrap();
     assert!(!cas[0].matches(&"a".repeat(ssh::MAX_NAME_LEN)));
-    assert!(!ssh::pattern_matches(&star_a, &"a".repeat(ssh::MAX_NAME_LEN)));
+    assert!(!ssh::pattern_matches(
+        &star_a,
+        &"a".repeat(ssh::MAX_NAME_LEN)
+    ));
     // Over the caps (10 000 `*a` pairs; 1 MB of stars): a clear error naming the cap, no match.
     for hostile in [
         format!("{}b", "*a".repeat(10_000)),
@@ -321,7 +324,11 @@ fn hostile_cert_authority_patterns_are_reported_and_never_hang() {
             .unwrap_err()
             .to_string();
         assert!(err.contains("over the cap"), "{err}");
-        assert!(err.len() < 600, "the line is excerpted, not echoed: {}", err.len());
+        assert!(
+            err.len() < 600,
+            "the line is excerpted, not echoed: {}",
+            err.len()
+        );
         assert!(!ssh::pattern_matches(&hostile, "gcp-vm.clan"));
     }
     // ssh's list semantics: a negated pattern excludes whatever else matches; names are

@@ -426,7 +426,11 @@ fn a_non_utf8_byte_does_not_break_the_batch() {
         Cmd::sh("printf x >>\"$1\"; printf '\\376' >&2; exit 4").arg(&c),
     ];
     let outs = t.run_many(&cmds);
-    assert_eq!(runs(&counter), 3, "each command ran once: one batch, no re-run");
+    assert_eq!(
+        runs(&counter),
+        3,
+        "each command ran once: one batch, no re-run"
+    );
     let o: Vec<_> = outs.into_iter().map(Result::unwrap).collect();
     assert_eq!((o[0].stdout.as_str(), o[0].exit), ("a\u{fffd}b", Some(0)));
     assert_eq!((o[1].stdout.as_str(), o[1].exit), ("plain\n", Some(0)));
@@ -449,8 +453,15 @@ fn output_over_the_cap_is_cut_and_the_session_survives() {
         assert_eq!(o.stdout.len(), OUTPUT_CAP, "{cmd}");
         assert!(o.stderr.contains(note), "{cmd}: {}", o.stderr);
         assert_eq!(o.exit, None, "{cmd}: a cut output is no complete answer");
-        assert!(started.elapsed() < Duration::from_secs(30), "{cmd}: {:?}", started.elapsed());
-        assert_eq!(t.run(&Cmd::new("echo").arg("alive")).unwrap().stdout, "alive\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{cmd}: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            t.run(&Cmd::new("echo").arg("alive")).unwrap().stdout,
+            "alive\n"
+        );
     }
     // In a batch the remote files are capped (ulimit -f): the batch stands.
     let counter = lb.path("runs");
@@ -509,7 +520,10 @@ fn stalling_server(greeting: &'static [u8]) -> u16 {
 fn a_server_without_banner_or_stalling_in_the_handshake_times_out() {
     for (greeting, want) in [
         (&b""[..], "no SSH banner"),
-        (&b"SSH-2.0-OpenSSH_9.2p1\r\n"[..], "SSH handshake with \"SSH-2.0-OpenSSH_9.2p1\""),
+        (
+            &b"SSH-2.0-OpenSSH_9.2p1\r\n"[..],
+            "SSH handshake with \"SSH-2.0-OpenSSH_9.2p1\"",
+        ),
     ] {
         let port = stalling_server(greeting);
         let started = Instant::now();
@@ -519,7 +533,11 @@ fn a_server_without_banner_or_stalling_in_the_handshake_times_out() {
         let msg = err.to_string();
         assert!(matches!(err, TransportError::Connect { .. }), "{msg}");
         assert!(msg.contains(want) && msg.contains("within 800ms"), "{msg}");
-        assert!(started.elapsed() < Duration::from_secs(5), "hung: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "hung: {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -586,9 +604,16 @@ fn a_server_stalling_mid_command_times_out_and_the_next_command_reconnects() {
     assert!(!stopped.0.is_empty(), "found the session's sshd processes");
     assert!(matches!(err, TransportError::Timeout { .. }), "{err}");
     // Deadline 2 s + 3 s grace; the stalled session is abandoned without waiting on it.
-    assert!(started.elapsed() < Duration::from_secs(7), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
     // The stalled session is dropped; the next command opens a fresh one.
-    assert_eq!(t.run(&Cmd::new("echo").arg("again")).unwrap().stdout, "again\n");
+    assert_eq!(
+        t.run(&Cmd::new("echo").arg("again")).unwrap().stdout,
+        "again\n"
+    );
     assert_eq!(t.reconnects(), 1);
     drop(stopped);
 }

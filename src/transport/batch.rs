@@ -102,7 +102,10 @@ impl Frame {
             None => Ended::Unknown("the batch runner recorded none".into()),
         };
         let (mut out, mut err) = (self.stdout, self.stderr);
-        let cut = [("stdout", outcome::cap(&mut out)), ("stderr", outcome::cap(&mut err))];
+        let cut = [
+            ("stdout", outcome::cap(&mut out)),
+            ("stderr", outcome::cap(&mut err)),
+        ];
         let mut stderr = String::from_utf8_lossy(&err).into_owned();
         let mut exit = ended.exit();
         if let Some(note) = ended.note() {
@@ -209,7 +212,11 @@ mod tests {
         assert_eq!(f[4].clone().output(s, d).1.stdout, "a\u{fffd}b");
         let (ended, o) = f[5].clone().output(s, d);
         assert_eq!((ended, o.exit), (Ended::Signal("KILL".into()), None));
-        assert!(o.stderr.contains("killed by signal SIGKILL"), "{}", o.stderr);
+        assert!(
+            o.stderr.contains("killed by signal SIGKILL"),
+            "{}",
+            o.stderr
+        );
     }
 
     #[test]
@@ -232,10 +239,15 @@ mod tests {
             one("1 a\n0 b\n1 total\n", "ab").is_none(),
             "no trailing bytes"
         );
-        let none = unframe(b"@@ -\n2 a\n0 b\n2 total\nab", 1).unwrap().remove(0);
+        let none = unframe(b"@@ -\n2 a\n0 b\n2 total\nab", 1)
+            .unwrap()
+            .remove(0);
         assert!(none.status.is_none());
         let o = none.output(Duration::ZERO, Duration::from_secs(1)).1;
-        assert!(o.exit.is_none() && o.stderr.contains("no exit status"), "{o:?}");
+        assert!(
+            o.exit.is_none() && o.stderr.contains("no exit status"),
+            "{o:?}"
+        );
         assert!(unframe(b"", 1).is_none());
         // Bytes that are not UTF-8 are counted as bytes: the frame stands.
         let f = unframe(b"@@ 0\n2 a\n0 b\n2 total\n\xff\xfe", 1).unwrap();
@@ -261,6 +273,10 @@ mod tests {
         let o = big.output(Duration::ZERO, Duration::from_secs(1)).1;
         assert_eq!(o.stdout.len(), OUTPUT_CAP);
         assert_eq!(o.exit, None);
-        assert!(o.stderr.contains("stdout truncated at 16 MiB"), "{}", o.stderr);
+        assert!(
+            o.stderr.contains("stdout truncated at 16 MiB"),
+            "{}",
+            o.stderr
+        );
     }
 }

@@ -132,7 +132,11 @@ mod tests {
     fn a_signal_is_no_exit_and_says_which() {
         let o = ws().run(&Cmd::sh("kill -9 $$")).unwrap();
         assert_eq!(o.exit, None);
-        assert!(o.stderr.contains("killed by signal SIGKILL"), "{}", o.stderr);
+        assert!(
+            o.stderr.contains("killed by signal SIGKILL"),
+            "{}",
+            o.stderr
+        );
         assert!(!o.success());
         let o = ws().run(&Cmd::sh("exit 3")).unwrap();
         assert_eq!((o.exit, o.stderr.as_str()), (Some(3), ""));
@@ -140,19 +144,31 @@ mod tests {
 
     #[test]
     fn output_is_decoded_lossily_and_capped() {
-        let o = ws().run(&Cmd::sh("printf 'a\\377b'; printf 'c\\376' >&2")).unwrap();
-        assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("a\u{fffd}b", "c\u{fffd}"));
+        let o = ws()
+            .run(&Cmd::sh("printf 'a\\377b'; printf 'c\\376' >&2"))
+            .unwrap();
+        assert_eq!(
+            (o.stdout.as_str(), o.stderr.as_str()),
+            ("a\u{fffd}b", "c\u{fffd}")
+        );
         // 20 MiB: the first 16 are kept, the rest read and dropped (the writer finishes).
         let o = ws().run(&Cmd::sh("head -c 20971520 /dev/zero")).unwrap();
         assert_eq!((o.stdout.len(), o.exit), (OUTPUT_CAP, Some(0)));
-        assert!(o.stderr.contains("stdout truncated at 16 MiB"), "{}", o.stderr);
+        assert!(
+            o.stderr.contains("stdout truncated at 16 MiB"),
+            "{}",
+            o.stderr
+        );
     }
 
     /// Alive, not a zombie waiting for init to reap it.
     fn alive(pid: &str) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| {
-                let state = s.rsplit_once(')').map(|(_, r)| r.trim_start()).unwrap_or("");
+                let state = s
+                    .rsplit_once(')')
+                    .map(|(_, r)| r.trim_start())
+                    .unwrap_or("");
                 !state.starts_with('Z') && !state.starts_with('X')
             })
             .unwrap_or(false)

@@ -34,7 +34,9 @@ impl Ended {
     pub fn note(&self) -> Option<String> {
         match self {
             Ended::Exit(_) | Ended::TimedOut => None,
-            Ended::Signal(s) => Some(format!("[clan-coord: killed by signal SIG{s}: no exit status]")),
+            Ended::Signal(s) => Some(format!(
+                "[clan-coord: killed by signal SIG{s}: no exit status]"
+            )),
             Ended::Unknown(why) => Some(format!("[clan-coord: no exit status: {why}]")),
         }
     }
@@ -127,7 +129,10 @@ mod tests {
     fn libssh2_timeouts_saturate_and_are_never_zero() {
         assert_eq!(libssh2_timeout_ms(Duration::from_secs(3)), 3000);
         // 536870912 s = 2^39 ms: the old `as u32` made it 0, libssh2's "no timeout".
-        assert_eq!(libssh2_timeout_ms(Duration::from_secs(536_870_912)), u32::MAX);
+        assert_eq!(
+            libssh2_timeout_ms(Duration::from_secs(536_870_912)),
+            u32::MAX
+        );
         assert_eq!(libssh2_timeout_ms(Duration::MAX), u32::MAX);
         assert_eq!(libssh2_timeout_ms(Duration::from_micros(300)), 1);
         assert_eq!(libssh2_timeout_ms(Duration::ZERO), 1);

@@ -3,8 +3,8 @@
 //! one reconnect when the session has died; agent or key-file auth, never a password.
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -174,13 +174,14 @@ impl SshTransport {
         let (mut raw_out, mut raw_err) = (Vec::new(), Vec::new());
         let limit = deadline.saturating_add(GRACE);
         sess.set_blocking(false);
-        let read = read_streams(sess, &mut ch, cap, (start, limit), [&mut raw_out, &mut raw_err]);
+        let read = read_streams(
+            sess,
+            &mut ch,
+            cap,
+            (start, limit),
+            [&mut raw_out, &mut raw_err],
+        );
         sess.set_blocking(true);
-        let fail = |reason: String| TransportError::Channel {
-            machine: t.machine.clone(),
-            command: cmd.text().into(),
-            reason,
-        };
         let truncated = match read {
             Ok(cut) => cut,
             Err(ReadEnd::Deadline) => {
@@ -194,7 +195,13 @@ impl SshTransport {
                     waited: start.elapsed(),
                 }));
             }
-            Err(ReadEnd::Failed(e)) => return Err(RunError::Other(fail(e))),
+            Err(ReadEnd::Failed(reason)) => {
+                return Err(RunError::Other(TransportError::Channel {
+                    machine: t.machine.clone(),
+                    command: cmd.text().into(),
+                    reason,
+                }))
+            }
         };
         sess.set_timeout(session_timeout);
         let ended = match truncated {
@@ -205,7 +212,7 @@ impl SshTransport {
                 let _ = ch.wait_close();
                 Ended::Unknown("output over the cap, channel closed".into())
             }
-            None => self.ended(&mut ch, start.elapsed(), deadline),
+            None => channel_ended(&mut ch, start.elapsed(), deadline),
         };
         let duration = start.elapsed();
         if ended == Ended::TimedOut {
@@ -236,20 +243,20 @@ impl SshTransport {
             raw_stdout: raw_out,
         })
     }
+}
 
-    /// How the command on a drained channel ended. libssh2 reports exit status 0 when none
-    /// came, so a signal (`exit-signal`) or a channel that did not close is read first.
-    fn ended(&self, ch: &mut ssh2::Channel, elapsed: Duration, deadline: Duration) -> Ended {
-        if let Err(e) = ch.wait_close() {
-            return Ended::Unknown(format!("the channel did not close: {e}"));
-        }
-        match ch.exit_signal().ok().and_then(|s| s.exit_signal) {
-            Some(sig) => outcome::from_signal(sig, elapsed, deadline),
-            None => match ch.exit_status() {
-                Ok(x) => outcome::from_shell_status(x, elapsed, deadline),
-                Err(e) => Ended::Unknown(e.to_string()),
-            },
-        }
+/// How the command on a drained channel ended. libssh2 reports exit status 0 when none
+/// came, so a signal (`exit-signal`) or a channel that did not close is read first.
+fn channel_ended(ch: &mut ssh2::Channel, elapsed: Duration, deadline: Duration) -> Ended {
+    if let Err(e) = ch.wait_close() {
+        return Ended::Unknown(format!("the channel did not close: {e}"));
+    }
+    match ch.exit_signal().ok().and_then(|s| s.exit_signal) {
+        Some(sig) => outcome::from_signal(sig, elapsed, deadline),
+        None => match ch.exit_status() {
+            Ok(x) => outcome::from_shell_status(x, elapsed, deadline),
+            Err(e) => Ended::Unknown(e.to_string()),
+        },
     }
 }
 
@@ -316,7 +323,10 @@ fn read_streams(
 fn wait_socket(sess: &Session) {
     let dirs = sess.block_directions();
     let mut events = libc::POLLIN;
-    if matches!(dirs, ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both) {
+    if matches!(
+        dirs,
+        ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+    ) {
         events |= libc::POLLOUT;
     }
     let mut fd = libc::pollfd {
