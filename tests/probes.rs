@@ -300,3 +300,43 @@ fn ping_echoes_in_order_without_duplicates() {
     let d = parse("ping/iputils-ipv4-duplicates.txt");
     assert!(!d.echoes.iter().any(|e| e.1 > 300.0), "{:?}", d.echoes);
 }
+
+/// A hostile `@cert-authority` line from a machine's ssh_known_hosts: the old recursive glob
+/// matcher backtracked exponentially on it (AC2 hung until killed) or overflowed the stack.
+#[test]
+fn hostile_cert_authority_patterns_are_reported_and_never_hang() {
+    const CA: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnz3gueTi0vO58B5TDXPonU03Q00E4Hpo4W0gTOH3dy";
+    // Within the caps, worst case for backtracking: parsed, matched quickly, not matching.
+    let star_a = format!("{}b", "*a".repeat(ssh::MAX_PATTERN_LEN / 2));
+    let cas = ssh::parse_cert_authorities(&format!("@cert-authority {star_a} {CA}\n")).unwrap();
+    assert!(!cas[0].matches(&"a".repeat(ssh::MAX_NAME_LEN)));
+    assert!(!ssh::pattern_matches(
+        &star_a,
+        &"a".repeat(ssh::MAX_NAME_LEN)
+    ));
+    // Over the caps (10 000 `*a` pairs; 1 MB of stars): a clear error naming the cap, no match.
+    for hostile in [
+        format!("{}b", "*a".repeat(10_000)),
+        "*".repeat(1 << 20),
+        vec!["*.clan"; 20_000].join(","),
+    ] {
+        let err = ssh::parse_cert_authorities(&format!("@cert-authority {hostile} {CA}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("over the cap"), "{err}");
+        assert!(
+            err.len() < 600,
+            "the line is excerpted, not echoed: {}",
+            err.len()
+        );
+        assert!(!ssh::pattern_matches(&hostile, "gcp-vm.clan"));
+    }
+    // ssh's list semantics: a negated pattern excludes whatever else matches; names are
+    // compared case-insensitively.
+    let cas =
+        ssh::parse_cert_authorities(&format!("@cert-authority *.clan,!bad.clan {CA}\n")).unwrap();
+    assert!(cas[0].matches("GCP-VM.Clan"));
+    assert!(!cas[0].matches("bad.clan"));
+    assert!(!cas[0].matches("gcp-vm.zt"));
+}

@@ -8,7 +8,7 @@ use super::{probe_failed, Finding, Severity, Verdict};
 use crate::expectations::Expectations;
 use crate::names::Criterion;
 use crate::observe::Observations;
-use crate::probe::ssh::{pattern_matches, HopClass};
+use crate::probe::ssh::HopClass;
 
 fn class_finding(
     class: &HopClass,
@@ -52,7 +52,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
         };
         let trusted: Option<String> = sa.cert_authorities.ok().and_then(|cas| {
             cas.iter()
-                .find(|ca| ca.patterns.iter().any(|p| pattern_matches(p, &principal)))
+                .find(|ca| ca.matches(&principal))
                 .map(|ca| ca.fingerprint.clone())
         });
         let served = sb.host_cert.as_ref();

@@ -12,7 +12,6 @@ use crate::names::Criterion;
 use crate::observe::{MachineStatus, Observations};
 use crate::overlay::{yggdrasil, zerotier};
 use crate::probe::hashes::EMPTY_SHA256;
-use crate::probe::ssh::pattern_matches;
 
 fn members(v: &Value, inst: &str, role: &str) -> Vec<String> {
     v.get(inst)
@@ -268,9 +267,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                                 "@cert-authority line",
                             )),
                             Some(cas) => {
-                                let line = cas.iter().find(|c| {
-                                    c.patterns.iter().any(|p| pattern_matches(p, &principal))
-                                });
+                                let line = cas.iter().find(|c| c.matches(&principal));
                                 match (line, &ca_fp) {
                                     (Some(l), Some(fp)) if &l.fingerprint == fp => f.push(Finding::new(Severity::Pass, "sshd.client-ca", m, format!("@cert-authority ({label})")).seen(l.fingerprint.clone()).expected(fp.clone())),
                                     (Some(l), None) => f.push(Finding::new(Severity::Pass, "sshd.client-ca", m, format!("@cert-authority ({label})")).seen(l.fingerprint.clone()).expected("a CA line (repo has no openssh-ca to compare)")),

@@ -8,7 +8,6 @@ use super::{probe_failed, Finding, Severity, Verdict};
 use crate::expectations::Expectations;
 use crate::names::Criterion;
 use crate::observe::Observations;
-use crate::probe::ssh::pattern_matches;
 
 /// Judges AC4.
 pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
@@ -129,7 +128,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                 Some(cas) => {
                     let mine: Vec<&str> = cas
                         .iter()
-                        .filter(|c| c.patterns.iter().any(|p| pattern_matches(p, &principal)))
+                        .filter(|c| c.matches(&principal))
                         .map(|c| c.fingerprint.as_str())
                         .collect();
                     if mine.contains(&ca.as_str()) {

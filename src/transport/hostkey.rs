@@ -235,17 +235,8 @@ fn host_field_matches(field: &str, name: &str) -> bool {
         mac.update(name.as_bytes());
         return mac.verify_slice(&hash).is_ok();
     }
-    let mut matched = false;
-    for pat in field.split(',') {
-        if let Some(neg) = pat.strip_prefix('!') {
-            if crate::probe::ssh::pattern_matches(neg, name) {
-                return false;
-            }
-        } else if crate::probe::ssh::pattern_matches(pat, name) {
-            matched = true;
-        }
-    }
-    matched
+    crate::probe::ssh::pattern_list_matches(field.split(','), name)
+        == crate::probe::ssh::ListMatch::Positive
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! Running commands on machines. One trait, three implementations: SSH over ssh2 (live), cassette
 //! replay (offline), and a recorder that wraps live transports. Check code cannot tell them apart.
 
+pub mod batch;
 pub mod cassette;
 pub mod hostkey;
 pub mod local;
 pub mod netns;
+pub mod outcome;
 pub mod replay;
 pub mod ssh;
 

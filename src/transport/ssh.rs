@@ -4,20 +4,23 @@
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ssh2::{MethodType, Session};
 
+use super::batch::{batch_script, unframe, BATCH_CAP};
 use super::hostkey::{check_presented, HostTrust};
+use super::outcome::{self, libssh2_timeout_ms, Ended, OUTPUT_CAP};
 use super::{quote, Cmd, Output, Transport};
 use crate::config::SshAuth;
 use crate::error::TransportError;
 
 /// Extra time the client grants after the remote deadline before giving up itself.
 const GRACE: Duration = Duration::from_secs(3);
-/// Length of one blocking read: bounds how long a silent stream can hold the loop.
+/// Longest wait for the socket between reads: how late the loop notices a deadline.
 const SLICE: Duration = Duration::from_millis(50);
 
 /// How to reach and trust one machine.
@@ -93,11 +96,25 @@ impl SshTransport {
         let _ = tcp.set_nodelay(true);
         let mut sess = Session::new().map_err(|e| self.connect_err(start, e.to_string()))?;
         sess.set_tcp_stream(tcp);
-        sess.set_timeout(t.connect_timeout.as_millis() as u32);
+        // Bounds every blocking step of the session: banner, key exchange, auth, channel open.
+        sess.set_timeout(libssh2_timeout_ms(t.connect_timeout));
         sess.method_pref(MethodType::HostKey, t.trust.host_key_methods())
             .map_err(|e| self.connect_err(start, e.to_string()))?;
-        sess.handshake()
-            .map_err(|e| self.connect_err(start, format!("SSH handshake: {e}")))?;
+        sess.handshake().map_err(|e| {
+            let why = match sess.banner() {
+                None => format!(
+                    "no SSH banner within {:?}: something accepts TCP on the port but does not \
+                     speak SSH, or the server is stalled",
+                    t.connect_timeout
+                ),
+                Some(b) => format!(
+                    "SSH handshake with {:?} did not finish within {:?}",
+                    b.trim(),
+                    t.connect_timeout
+                ),
+            };
+            self.connect_err(start, format!("{why} ({e})"))
+        })?;
         let (blob, _) = sess
             .host_key()
             .ok_or_else(|| self.connect_err(start, "server presented no host key"))?;
@@ -136,7 +153,8 @@ impl SshTransport {
         Ok(sess)
     }
 
-    fn run_once(&self, sess: &Session, cmd: &Cmd) -> Result<Output, RunError> {
+    /// Runs one command on an open session, reading at most `cap` bytes of each stream.
+    fn run_once(&self, sess: &Session, cmd: &Cmd, cap: usize) -> Result<Ran, RunError> {
         let t = &self.target;
         let deadline = cmd.deadline().unwrap_or(t.command_timeout);
         let secs = deadline.as_secs().max(1);
@@ -147,17 +165,29 @@ impl SshTransport {
             command: cmd.text().into(),
             reason: e.to_string(),
         };
-        sess.set_timeout(t.connect_timeout.as_millis() as u32);
+        let session_timeout = libssh2_timeout_ms(t.connect_timeout);
+        sess.set_timeout(session_timeout);
         let mut ch = sess
             .channel_session()
             .map_err(|e| RunError::Dead(chan_err(e)))?;
         ch.exec(&wrapped).map_err(|e| RunError::Dead(chan_err(e)))?;
-        sess.set_timeout(SLICE.as_millis() as u32);
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let mut buf = [0u8; 32 * 1024];
-        let limit = deadline + GRACE;
-        loop {
-            if start.elapsed() > limit {
+        let (mut raw_out, mut raw_err) = (Vec::new(), Vec::new());
+        let limit = deadline.saturating_add(GRACE);
+        sess.set_blocking(false);
+        let read = read_streams(
+            sess,
+            &mut ch,
+            cap,
+            (start, limit),
+            [&mut raw_out, &mut raw_err],
+        );
+        sess.set_blocking(true);
+        let truncated = match read {
+            Ok(cut) => cut,
+            Err(ReadEnd::Deadline) => {
+                // The session is dropped after a timeout (it may be stalled): closing the channel
+                // and freeing both must not wait out the connect timeout at each step.
+                sess.set_timeout(libssh2_timeout_ms(SLICE));
                 let _ = ch.close();
                 return Err(RunError::Other(TransportError::Timeout {
                     machine: t.machine.clone(),
@@ -165,57 +195,155 @@ impl SshTransport {
                     waited: start.elapsed(),
                 }));
             }
-            let mut progressed = false;
-            for (stream, sink) in [(0, &mut out), (1, &mut err)] {
-                let r = if stream == 0 {
-                    ch.read(&mut buf)
-                } else {
-                    ch.stderr().read(&mut buf)
-                };
-                match r {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        sink.extend_from_slice(&buf[..n]);
-                        progressed = true;
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                        ) => {}
-                    Err(e) => {
-                        return Err(RunError::Other(TransportError::Channel {
-                            machine: t.machine.clone(),
-                            command: cmd.text().into(),
-                            reason: e.to_string(),
-                        }))
-                    }
-                }
+            Err(ReadEnd::Failed(reason)) => {
+                return Err(RunError::Other(TransportError::Channel {
+                    machine: t.machine.clone(),
+                    command: cmd.text().into(),
+                    reason,
+                }))
             }
-            if ch.eof() && !progressed {
-                break;
+        };
+        sess.set_timeout(session_timeout);
+        let ended = match truncated {
+            // Stop reading and close our side: the remote writer gets EPIPE instead of waiting
+            // forever on a full window. Whatever status comes after that is not the command's.
+            Some(_) => {
+                let _ = ch.close();
+                let _ = ch.wait_close();
+                Ended::Unknown("output over the cap, channel closed".into())
             }
-        }
-        sess.set_timeout(t.connect_timeout.as_millis() as u32);
-        let _ = ch.wait_close();
-        let exit = ch.exit_status().ok();
+            None => channel_ended(&mut ch, start.elapsed(), deadline),
+        };
         let duration = start.elapsed();
-        if exit == Some(124) || exit == Some(137) {
+        if ended == Ended::TimedOut {
             return Err(RunError::Other(TransportError::Timeout {
                 machine: t.machine.clone(),
                 command: cmd.text().into(),
                 waited: duration,
             }));
         }
+        let mut stderr = String::from_utf8_lossy(&raw_err).into_owned();
+        match truncated {
+            Some(stream) => outcome::add_note(&mut stderr, &outcome::truncated_note(stream)),
+            None => {
+                if let Some(note) = ended.note() {
+                    outcome::add_note(&mut stderr, &note);
+                }
+            }
+        }
         let out = Output {
-            stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr: String::from_utf8_lossy(&err).into_owned(),
-            exit,
+            stdout: String::from_utf8_lossy(&raw_out).into_owned(),
+            stderr,
+            exit: ended.exit(),
             duration,
         };
         tracing::debug!(machine = %t.machine, command = %cmd, exit = ?out.exit, ?duration, stdout = %crate::redact::excerpt(&out.stdout, 300), stderr = %crate::redact::excerpt(&out.stderr, 300), "ran");
-        Ok(out)
+        Ok(Ran {
+            out,
+            raw_stdout: raw_out,
+        })
     }
+}
+
+/// How the command on a drained channel ended. libssh2 reports exit status 0 when none
+/// came, so a signal (`exit-signal`) or a channel that did not close is read first.
+fn channel_ended(ch: &mut ssh2::Channel, elapsed: Duration, deadline: Duration) -> Ended {
+    if let Err(e) = ch.wait_close() {
+        return Ended::Unknown(format!("the channel did not close: {e}"));
+    }
+    match ch.exit_signal().ok().and_then(|s| s.exit_signal) {
+        Some(sig) => outcome::from_signal(sig, elapsed, deadline),
+        None => match ch.exit_status() {
+            Ok(x) => outcome::from_shell_status(x, elapsed, deadline),
+            Err(e) => Ended::Unknown(e.to_string()),
+        },
+    }
+}
+
+/// Why [`read_streams`] stopped early.
+enum ReadEnd {
+    /// The client-side deadline passed.
+    Deadline,
+    /// The channel failed.
+    Failed(String),
+}
+
+/// Reads stdout and stderr until the remote's EOF, in non-blocking mode: both streams are read
+/// until neither has data, then the socket is polled for at most [`SLICE`] (a blocking read of
+/// an idle stderr had held every 32 KiB of stdout for a whole slice). Stops at `cap` bytes of
+/// either stream and says which; fails at the deadline `limit` after `start`.
+fn read_streams(
+    sess: &Session,
+    ch: &mut ssh2::Channel,
+    cap: usize,
+    (start, limit): (Instant, Duration),
+    [out, err]: [&mut Vec<u8>; 2],
+) -> Result<Option<&'static str>, ReadEnd> {
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        if start.elapsed() > limit {
+            return Err(ReadEnd::Deadline);
+        }
+        let mut progressed = false;
+        for (stream, sink) in [("stdout", &mut *out), ("stderr", &mut *err)] {
+            let r = if stream == "stdout" {
+                ch.read(&mut buf)
+            } else {
+                ch.stderr().read(&mut buf)
+            };
+            match r {
+                Ok(0) => {}
+                Ok(n) => {
+                    let room = cap.saturating_sub(sink.len());
+                    sink.extend_from_slice(&buf[..n.min(room)]);
+                    progressed = true;
+                    if n > room {
+                        return Ok(Some(stream));
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    ) => {}
+                Err(e) => return Err(ReadEnd::Failed(e.to_string())),
+            }
+        }
+        if progressed {
+            continue;
+        }
+        if ch.eof() {
+            return Ok(None);
+        }
+        wait_socket(sess);
+    }
+}
+
+/// Waits up to [`SLICE`] for the session's socket to be ready the way libssh2 last needed it.
+fn wait_socket(sess: &Session) {
+    let dirs = sess.block_directions();
+    let mut events = libc::POLLIN;
+    if matches!(
+        dirs,
+        ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+    ) {
+        events |= libc::POLLOUT;
+    }
+    let mut fd = libc::pollfd {
+        fd: sess.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(SLICE.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd for the session's socket, which outlives this call; poll only
+    // waits, a failure or timeout just ends the wait.
+    unsafe { libc::poll(&mut fd, 1, ms) };
+}
+
+/// One command's result: its Output, and stdout's bytes as they came (batch frames count bytes).
+struct Ran {
+    out: Output,
+    raw_stdout: Vec<u8>,
 }
 
 impl SshTransport {
@@ -277,13 +405,16 @@ impl Transport for SshTransport {
         }
         let (batch, limit) = batch_script(cmds, self.target.command_timeout);
         let started = Instant::now();
-        match self.run(&Cmd::assembled(batch, Some(limit))) {
-            Ok(out) => match unframe(&out.stdout, cmds.len()) {
+        match self.run_capped(&Cmd::assembled(batch, Some(limit)), BATCH_CAP) {
+            Ok(Ran { out, raw_stdout }) => match unframe(&raw_stdout, cmds.len()) {
                 Some(frames) => frames
                     .into_iter()
                     .zip(cmds)
-                    .map(|((exit, stdout, stderr), cmd)| {
-                        if exit == Some(124) || exit == Some(137) {
+                    .map(|(frame, cmd)| {
+                        let deadline = cmd.deadline().unwrap_or(self.target.command_timeout);
+                        let (ended, Output { stdout, stderr, exit, .. }) =
+                            frame.output(started.elapsed(), deadline);
+                        if ended == Ended::TimedOut {
                             return Err(TransportError::Timeout {
                                 machine: self.target.machine.clone(),
                                 command: cmd.text().into(),
@@ -323,6 +454,13 @@ impl Transport for SshTransport {
     }
 
     fn run(&self, cmd: &Cmd) -> Result<Output, TransportError> {
+        self.run_capped(cmd, OUTPUT_CAP).map(|r| r.out)
+    }
+}
+
+impl SshTransport {
+    /// [`Transport::run`] keeping at most `cap` bytes per stream (a batch reply gets more).
+    fn run_capped(&self, cmd: &Cmd, cap: usize) -> Result<Ran, TransportError> {
         let mut guard = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let mut reconnected = false;
         loop {
@@ -335,7 +473,7 @@ impl Transport for SshTransport {
                 .ok_or_else(|| TransportError::UnknownMachine {
                     machine: self.target.machine.clone(),
                 })?;
-            match self.run_once(sess, cmd) {
+            match self.run_once(sess, cmd, cap) {
                 Ok(o) => return Ok(o),
                 Err(RunError::Dead(e)) if !reconnected => {
                     tracing::warn!(machine = %self.target.machine, error = %e, "session died; reconnecting once");
@@ -352,173 +490,10 @@ impl Transport for SshTransport {
     }
 }
 
-/// One remote script running `cmds` concurrently, each under its own `timeout`. Returns the script
-/// and its overall deadline (the slowest lane's or longest command's, plus grace).
-///
-/// The reply is `@@ <exit>…` (one per command, `-` if unknown), then `wc -c` of each command's
-/// stdout and stderr file (POSIX: one `<size> <path>` line each, in argument order, then a total),
-/// then all those files' bytes in order. The framing costs four processes per batch whatever its
-/// size (`mktemp`, `wc`, `cat`, `rm`): on a 16-machine lab, framing each command with its own
-/// `cat` and `wc` had been 40% of all processes started.
-fn batch_script(cmds: &[Cmd], default: Duration) -> (String, Duration) {
-    let mut s = String::from(
-        "d=$(mktemp -d /tmp/clan-coord.XXXXXX) || exit 125; trap 'rm -rf \"$d\"' EXIT INT TERM\n",
-    );
-    let one = |i: usize, c: &Cmd| {
-        format!(
-            "timeout -k 2 {} sh -c {} >\"$d/{i}.o\" 2>\"$d/{i}.e\" </dev/null",
-            c.deadline().unwrap_or(default).as_secs().max(1),
-            quote(c.text())
-        )
-    };
-    // Light commands all start at once, their exits collected by `wait <pid>`; heavy ones share
-    // HEAVY_LANES lanes, each lane a subshell running its commands one after another and
-    // writing each exit to a file.
-    let mut light = Duration::ZERO;
-    let mut lanes: Vec<(Vec<String>, Duration)> = vec![(Vec::new(), Duration::ZERO); HEAVY_LANES];
-    let mut next_lane = 0;
-    let mut collect = String::new();
-    for (i, c) in cmds.iter().enumerate() {
-        let dl = c.deadline().unwrap_or(default);
-        if c.is_heavy() {
-            let lane = &mut lanes[next_lane % HEAVY_LANES];
-            next_lane += 1;
-            lane.0.push(format!("{}; echo $? >\"$d/{i}.x\"", one(i, c)));
-            lane.1 += dl;
-        } else {
-            light = light.max(dl);
-            s.push_str(&format!("{} & p{i}=$!\n", one(i, c)));
-            collect.push_str(&format!("wait $p{i}; x{i}=$?\n"));
-        }
-    }
-    for (steps, _) in lanes.iter().filter(|(v, _)| !v.is_empty()) {
-        s.push_str(&format!("( {} ) &\n", steps.join("; ")));
-    }
-    // `wait <pid>` before the plain `wait`: shells forget the statuses a plain `wait` reaps.
-    s.push_str(&collect);
-    s.push_str("wait\n");
-    for (i, c) in cmds.iter().enumerate() {
-        if c.is_heavy() {
-            s.push_str(&format!("x{i}=-; read -r x{i} <\"$d/{i}.x\"\n"));
-        }
-    }
-    let files: String = (0..cmds.len())
-        .map(|i| format!(" \"$d/{i}.o\" \"$d/{i}.e\""))
-        .collect();
-    let exits: String = (0..cmds.len())
-        .map(|i| format!(" \"${{x{i}:--}}\""))
-        .collect();
-    s.push_str(&format!("echo @@{exits}\nwc -c{files}\ncat{files}\n"));
-    let longest = lanes.iter().map(|(_, d)| *d).fold(light, Duration::max);
-    (s, longest + Duration::from_secs(3))
-}
-
-/// How many heavy commands (SSH hops) one machine runs at once in a batch.
-const HEAVY_LANES: usize = 4;
-
-/// Splits a batch's reply (see [`batch_script`]); None unless it holds exactly `n` exits, `2n`
-/// sizes and their total, and as many bytes as the sizes add up to.
-fn unframe(out: &str, n: usize) -> Option<Vec<(Option<i32>, String, String)>> {
-    let mut lines = out.splitn(2 * n + 3, '\n');
-    let exits: Vec<Option<i32>> = lines
-        .next()?
-        .strip_prefix("@@")?
-        .split_whitespace()
-        .map(|x| x.parse().ok())
-        .collect();
-    let size = |line: Option<&str>| line?.split_whitespace().next()?.parse::<usize>().ok();
-    let sizes = (0..2 * n)
-        .map(|_| size(lines.next()))
-        .collect::<Option<Vec<usize>>>()?;
-    let total = sizes.iter().try_fold(0usize, |a, &x| a.checked_add(x))?;
-    if size(lines.next()) != Some(total) {
-        return None; // wc's `total` line
-    }
-    let body = lines.next().unwrap_or_default().as_bytes();
-    if exits.len() != n || total != body.len() {
-        return None;
-    }
-    let mut pos = 0;
-    let mut take = |len: usize| {
-        let text = String::from_utf8_lossy(&body[pos..pos + len]).into_owned();
-        pos += len;
-        text
-    };
-    Some(
-        exits
-            .into_iter()
-            .zip(sizes.chunks(2))
-            .map(|(exit, oe)| (exit, take(oe[0]), take(oe[1])))
-            .collect(),
-    )
-}
-
 /// Path of the identity file, if key-file auth is configured (for the record).
 pub fn identity_path(auth: &SshAuth) -> Option<PathBuf> {
     match auth {
         SshAuth::IdentityFile(p) => Some(p.clone()),
         SshAuth::Agent => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_script_output_unframes_under_a_real_sh() {
-        // The script and its parser agree, under the local POSIX sh: light and heavy commands,
-        // exit codes, empty and multi-line outputs, quoting.
-        let cmds = [
-            Cmd::new("printf").arg("a b'c\"$HOME"),
-            Cmd::sh("echo out; echo err >&2; exit 3"),
-            Cmd::new("true").heavy(),
-            Cmd::sh("printf 'x\\ny\\n'; exit 7").heavy(),
-        ];
-        let (script, _) = batch_script(&cmds, Duration::from_secs(5));
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        let f = unframe(&String::from_utf8(out.stdout).unwrap(), cmds.len()).unwrap();
-        assert_eq!(f[0], (Some(0), "a b'c\"$HOME".into(), String::new()));
-        assert_eq!(f[1], (Some(3), "out\n".into(), "err\n".into()));
-        assert_eq!(f[2], (Some(0), String::new(), String::new()));
-        assert_eq!(f[3], (Some(7), "x\ny\n".into(), String::new()));
-    }
-
-    #[test]
-    fn frames_round_trip_and_reject_garbage() {
-        // GNU wc pads the sizes; BSD indents them.
-        let out =
-            "@@ 0 1\n3 /tmp/d/0.o\n0 /tmp/d/0.e\n0 /tmp/d/1.o\n4 /tmp/d/1.e\n7 total\nabcerr\n";
-        let f = unframe(out, 2).unwrap();
-        assert_eq!(f[0], (Some(0), "abc".into(), String::new()));
-        assert_eq!(f[1], (Some(1), String::new(), "err\n".into()));
-        assert!(unframe(out, 3).is_none());
-        let one = |sizes: &str, body: &str| unframe(&format!("@@ 0\n{sizes}{body}"), 1);
-        assert!(one("      2 a\n      0 b\n      2 total\n", "ab").is_some());
-        assert!(one("99 a\n0 b\n99 total\n", "abc").is_none());
-        assert!(
-            one("2 a\n0 b\n3 total\n", "ab").is_none(),
-            "total must add up"
-        );
-        assert!(
-            one("1 a\n0 b\n1 total\n", "ab").is_none(),
-            "no trailing bytes"
-        );
-        assert!(unframe("@@ -\n2 a\n0 b\n2 total\nab", 1).unwrap()[0]
-            .0
-            .is_none());
-        assert!(unframe("", 1).is_none());
-        let (script, limit) = batch_script(
-            &[
-                Cmd::new("true"),
-                Cmd::new("sleep").arg("1").timeout(Duration::from_secs(9)),
-            ],
-            Duration::from_secs(5),
-        );
-        assert!(script.contains("timeout -k 2 9 sh -c"), "{script}");
-        assert_eq!(limit, Duration::from_secs(12));
     }
 }
