@@ -1,12 +1,15 @@
 //! Workstation-side commands (e.g. `nix eval` of the inventory, the rebuilds), with the same
 //! deadline rules. Each runs in its own process group, so a deadline kills everything it
-//! started (a rebuild's nix and ssh), not just the shell.
+//! started (a rebuild's nix and ssh), not just the shell; what a command leaves running when it
+//! ends (a backgrounded helper holding its pipes) is killed with its group, so reading its output
+//! cannot hang; Ctrl-C still reaches the group (`groups`).
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::groups;
 use super::outcome::{self, Ended, OUTPUT_CAP};
 use super::{Cmd, Output, Transport};
 use crate::error::TransportError;
@@ -30,15 +33,32 @@ fn drain(pipe: Option<impl Read>) -> (Vec<u8>, bool) {
     (kept, dropped > 0)
 }
 
-/// Kills the child's whole process group (it leads one: `process_group(0)`), then reaps it.
-fn kill_group(child: &mut Child) {
+/// Kills the child's whole process group (it leads one: `process_group(0)`), then reaps it and
+/// returns how it ended.
+fn kill_group(child: &mut Child) -> Option<ExitStatus> {
     if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: killpg only sends a signal; `pgid` is our child's pid, which leads its own
         // group and is not reaped yet (we wait below), so the id cannot have been reused.
         unsafe { libc::killpg(pgid, libc::SIGKILL) };
     }
     let _ = child.kill();
-    let _ = child.wait();
+    child.wait().ok()
+}
+
+/// True once the child has ended, without reaping it: while it is a zombie its pid, the id of
+/// its group, cannot be reused, so what it left running in the group can still be killed.
+fn has_ended(child: &Child) -> std::io::Result<bool> {
+    let pid = libc::id_t::from(child.id());
+    // SAFETY: waitid writes into `info`, a zeroed siginfo_t we own; WNOWAIT leaves the child
+    // unreaped, WNOHANG returns at once (si_pid stays 0 while it runs).
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        if libc::waitid(libc::P_PID, pid, &mut info, flags) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(info.si_pid() != 0)
+    }
 }
 
 /// How a local command ended: a signal is no exit, whether the kernel says so or the `sh -c`
@@ -71,16 +91,23 @@ impl Transport for Workstation {
                 command: cmd.text().into(),
                 reason: e.to_string(),
             })?;
+        let _registered = libc::pid_t::try_from(child.id()).ok().map(groups::register);
         let out_pipe = child.stdout.take();
         let err_pipe = child.stderr.take();
         let out_t = std::thread::spawn(move || drain(out_pipe));
         let err_t = std::thread::spawn(move || drain(err_pipe));
         loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
+            match has_ended(&child) {
+                Ok(true) => {
+                    // The leader is done: whatever it left in its group goes with it (kill_group
+                    // reaps the leader), so the pipes close and the reads below end.
+                    let status = kill_group(&mut child);
                     let (stdout, out_cut) = out_t.join().unwrap_or_default();
                     let (stderr, err_cut) = err_t.join().unwrap_or_default();
-                    let ended = ended(status);
+                    let ended = match status {
+                        Some(status) => ended(status),
+                        None => Ended::Unknown("the command could not be reaped".into()),
+                    };
                     let mut stderr = String::from_utf8_lossy(&stderr).into_owned();
                     if let Some(note) = ended.note() {
                         outcome::add_note(&mut stderr, &note);
@@ -97,7 +124,7 @@ impl Transport for Workstation {
                         duration: start.elapsed(),
                     });
                 }
-                Ok(None) if start.elapsed() >= deadline => {
+                Ok(false) if start.elapsed() >= deadline => {
                     kill_group(&mut child);
                     return Err(TransportError::Timeout {
                         machine: "workstation".into(),
@@ -105,7 +132,7 @@ impl Transport for Workstation {
                         waited: start.elapsed(),
                     });
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Ok(false) => std::thread::sleep(Duration::from_millis(10)),
                 Err(e) => {
                     kill_group(&mut child);
                     return Err(TransportError::Local {
@@ -207,5 +234,90 @@ mod tests {
         let gone = unsafe { libc::kill(-pgid, 0) } != 0
             && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
         assert!(gone, "process group {pgid} still has members");
+    }
+
+    /// Waits (bounded) until `path` holds `n` pids.
+    fn pids(path: &std::path::Path, n: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let ids: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+            if ids.len() >= n || start.elapsed() > Duration::from_secs(20) {
+                return ids;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (bounded) until none of `ids` runs.
+    fn all_gone(ids: &[String]) -> bool {
+        let start = Instant::now();
+        while ids.iter().any(|p| alive(p)) && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !ids.iter().any(|p| alive(p))
+    }
+
+    #[test]
+    fn what_a_finished_command_leaves_running_is_killed_with_it() {
+        // A helper left in the background holds the command's stdout: reading it to its end
+        // waited for the helper (here for ever).
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pids");
+        let cmd =
+            Cmd::sh("sleep 1000 & echo $! >\"$1\"; echo done").arg(file.display().to_string());
+        let o = ws().run(&cmd).unwrap();
+        assert_eq!((o.stdout.as_str(), o.exit), ("done\n", Some(0)));
+        assert!(
+            all_gone(&pids(&file, 1)),
+            "the background helper still runs"
+        );
+    }
+
+    /// Run by [`ctrl_c_reaches_a_running_command`] in a child process of this test binary.
+    #[test]
+    #[ignore = "run by ctrl_c_reaches_a_running_command in a process of its own"]
+    fn interrupted_command() {
+        let Some(file) = std::env::var_os("CLAN_COORD_TEST_PIDS") else {
+            return;
+        };
+        let cmd = Cmd::sh("echo $$ >\"$1\"; sleep 1000 & echo $! >>\"$1\"; wait")
+            .arg(std::path::PathBuf::from(file).display().to_string());
+        let _ = ws().run(&cmd);
+    }
+
+    #[test]
+    fn ctrl_c_reaches_a_running_command() {
+        // Its own group keeps a command from the terminal's Ctrl-C; the harness passes it on.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pids");
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "transport::local::tests::interrupted_command"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env("CLAN_COORD_TEST_PIDS", &file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ids = pids(&file, 2);
+        assert_eq!(ids.len(), 2, "the command did not start: {ids:?}");
+        // SAFETY: sends SIGINT to our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "SIGINT did not end the harness"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.signal(), Some(libc::SIGINT), "{status}");
+        assert!(
+            all_gone(&ids),
+            "the command's processes outlived the harness: {ids:?}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod cassette;
+mod groups;
 pub mod hostkey;
 pub mod local;
 pub mod netns;
