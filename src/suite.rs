@@ -3,12 +3,13 @@
 //! opt-in, rebuilds and observes again for AC5/AC6, judges, and writes the report.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::checks::{self, ac5_rebuild, Verdict};
 use crate::error::Error;
 use crate::fleet::Fleet;
 use crate::names::Criterion;
-use crate::observe::{observe, Observations};
+use crate::observe::{observe, Observations, Settled};
 use crate::plan::{Needs, Plan};
 use crate::rebuild::{self, Progress};
 
@@ -77,28 +78,63 @@ pub fn observe_rebuild(fleet: &Fleet, criterion: Criterion, opts: &RunOptions) -
     }
     let plan = Plan::new(&fleet.expect, Needs::of(&[criterion]));
     let round = rebuild::round(fleet, &plan, &opts.log_dir, opts.progress);
-    // AC6 observes AC1–AC3 again: the status first, then the pairs, in that order as before the
-    // plan existed (the restarted overlay daemons get the status round trip to peer again).
-    let after_rebuild = (criterion == Criterion::Ac6).then(|| {
-        let status = Needs {
-            status: true,
-            ..Needs::default()
-        };
-        let pairs = Needs {
-            pings: true,
-            hops: true,
-            ..Needs::default()
-        };
-        let mut again = observe(fleet, &Plan::new(&fleet.expect, status));
-        let paired = observe(fleet, &Plan::new(&fleet.expect, pairs));
-        again.mesh = paired.mesh;
-        again.hops = paired.hops;
-        Box::new(again)
-    });
+    let after_rebuild = (criterion == Criterion::Ac6).then(|| Box::new(observe_again(fleet, opts)));
     Observations {
         rebuild: Some(round),
         after_rebuild,
         ..Observations::default()
+    }
+}
+
+/// Most observations AC6 makes while it waits for the mesh to form again.
+const SETTLE_ATTEMPTS: u32 = 30;
+
+/// Least time between two of those observations (they fail fast while a route is missing).
+const SETTLE_PACE: Duration = Duration::from_secs(1);
+
+/// AC1–AC3's observations made afresh after AC6's rebuild. Overlay daemons restarted by the
+/// switch need a moment to find their peers again, on a real fleet as in the lab: the fleet is
+/// observed (the status first, then the pairs, giving the daemons the status round trip) until
+/// AC1 passes, at most `[rebuild] settle_secs` and [`SETTLE_ATTEMPTS`] times; the last
+/// observation is the one judged, and it says how long the mesh took.
+fn observe_again(fleet: &Fleet, opts: &RunOptions) -> Observations {
+    let status = Needs {
+        status: true,
+        ..Needs::default()
+    };
+    let pairs = Needs {
+        pings: true,
+        hops: true,
+        ..Needs::default()
+    };
+    let limit = fleet.expect.config.rebuild.settle;
+    let start = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let began = Instant::now();
+        let mut again = observe(fleet, &Plan::new(&fleet.expect, status));
+        let paired = observe(fleet, &Plan::new(&fleet.expect, pairs));
+        again.mesh = paired.mesh;
+        again.hops = paired.hops;
+        let formed = checks::ac1_mesh::evaluate(&fleet.expect, &again).passed();
+        let waited = start.elapsed();
+        if formed || attempts >= SETTLE_ATTEMPTS || waited >= limit {
+            again.settled = Some(Settled {
+                formed,
+                waited,
+                attempts,
+                limit,
+            });
+            return again;
+        }
+        (opts.progress)(&format!(
+            "AC6: the mesh has not formed again yet after the rebuild ({:.1} s, observation {attempts}); observing again",
+            waited.as_secs_f64()
+        ));
+        if let Some(rest) = SETTLE_PACE.checked_sub(began.elapsed()) {
+            std::thread::sleep(rest.min(limit.saturating_sub(start.elapsed())));
+        }
     }
 }
 

@@ -259,6 +259,10 @@ fn every_error_text_is_pinned() {
             "<crate>/machines.toml:8:16: rebuild.timeout_secs: 0 is out of range\n  fix: use a value between 1 and 86400",
         ),
         (
+            format!("{HEAD}{m}[rebuild]\nsettle_secs = 901\n"),
+            "<crate>/machines.toml:8:15: rebuild.settle_secs: 901 is out of range\n  fix: use a value between 0 and 900",
+        ),
+        (
             format!("{HEAD}{m}[rebuild]\nrestart_units = [\"x\"]\n"),
             "<crate>/machines.toml:8:18: rebuild.restart_units: \"x\" is not a systemd unit name: it has no unit type suffix (.service, .socket, .target, .timer, .mount, .automount, .path, .swap, .slice, .scope, .device)\n  fix: write full unit names such as \"yggdrasil.service\", never starting with '-'",
         ),
@@ -299,7 +303,7 @@ fn full_config_values_are_pinned() {
          [[machine]]\nname = \"b\"\naddress = \"192.0.2.1\"\n\
          [modules.extra]\nunits = [\"x.service\", \"y.timer\"]\n\
          [rebuild]\ncommand = \"nixos-rebuild switch --flake {{flake}}#{{machine}} --target-host {{target}}\"\n\
-         parallel = 2\ntimeout_secs = 60\nrestart_units = [\"yggdrasil.service\"]\n\
+         parallel = 2\ntimeout_secs = 60\nsettle_secs = 20\nrestart_units = [\"yggdrasil.service\"]\n\
          [[rebuild.artefact]]\npath = \"/etc/x\"\nexpect_sha256 = \"{}\"\n\
          [[rebuild.artefact]]\npath = \"/etc/y\"\n",
         "AB".repeat(32)
@@ -308,7 +312,7 @@ fn full_config_values_are_pinned() {
     let got = format!("{c:?}").replace(env!("CARGO_MANIFEST_DIR"), "<crate>");
     assert_eq!(
         got,
-        "FleetConfig { path: \"<crate>/machines.toml\", clan_dir: \"<crate>/examples/test-clan\", domain: Some(\"zt\"), overlay: Yggdrasil, inventory_json: Some(\"<crate>/examples/test-clan/inventory.json\"), flake: Some(\"examples/test-clan\"), ssh: SshSettings { auth: IdentityFile(\"<crate>/keys/id\"), user: \"deploy\", connect_timeout: 7s, command_timeout: 30s, known_hosts: Some(\"<crate>/kh\"), netns: Some(\"ws\") }, thresholds: Thresholds { max_rtt_ms: 150.5, ping_count: 3, ping_interval_secs: 0.5, ping_timeout_secs: 4 }, machines: [MachineConfig { name: \"a\", address: ::1, port: 2222, user: \"root\", overlay_address: Some(fd00::1) }, MachineConfig { name: \"b\", address: 192.0.2.1, port: 22, user: \"deploy\", overlay_address: None }], modules: {\"extra\": ModuleProbe { units: [\"x.service\", \"y.timer\"] }}, rebuild: RebuildConfig { command: [\"nixos-rebuild\", \"switch\", \"--flake\", \"{flake}#{machine}\", \"--target-host\", \"{target}\"], parallel: 2, timeout: 60s, artefacts: [Artefact { path: \"/etc/x\", expect_sha256: Some(\"abababababababababababababababababababababababababababababababab\") }, Artefact { path: \"/etc/y\", expect_sha256: None }], restart_units: [\"yggdrasil.service\"] } }"
+        "FleetConfig { path: \"<crate>/machines.toml\", clan_dir: \"<crate>/examples/test-clan\", domain: Some(\"zt\"), overlay: Yggdrasil, inventory_json: Some(\"<crate>/examples/test-clan/inventory.json\"), flake: Some(\"examples/test-clan\"), ssh: SshSettings { auth: IdentityFile(\"<crate>/keys/id\"), user: \"deploy\", connect_timeout: 7s, command_timeout: 30s, known_hosts: Some(\"<crate>/kh\"), netns: Some(\"ws\") }, thresholds: Thresholds { max_rtt_ms: 150.5, ping_count: 3, ping_interval_secs: 0.5, ping_timeout_secs: 4 }, machines: [MachineConfig { name: \"a\", address: ::1, port: 2222, user: \"root\", overlay_address: Some(fd00::1) }, MachineConfig { name: \"b\", address: 192.0.2.1, port: 22, user: \"deploy\", overlay_address: None }], modules: {\"extra\": ModuleProbe { units: [\"x.service\", \"y.timer\"] }}, rebuild: RebuildConfig { command: [\"nixos-rebuild\", \"switch\", \"--flake\", \"{flake}#{machine}\", \"--target-host\", \"{target}\"], parallel: 2, timeout: 60s, settle: 20s, artefacts: [Artefact { path: \"/etc/x\", expect_sha256: Some(\"abababababababababababababababababababababababababababababababab\") }, Artefact { path: \"/etc/y\", expect_sha256: None }], restart_units: [\"yggdrasil.service\"] } }"
     );
 }
 

@@ -66,5 +66,12 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
             f.push(x);
         }
     }
-    Verdict::new(Criterion::Ac6, f, vec![])
+    let notes = obs
+        .after_rebuild
+        .as_ref()
+        .and_then(|a| a.settled)
+        .map(|s| s.note())
+        .into_iter()
+        .collect();
+    Verdict::new(Criterion::Ac6, f, notes)
 }

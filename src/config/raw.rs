@@ -36,6 +36,8 @@ pub(super) struct RawRebuild {
     #[serde(default)]
     pub(super) timeout_secs: Option<Spanned<u64>>,
     #[serde(default)]
+    pub(super) settle_secs: Option<Spanned<u64>>,
+    #[serde(default)]
     pub(super) restart_units: Vec<Spanned<String>>,
     #[serde(default, rename = "artefact")]
     pub(super) artefacts: Vec<RawArtefact>,

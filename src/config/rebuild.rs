@@ -20,6 +20,8 @@ pub struct RebuildConfig {
     pub parallel: usize,
     /// Limit for one machine's rebuild.
     pub timeout: Duration,
+    /// How long AC6 gives the mesh to form again after the rebuild restarted overlay daemons.
+    pub settle: Duration,
     /// Files whose sha256 must be equal on every machine after the rebuild.
     pub artefacts: Vec<Artefact>,
     /// Units that must be running since the switch after a setting change (AC6); empty = the
@@ -40,6 +42,11 @@ pub struct Artefact {
 /// that builds everything from source can take hours, never days).
 const TIMEOUT_SECS: [u64; 3] = [1800, 1, 86_400];
 
+/// How long the mesh may take to form again after AC6's rebuild: default (a restarted ZeroTier
+/// node can take tens of seconds to find its peers and paths again), least (0: observe at
+/// once), most (15 minutes).
+const SETTLE_SECS: [u64; 3] = [60, 0, 900];
+
 impl Default for RebuildConfig {
     fn default() -> Self {
         RebuildConfig {
@@ -48,6 +55,7 @@ impl Default for RebuildConfig {
                 .to_vec(),
             parallel: 4,
             timeout: Duration::from_secs(TIMEOUT_SECS[0]),
+            settle: Duration::from_secs(SETTLE_SECS[0]),
             artefacts: Vec::new(),
             restart_units: Vec::new(),
         }
@@ -80,6 +88,13 @@ pub(super) fn parse(src: &Source, raw: Option<RawRebuild>) -> Result<RebuildConf
         TIMEOUT_SECS[1],
         TIMEOUT_SECS[2],
         "rebuild.timeout_secs",
+    )?);
+    rebuild.settle = Duration::from_secs(src.bounded(
+        r.settle_secs.as_ref(),
+        SETTLE_SECS[0],
+        SETTLE_SECS[1],
+        SETTLE_SECS[2],
+        "rebuild.settle_secs",
     )?);
     for u in r.restart_units {
         let unit = src.unit(&u, "rebuild.restart_units", "yggdrasil.service")?;

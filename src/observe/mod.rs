@@ -43,6 +43,36 @@ pub struct Observations {
     pub rebuild: Option<RebuildRound>,
     /// AC1–AC3's observations made again after the rebuild (AC6).
     pub after_rebuild: Option<Box<Observations>>,
+    /// For an observation made after a rebuild: how long the mesh took to form again.
+    pub settled: Option<Settled>,
+}
+
+/// How the wait for the mesh after AC6's rebuild ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Settled {
+    /// AC1 passed on the last observation.
+    pub formed: bool,
+    /// From the first observation after the rebuild to the start of the last.
+    pub waited: std::time::Duration,
+    /// Observations made.
+    pub attempts: u32,
+    /// `[rebuild] settle_secs`.
+    pub limit: std::time::Duration,
+}
+
+impl Settled {
+    /// The line AC6's verdict prints.
+    pub fn note(&self) -> String {
+        let (secs, n) = (self.waited.as_secs_f64(), self.attempts);
+        match (self.formed, n) {
+            (true, 1) => "after the rebuild the mesh was up at the first observation".into(),
+            (true, _) => format!("after the rebuild the mesh formed again within {secs:.1} s ({n} observations)"),
+            (false, _) => format!(
+                "after the rebuild the mesh had not formed again after {secs:.1} s ({n} observations; [rebuild] settle_secs = {}): the findings are the last observation's",
+                self.limit.as_secs()
+            ),
+        }
+    }
 }
 
 /// What one machine answered to its part of the plan.
