@@ -113,3 +113,58 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
         assert!(!lab::alive(*p), "{k} ({p}) still running");
     }
 }
+
+/// A tampered lab.json naming a process outside the lab (here a `sleep`, the program a lab
+/// anchor runs, in the host's own namespace) must not make `lab down` kill it.
+#[test]
+fn lab_down_does_not_kill_a_process_outside_the_lab() {
+    if !lab::is_root() {
+        eprintln!("SKIPPED lab_down_does_not_kill_a_process_outside_the_lab: not root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let mut outsider = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = outsider.id();
+    let machine = |i: usize, n: &str| {
+        serde_json::json!({"name": n, "index": i, "mgmt_ip": format!("198.18.100.{}", 10 + i),
+            "underlay_ip": format!("198.18.101.{}", 10 + i), "ygg_address": "200::1", "ygg_key": "ab"})
+    };
+    let tampered = serde_json::json!({"dir": dir, "prefix": "clabx", "domain": "clan",
+        "mgmt_net": "198.18.100.0", "underlay_net": "198.18.101.0",
+        "machines": [machine(0, "hetzner-vm"), machine(1, "gcp-vm")],
+        "pids": {"hetzner-vm/anchor": pid}});
+    std::fs::write(dir.join("lab.json"), tampered.to_string()).unwrap();
+    // The machine's namespace exists, as in a running lab; the outsider is not in it.
+    let ns = "clabx-hetzner-vm";
+    let ip = |a: &[&str]| std::process::Command::new("ip").args(a).status().unwrap();
+    if Path::new("/run/netns").join(ns).exists() {
+        ip(&["netns", "del", ns]);
+    }
+    assert!(ip(&["netns", "add", ns]).success());
+    let mut notices = Vec::new();
+    let was = lab::down_with(&dir, &mut |n| notices.push(n.to_string()));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let still = outsider.try_wait().unwrap().is_none();
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(
+        still,
+        "lab down killed pid {pid}, a process outside the lab"
+    );
+    assert!(was.unwrap(), "the (tampered) lab was there");
+    let why = format!(
+        "not signalling pid {pid} (tracked as hetzner-vm/anchor): it is not in the lab namespace {ns}"
+    );
+    assert!(
+        notices.iter().any(|n| n.contains(&why)),
+        "lab down did not say why: {notices:?}"
+    );
+    assert!(
+        !Path::new("/run/netns").join(ns).exists(),
+        "{ns} left behind"
+    );
+}

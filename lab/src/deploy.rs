@@ -245,7 +245,7 @@ pub fn rebuild(dir: &Path, m: &str, log: &mut dyn FnMut(&str)) -> Result<(), Lab
             log(&format!(
                 "{m}: restarting yggdrasil.service (settings changed)"
             ));
-            if let Some(p) = state.pids.get(&format!("{m}/yggdrasil")).copied() {
+            if let Some(p) = state.tracked(&format!("{m}/yggdrasil")) {
                 stop(p)?;
             }
             start_daemon(&mut state, m, "yggdrasil")?;

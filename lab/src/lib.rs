@@ -15,7 +15,8 @@
 //!
 //! Modules:
 //! - [`host`]: what the lab needs from its host (root, packages, free subnets).
-//! - [`state`]: `lab.json` (machines, pids, faults) and the lock around it.
+//! - [`state`]: `lab.json` (machines, pids, faults), what is checked before the lab acts on
+//!   it, and the lock around it; [`statedir`]: the private directory it lives in.
 //! - [`lifecycle`]: `up`, `status`, `down`, waiting for the mesh, reaping a crashed lab.
 //! - `daemon`: the anchor and daemons (sshd, yggdrasil) of each machine.
 //! - [`deploy`]: machine files, closures, generations, switch and `rebuild`.
@@ -46,13 +47,15 @@ pub mod repo;
 pub mod shim;
 pub mod sshd;
 pub mod state;
+pub mod statedir;
 pub mod system;
 
 pub use deploy::{rebuild, LAB_ROOT_HASH};
 pub use error::LabError;
 pub use fault::{fault, heal, Fault, SLOW_LINK_DELAY};
 pub use host::{install_missing, is_root, unsupported, PACKAGES};
-pub use lifecycle::{down, status, up, UpOptions};
+pub use lifecycle::{down, down_with, status, up, UpOptions};
 pub use process::alive;
 pub use recording::{finish_recording, prepare_recording};
 pub use state::{machine_names, LabMachine, LabState};
+pub use statedir::DEFAULT_DIR;

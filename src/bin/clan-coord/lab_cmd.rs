@@ -101,8 +101,9 @@ pub(crate) struct UpArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct LabArgs {
-    /// Lab state directory.
-    #[arg(long, env = "COORD_LAB_DIR", default_value = "/tmp/clan-coord-lab")]
+    /// Lab state directory: created with mode 0700; an existing one must be yours and writable
+    /// by nobody else (it holds the lab's keys and the pids it signals).
+    #[arg(long, env = "COORD_LAB_DIR", default_value = lab::DEFAULT_DIR)]
     dir: PathBuf,
     /// Namespace name prefix.
     #[arg(long, default_value = "clab")]
@@ -183,7 +184,7 @@ pub(crate) fn lab_command(action: LabAction, settings: &Settings) -> Result<Exit
         }
         LabAction::Down { common } => {
             let t = std::time::Instant::now();
-            let was = lab::down(&common.dir)?;
+            let was = lab::down_with(&common.dir, &mut |notice| eprintln!("{notice}"))?;
             eprintln!(
                 "lab: {} in {:.2?}",
                 if was { "down" } else { "no lab was up" },
