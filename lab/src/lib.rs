@@ -14,7 +14,8 @@
 //!   started into them with nsenter and tracked by pid in `<dir>/lab.json`.
 //!
 //! Modules:
-//! - [`host`]: what the lab needs from its host (root, packages, free subnets).
+//! - [`host`]: what the lab needs from its host (root, packages, free subnets); [`install`]:
+//!   `--install`, which installs packages without starting or enabling host services.
 //! - [`state`]: `lab.json` (machines, pids, faults), what is checked before the lab acts on
 //!   it, and the lock around it; [`statedir`]: the private directory it lives in.
 //! - [`lifecycle`]: `up`, `status`, `down`, waiting for the mesh, reaping a crashed lab.
@@ -37,6 +38,7 @@ pub mod error;
 pub mod fault;
 mod files;
 pub mod host;
+pub mod install;
 pub mod keys;
 pub mod lifecycle;
 pub mod net;
@@ -53,7 +55,8 @@ pub mod system;
 pub use deploy::{rebuild, LAB_ROOT_HASH};
 pub use error::LabError;
 pub use fault::{fault, heal, Fault, SLOW_LINK_DELAY};
-pub use host::{install_missing, is_root, unsupported, PACKAGES};
+pub use host::{is_root, unsupported, PACKAGES};
+pub use install::install_missing;
 pub use lifecycle::{down, down_with, status, up, UpOptions};
 pub use process::alive;
 pub use recording::{finish_recording, prepare_recording};

@@ -94,7 +94,9 @@ pub(crate) struct UpArgs {
     /// Number of machines (2..=16).
     #[arg(long, default_value_t = 2)]
     machines: usize,
-    /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, ...) first.
+    /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, ...) first, without
+    /// starting or enabling their services on the host; apt/dpkg output goes to
+    /// /var/log/clan-coord-lab-apt.log.
     #[arg(long)]
     install: bool,
 }
