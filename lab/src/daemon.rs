@@ -1,6 +1,7 @@
 //! The lab machines' processes: the anchor holding each machine's UTS and mount namespaces, and
 //! the daemons (sshd, yggdrasil) started into them and tracked by pid, as systemd units would be.
 
+use crate::binds::binds;
 use crate::error::LabError;
 use crate::files::write;
 use crate::process::{
@@ -31,10 +32,11 @@ pub(crate) fn start_anchor(state: &mut LabState, m: &str) -> Result<(), LabError
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([
-        md.display().to_string(),
-        state.dir.join("bin").display().to_string(),
-    ])
+    .chain(
+        binds(state, m)
+            .into_iter()
+            .flat_map(|(src, target)| [src.display().to_string(), target.to_string()]),
+    )
     .collect();
     let log = md.join("log/anchor.log");
     let pid = spawn_detached(&argv, &log)?;

@@ -10,11 +10,11 @@ use crate::daemon::{reload_sshd, start_daemon};
 use crate::deploy::{current_system, write_machine_files};
 use crate::error::LabError;
 use crate::files::{io, mkdir, write};
-use crate::keys;
 use crate::lifecycle::await_ready;
 use crate::process::{alive, await_cond, descendants, ip, kill, spawn_detached, stop, READY};
 use crate::state::{LabMachine, LabState, StateLock};
 use crate::statedir;
+use crate::{binds, keys};
 
 /// A fault `lab fault` can bring in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -246,7 +246,8 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
 }
 
 /// Undoes every fault on `m` (or on all machines): files rewritten from the lab's keys, links up,
-/// stopped daemons started, sshd reloaded; then waits for the mesh.
+/// stopped daemons started, sshd reloaded, binds that no longer hold made again; then waits for
+/// the mesh.
 pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
     let _lock = StateLock::take(dir)?;
     let mut state = LabState::require(dir)?;
@@ -288,8 +289,10 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
                 reload_sshd(&state, name)?;
             }
         }
+        binds::rebind(&state, name)?;
         state.faults.remove(name);
     }
     state.save()?;
+    binds::require_bound(&state)?;
     await_ready(&state)
 }

@@ -19,7 +19,8 @@
 //! - [`state`]: `lab.json` (machines, pids, faults), what is checked before the lab acts on
 //!   it, and the lock around it; [`statedir`]: the private directory it lives in.
 //! - [`lifecycle`]: `up`, `status`, `down`, waiting for the mesh, reaping a crashed lab.
-//! - `daemon`: the anchor and daemons (sshd, yggdrasil) of each machine.
+//! - `daemon`: the anchor and daemons (sshd, yggdrasil) of each machine; [`binds`]: what
+//!   each machine has bound over the host's paths, and the check that it still holds.
 //! - [`deploy`]: machine files, closures, generations, switch and `rebuild`.
 //! - [`fault`](mod@fault): real faults ([`Fault`]) and `heal`.
 //! - [`recording`]: a live run recorded for offline replay.
@@ -32,6 +33,7 @@
 //! `tracing`.
 #![warn(missing_docs)]
 
+pub mod binds;
 mod daemon;
 pub mod deploy;
 pub mod error;

@@ -15,7 +15,7 @@ use crate::install::install_missing;
 use crate::process::{alive, await_cond, in_parallel, ip, kill, run, POLL, READY};
 use crate::state::{machine_names, valid_prefix, LabMachine, LabState};
 use crate::statedir;
-use crate::{keys, repo, shim};
+use crate::{binds, keys, repo, shim};
 
 /// Options of `lab up`.
 #[derive(Debug, Clone)]
@@ -129,6 +129,7 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     }
     state.save()?;
     await_ready(&state)?;
+    binds::require_bound(&state)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab up");
     Ok(state)
 }
@@ -358,7 +359,8 @@ fn reap_orphans(prefix: &str, notice: &mut dyn FnMut(&str)) -> Result<(), LabErr
     Ok(())
 }
 
-/// One line per machine: processes and addresses.
+/// One line per machine: processes and addresses; then a line for each bind that no longer
+/// holds ([`binds::detached`]).
 pub fn status(dir: &Path) -> Result<String, LabError> {
     let Some(state) = LabState::load(dir)? else {
         return Ok(format!("no lab in {}", dir.display()));
@@ -392,6 +394,9 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
                 .map(|f| format!("  faults: {}", f.join(", ")))
                 .unwrap_or_default()
         ));
+    }
+    for d in binds::detached(&state) {
+        s.push_str(&format!("  {d}\n"));
     }
     Ok(s)
 }

@@ -22,7 +22,8 @@ pub(crate) enum LabAction {
         #[command(flatten)]
         size: UpArgs,
     },
-    /// Show the lab's machines, daemons and faults.
+    /// Show the lab's machines, daemons and faults, and any bound file that no longer holds
+    /// (exit code 1 then).
     Status {
         #[command(flatten)]
         common: LabArgs,
@@ -182,7 +183,15 @@ pub(crate) fn lab_command(action: LabAction, settings: &Settings) -> Result<Exit
         }
         LabAction::Status { common } => {
             print!("{}", lab::status(&common.dir)?);
-            Ok(ExitCode::SUCCESS)
+            // A bind that no longer holds makes the lab unfit for use: say so in the exit code.
+            let detached = lab::LabState::load(&common.dir)?
+                .map(|s| lab::binds::detached(&s).len())
+                .unwrap_or(0);
+            Ok(if detached == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         LabAction::Down { common } => {
             let t = std::time::Instant::now();
