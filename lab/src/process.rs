@@ -43,19 +43,48 @@ pub(crate) fn ip(args: &[&str]) -> Result<String, LabError> {
 }
 
 /// Starts `argv` detached (own session, reparented to init), output appended to `log`; its pid.
+/// The daemon gets no other descriptor of this process's: one inherited from the caller (a
+/// `flock` on a lock file, a jobserver pipe) would otherwise stay open as long as the lab runs.
 pub(crate) fn spawn_detached(argv: &[String], log: &Path) -> Result<u32, LabError> {
-    let mut args: Vec<String> = vec![
-        "-c".into(),
-        r#"log="$1"; shift; setsid "$@" >>"$log" 2>&1 </dev/null & echo $!"#.into(),
-        "sh".into(),
-        log.display().to_string(),
-    ];
-    args.extend(argv.iter().cloned());
-    let out = run("sh", &args)?;
-    out.trim().parse().map_err(|_| LabError::Tool {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        r#"log="$1"; shift; setsid "$@" >>"$log" 2>&1 </dev/null & echo $!"#,
+        "sh",
+    ])
+    .arg(log)
+    .args(argv);
+    // SAFETY: the hook runs between fork and exec and only makes async-signal-safe system
+    // calls (close_range, fcntl); it allocates nothing and takes no lock.
+    unsafe { cmd.pre_exec(close_on_exec_from_3) };
+    let out = cmd.output().map_err(|e| LabError::Tool {
+        tool: "sh".into(),
+        reason: format!("cannot start the launcher: {e}"),
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().map_err(|_| LabError::Tool {
         tool: argv.join(" "),
-        reason: format!("no pid from launcher: {out:?}"),
+        reason: format!(
+            "no pid from launcher: {text:?} ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
     })
+}
+
+/// Marks every descriptor from 3 up close-on-exec (in a forked child, before exec).
+fn close_on_exec_from_3() -> std::io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with the CLOEXEC flag only sets flags on this process's descriptors.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        // Kernels before 5.11: one fcntl per possible descriptor (EBADF for closed ones).
+        for fd in 3..4096 {
+            // SAFETY: F_SETFD on any number is harmless; closed descriptors just fail.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+    Ok(())
 }
 
 /// A process that exists and is not a zombie.
@@ -217,6 +246,7 @@ pub(crate) fn stop(pid: u32) -> Result<(), LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A daemon that reacts to its signal at once: its log line is written before the wait
     /// starts. A wait that takes its baseline after signalling never sees the line appear.
@@ -262,6 +292,37 @@ mod tests {
         assert_eq!(listening_inodes(table), vec![4242]);
         // This process listens on nothing; the call must not fail.
         assert!(listening_sockets(std::process::id()).is_empty());
+    }
+
+    /// A daemon must not keep descriptors the lab's caller inherited: a `flock` on the lab-test
+    /// lock, held by a `sleep infinity` anchor, blocked every other lab test until `lab down`.
+    #[test]
+    fn daemons_inherit_no_descriptor_but_their_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = dir.path().join("held.lock");
+        let f = std::fs::File::create(&held).unwrap();
+        // As a caller's inherited descriptor is: open across exec (no close-on-exec).
+        // SAFETY: dup of an fd we own; the copy is closed below.
+        let fd = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&f)) };
+        assert!(fd > 2);
+        let pid = spawn_detached(
+            &["sleep".to_string(), "30".to_string()],
+            &dir.path().join("log"),
+        )
+        .unwrap();
+        let open: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .collect();
+        kill(pid, "-KILL");
+        // SAFETY: closes the dup made above.
+        unsafe { libc::close(fd) };
+        assert!(
+            !open.contains(&held),
+            "the daemon holds {}: {open:?}",
+            held.display()
+        );
     }
 
     #[test]
