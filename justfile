@@ -13,7 +13,7 @@ check:
 # live suite through cargo test against a fresh lab
 lab-live:
     cargo run -q --bin clan-coord -- lab up
-    COORD_MACHINES=/tmp/clan-coord-lab/machines.toml cargo test --features live --test coordination
+    COORD_MACHINES=/var/lib/clan-coord-lab/machines.toml cargo test --features live --test coordination
     cargo run -q --bin clan-coord -- lab down
 
 # all tests, offline

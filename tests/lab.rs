@@ -114,3 +114,181 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
         assert!(!lab::alive(*p), "{k} ({p}) still running");
     }
 }
+
+/// A tampered lab.json naming a process outside the lab (here a `sleep`, the program a lab
+/// anchor runs, in the host's own namespace) must not make `lab down` kill it.
+#[test]
+fn lab_down_does_not_kill_a_process_outside_the_lab() {
+    if !lab::is_root() {
+        eprintln!("SKIPPED lab_down_does_not_kill_a_process_outside_the_lab: not root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let mut outsider = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = outsider.id();
+    let machine = |i: usize, n: &str| {
+        serde_json::json!({"name": n, "index": i, "mgmt_ip": format!("198.18.100.{}", 10 + i),
+            "underlay_ip": format!("198.18.101.{}", 10 + i), "ygg_address": "200::1", "ygg_key": "ab"})
+    };
+    let tampered = serde_json::json!({"dir": dir, "prefix": "clabx", "domain": "clan",
+        "mgmt_net": "198.18.100.0", "underlay_net": "198.18.101.0",
+        "machines": [machine(0, "hetzner-vm"), machine(1, "gcp-vm")],
+        "pids": {"hetzner-vm/anchor": pid}});
+    std::fs::write(dir.join("lab.json"), tampered.to_string()).unwrap();
+    // The machine's namespace exists, as in a running lab; the outsider is not in it.
+    let ns = "clabx-hetzner-vm";
+    let ip = |a: &[&str]| std::process::Command::new("ip").args(a).status().unwrap();
+    if Path::new("/run/netns").join(ns).exists() {
+        ip(&["netns", "del", ns]);
+    }
+    assert!(ip(&["netns", "add", ns]).success());
+    let mut notices = Vec::new();
+    let was = lab::down_with(&dir, &mut |n| notices.push(n.to_string()));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let still = outsider.try_wait().unwrap().is_none();
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(
+        still,
+        "lab down killed pid {pid}, a process outside the lab"
+    );
+    assert!(was.unwrap(), "the (tampered) lab was there");
+    let why = format!(
+        "not signalling pid {pid} (tracked as hetzner-vm/anchor): it is not in the lab namespace {ns}"
+    );
+    assert!(
+        notices.iter().any(|n| n.contains(&why)),
+        "lab down did not say why: {notices:?}"
+    );
+    assert!(
+        !Path::new("/run/netns").join(ns).exists(),
+        "{ns} left behind"
+    );
+}
+
+/// A single-file bind mount holds the inode it was made on: when the file is replaced by a
+/// rename (as a package manager replaces /etc/shadow), the machine no longer sees the lab's file.
+/// `lab status` must say so, and `lab heal` must bind it again.
+#[test_log::test]
+fn lab_status_reports_a_file_no_longer_bound_and_heal_binds_it_again() {
+    let Some(l) = common::Lab::start("clabs") else {
+        return;
+    };
+    let dir = l.dir();
+    assert!(!lab::status(dir).unwrap().contains("no longer bound"));
+    let src = std::fs::canonicalize(dir)
+        .unwrap()
+        .join("machines/gcp-vm/shadow");
+    let text = std::fs::read_to_string(&src).unwrap();
+    let new = src.with_extension("new");
+    std::fs::write(&new, &text).unwrap();
+    std::fs::rename(&new, &src).unwrap();
+    let status = lab::status(dir).unwrap();
+    let want = format!(
+        "lab machine gcp-vm: /etc/shadow no longer bound to {}",
+        src.display()
+    );
+    assert!(
+        status.contains(&want),
+        "status does not report it:\n{status}"
+    );
+    assert!(!status.contains("hetzner-vm: /etc/shadow"), "{status}");
+    assert!(status.contains("the lab's file was replaced"), "{status}");
+    lab::heal(dir, None).unwrap();
+    let status = lab::status(dir).unwrap();
+    assert!(
+        !status.contains("no longer bound"),
+        "heal did not bind it again:\n{status}"
+    );
+
+    // What the kernel does when the host's package manager renames a new file over a bound one:
+    // the bind is gone in the machine, which sees the host's file. (Made here without touching
+    // the host's /etc/shadow: the bind is taken away inside the machine.)
+    let state = lab::LabState::load(dir).unwrap().unwrap();
+    let anchor = state.pids["gcp-vm/anchor"].to_string();
+    let ok = std::process::Command::new("nsenter")
+        .args(["-t", &anchor, "-m", "--", "umount", "/etc/shadow"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = lab::status(dir).unwrap();
+    assert!(
+        status.contains(&want) && status.contains("the host replaced the file"),
+        "{status}"
+    );
+    lab::heal(dir, Some("gcp-vm")).unwrap();
+    let status = lab::status(dir).unwrap();
+    assert!(
+        !status.contains("no longer bound"),
+        "heal did not bind it again:\n{status}"
+    );
+    // The machine sees the lab's root hash again, as AC3 reads it.
+    let shadow = state.exec_in("gcp-vm", &["cat", "/etc/shadow"]).unwrap();
+    assert!(shadow.contains(lab::LAB_ROOT_HASH), "{shadow}");
+}
+
+/// bench/bench.sh makes one lab directory per lab (private test keys inside): none may be left
+/// behind, whether the benchmark finishes or fails. Run against a stand-in clan-coord.
+#[test]
+fn bench_sh_leaves_no_lab_directory_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stub = tmp.path().join("clan-coord");
+    std::fs::write(
+        &stub,
+        r#"#!/bin/sh
+# stand-in clan-coord for bench.sh: a lab up writes a key, `check` fails when asked to
+echo "$*" >> "$STUB_LOG"
+case "$1" in
+  lab) dir=$(echo "$*" | sed -n 's/.*--dir \([^ ]*\).*/\1/p')
+       if [ "$2" = up ]; then
+         mkdir -p "$dir/ca" "$dir/workstation"
+         echo "ssh-ed25519 AAAAtest ca" > "$dir/ca/ca.pub"
+         echo "PRIVATE TEST KEY" > "$dir/workstation/id_ed25519"
+         printf '{"dir":"%s","domain":"clan","machines":[]}' "$dir" > "$dir/lab.json"
+       fi ;;
+  plan) echo '{}' ;;
+  check) [ "$STUB_FAIL" = 1 ] && exit 1 ;;
+esac
+exit 0
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for fail in ["0", "1"] {
+        let labs = tmp.path().join(format!("labs-{fail}"));
+        std::fs::create_dir_all(&labs).unwrap();
+        let log = tmp.path().join(format!("calls-{fail}"));
+        let out = std::process::Command::new("bash")
+            .args(["bench/bench.sh", "1"])
+            .env("COMPARE", "")
+            .env("SCALE", "2")
+            .env("BENCH_BIN", &stub)
+            .env("BENCH_OUT", tmp.path().join("out"))
+            .env("TMPDIR", &labs)
+            .env("STUB_LOG", &log)
+            .env("STUB_FAIL", fail)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), fail == "0", "bench.sh: {said}");
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            calls.contains("lab up") && calls.contains("lab down"),
+            "{calls}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&labs)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "bench.sh (check failing: {fail}) left {left:?}"
+        );
+    }
+}

@@ -1,9 +1,12 @@
 //! The lab machines' processes: the anchor holding each machine's UTS and mount namespaces, and
 //! the daemons (sshd, yggdrasil) started into them and tracked by pid, as systemd units would be.
 
+use crate::binds::binds;
 use crate::error::LabError;
 use crate::files::write;
-use crate::process::{alive, await_cond, comm, kill, spawn_detached, tail, READY};
+use crate::process::{
+    alive, await_cond, comm, kill, listening_sockets, signal_and_await, spawn_detached, tail, READY,
+};
 use crate::shim;
 use crate::state::LabState;
 
@@ -29,10 +32,11 @@ pub(crate) fn start_anchor(state: &mut LabState, m: &str) -> Result<(), LabError
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([
-        md.display().to_string(),
-        state.dir.join("bin").display().to_string(),
-    ])
+    .chain(
+        binds(state, m)
+            .into_iter()
+            .flat_map(|(src, target)| [src.display().to_string(), target.to_string()]),
+    )
     .collect();
     let log = md.join("log/anchor.log");
     let pid = spawn_detached(&argv, &log)?;
@@ -95,32 +99,32 @@ pub(crate) fn start_daemon(state: &mut LabState, m: &str, which: &str) -> Result
 }
 
 /// Makes machine `m`'s sshd reload its configuration, keys and certificate; waits until it has.
+///
+/// SIGHUP makes sshd close its listening sockets and re-execute itself, which loads the keys and
+/// certificate again before it listens. The wait is on that condition, not on a log line: every
+/// socket sshd listens on is new (none held before the signal) and there are as many as before.
+/// The sockets are read before the signal, so a fast sshd cannot finish before the wait looks.
 pub(crate) fn reload_sshd(state: &LabState, m: &str) -> Result<(), LabError> {
-    // SIGHUP: sshd re-executes itself and reloads its configuration, keys and certificate. Its
-    // "Server listening" lines are counted before the signal, so a fast sshd cannot announce
-    // itself before the wait starts looking (race-free on a loaded host).
-    if let Some(p) = state.pids.get(&format!("{m}/sshd")) {
-        let log = state.mdir(m).join("log/sshd.log");
-        let listening = || {
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .matches("Server listening")
-                .count()
-        };
-        let before = listening();
-        kill(*p, "-HUP");
-        await_cond(m, "sshd reload", READY, || {
-            let now = listening();
-            if now > before {
-                Ok(true)
-            } else {
-                Err(format!(
-                    "{now} \"Server listening\" line(s) in {}, {before} before SIGHUP to pid {p}; log tail: {}",
-                    log.display(),
-                    tail(&log, 3)
-                ))
+    let Some(p) = state.tracked(&format!("{m}/sshd")) else {
+        return Ok(());
+    };
+    let log = state.mdir(m).join("log/sshd.log");
+    signal_and_await(
+        m,
+        "sshd reload",
+        READY,
+        || listening_sockets(p),
+        || kill(p, "-HUP"),
+        |before, now| {
+            if !now.is_empty() && now.is_disjoint(before) && now.len() >= before.len() {
+                return Ok(true);
             }
-        })?;
-    }
-    Ok(())
+            Err(format!(
+                "sshd pid {p} listens on socket(s) {now:?}, on {before:?} before SIGHUP \
+                 (want {} new); log tail: {}",
+                before.len().max(1),
+                tail(&log, 3)
+            ))
+        },
+    )
 }

@@ -10,7 +10,7 @@ use crate::error::LabError;
 use crate::files::{io, mkdir, write};
 use crate::process::stop;
 use crate::state::{LabMachine, LabState, StateLock};
-use crate::{sshd, system};
+use crate::{binds, sshd, system};
 
 /// root's password hash in the lab (of the lab-only test password `lab-only-test-password`):
 /// the users-root var deployed to every machine and the shadow field it must match.
@@ -209,6 +209,8 @@ pub fn rebuild(dir: &Path, m: &str, log: &mut dyn FnMut(&str)) -> Result<(), Lab
     let mut state = LabState::require(dir)?;
     let mach = state.machine(m)?.clone();
     let md = state.mdir(m);
+    // The machine must still show what the lab deploys, or the rebuild proves nothing.
+    binds::require_bound(&state)?;
     log(&format!(
         "evaluating the configuration of {m} ({})",
         state.dir.join("clan/lab-config.json").display()
@@ -245,7 +247,7 @@ pub fn rebuild(dir: &Path, m: &str, log: &mut dyn FnMut(&str)) -> Result<(), Lab
             log(&format!(
                 "{m}: restarting yggdrasil.service (settings changed)"
             ));
-            if let Some(p) = state.pids.get(&format!("{m}/yggdrasil")).copied() {
+            if let Some(p) = state.tracked(&format!("{m}/yggdrasil")) {
                 stop(p)?;
             }
             start_daemon(&mut state, m, "yggdrasil")?;

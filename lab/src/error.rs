@@ -37,6 +37,16 @@ pub enum LabError {
         /// The host route or address it overlaps.
         what: String,
     },
+    /// The state directory is not safe to act on as root.
+    #[error("lab state directory {dir} {why}: it holds the lab's private keys and the pids it signals as root, so it must be a directory of the lab's own user that nobody else can write (mode 0700); {fix}", dir = dir.display())]
+    UnsafeStateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        why: String,
+        /// How to fix it.
+        fix: String,
+    },
     /// A request to the lab is invalid.
     #[error("lab: {0}")]
     Invalid(String),

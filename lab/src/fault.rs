@@ -10,10 +10,11 @@ use crate::daemon::{reload_sshd, start_daemon};
 use crate::deploy::{current_system, write_machine_files};
 use crate::error::LabError;
 use crate::files::{io, mkdir, write};
-use crate::keys;
 use crate::lifecycle::await_ready;
-use crate::process::{alive, await_cond, descendants, ip, kill, ours, spawn_detached, stop, READY};
+use crate::process::{alive, await_cond, descendants, ip, kill, spawn_detached, stop, READY};
 use crate::state::{LabMachine, LabState, StateLock};
+use crate::statedir;
+use crate::{binds, keys};
 
 /// A fault `lab fault` can bring in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,9 +104,8 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
             } else {
                 "sshd"
             };
-            if let Some(p) = state.pids.get(&format!("{m}/{which}")) {
-                kill(*p, "-TERM");
-                let p = *p;
+            if let Some(p) = state.tracked(&format!("{m}/{which}")) {
+                kill(p, "-TERM");
                 await_cond(m, &format!("{which} stopped"), READY, || Ok(!alive(p)))?;
             }
         }
@@ -117,7 +117,7 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
             // established sessions with it; the listener is back at once, as systemd restarts it.
             // A one-shot event: nothing stays broken, so nothing is recorded to heal.
             let key = format!("{m}/sshd");
-            if let Some(p) = state.pids.get(&key).copied().filter(|p| ours(&key, *p)) {
+            if let Some(p) = state.tracked(&key) {
                 let mut victims = descendants(p);
                 victims.push(p);
                 for v in &victims {
@@ -191,9 +191,8 @@ fn underlay_link(state: &LabState, m: &LabMachine, up: bool) -> Result<(), LabEr
 /// delay the underlay TCP stream; its yggdrasil listens on loopback only, so no peer bypasses
 /// them. Restarts m's yggdrasil with that configuration and waits until it peers again.
 fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
-    let exe = state.exe.clone().ok_or_else(|| {
-        LabError::Invalid("slow-link needs the clan-coord binary (state has none)".into())
-    })?;
+    let exe = state.relay_exe();
+    statedir::check_file(&exe)?;
     let anchor = state.anchor(m)?.to_string();
     let md = state.mdir(m);
     let others: Vec<LabMachine> = state
@@ -239,7 +238,7 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
         &serde_json::to_string_pretty(&conf).unwrap_or_default(),
         0o600,
     )?;
-    if let Some(p) = state.pids.get(&format!("{m}/yggdrasil")).copied() {
+    if let Some(p) = state.tracked(&format!("{m}/yggdrasil")) {
         stop(p)?;
     }
     start_daemon(state, m, "yggdrasil")?;
@@ -247,7 +246,8 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
 }
 
 /// Undoes every fault on `m` (or on all machines): files rewritten from the lab's keys, links up,
-/// stopped daemons started, sshd reloaded; then waits for the mesh.
+/// stopped daemons started, sshd reloaded, binds that no longer hold made again; then waits for
+/// the mesh.
 pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
     let _lock = StateLock::take(dir)?;
     let mut state = LabState::require(dir)?;
@@ -271,29 +271,28 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
             .collect();
         if !relays.is_empty() {
             // The yggdrasil config was changed for the relays: restart it with the normal one.
-            if let Some(p) = state.pids.get(&format!("{name}/yggdrasil")).copied() {
+            if let Some(p) = state.tracked(&format!("{name}/yggdrasil")) {
                 stop(p)?;
             }
             for (k, p) in relays {
-                if ours(&k, p) {
+                if state.check_pid(&k, p).is_ok() {
                     stop(p)?;
                 }
                 state.pids.remove(&k);
             }
         }
         for which in ["sshd", "yggdrasil"] {
-            let running = state
-                .pids
-                .get(&format!("{name}/{which}"))
-                .is_some_and(|p| alive(*p));
+            let running = state.tracked(&format!("{name}/{which}")).is_some();
             if !running {
                 start_daemon(&mut state, name, which)?;
             } else if which == "sshd" {
                 reload_sshd(&state, name)?;
             }
         }
+        binds::rebind(&state, name)?;
         state.faults.remove(name);
     }
     state.save()?;
+    binds::require_bound(&state)?;
     await_ready(&state)
 }

@@ -4,7 +4,6 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::Command;
 
 use crate::error::LabError;
 use crate::net;
@@ -32,7 +31,8 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn missing_packages() -> Vec<&'static str> {
+/// The lab's packages whose program is not there.
+pub(crate) fn missing_packages() -> Vec<&'static str> {
     PACKAGES
         .iter()
         .filter(|(_, p)| !Path::new(p).exists())
@@ -57,40 +57,6 @@ pub fn unsupported() -> Option<String> {
         return Some("/dev/net/tun is missing: yggdrasil needs TUN".into());
     }
     None
-}
-
-/// Installs missing packages with apt-get, saying what and why through `notice` before apt-get
-/// runs (it can take minutes).
-pub fn install_missing(notice: &mut dyn FnMut(&str)) -> Result<(), LabError> {
-    let missing = missing_packages();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    notice(&format!(
-        "lab: installing missing Debian packages: {}",
-        missing.join(" ")
-    ));
-    let env = [("DEBIAN_FRONTEND", "noninteractive")];
-    let status = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .envs(env)
-            .status()
-            .map_err(|e| LabError::Tool {
-                tool: "apt-get".into(),
-                reason: e.to_string(),
-            })
-    };
-    status(&["update", "-qq"])?;
-    let mut args = vec!["install", "-y", "-qq"];
-    args.extend(&missing);
-    if !status(&args)?.success() {
-        return Err(LabError::Tool {
-            tool: "apt-get install".into(),
-            reason: format!("could not install {}", missing.join(" ")),
-        });
-    }
-    Ok(())
 }
 
 /// The lab's management and underlay /24s: the first pair that overlaps no address or route of

@@ -14,10 +14,13 @@
 //!   started into them with nsenter and tracked by pid in `<dir>/lab.json`.
 //!
 //! Modules:
-//! - [`host`]: what the lab needs from its host (root, packages, free subnets).
-//! - [`state`]: `lab.json` (machines, pids, faults) and the lock around it.
+//! - [`host`]: what the lab needs from its host (root, packages, free subnets); [`install`]:
+//!   `--install`, which installs packages without starting or enabling host services.
+//! - [`state`]: `lab.json` (machines, pids, faults), what is checked before the lab acts on
+//!   it, and the lock around it; [`statedir`]: the private directory it lives in.
 //! - [`lifecycle`]: `up`, `status`, `down`, waiting for the mesh, reaping a crashed lab.
-//! - `daemon`: the anchor and daemons (sshd, yggdrasil) of each machine.
+//! - `daemon`: the anchor and daemons (sshd, yggdrasil) of each machine; [`binds`]: what
+//!   each machine has bound over the host's paths, and the check that it still holds.
 //! - [`deploy`]: machine files, closures, generations, switch and `rebuild`.
 //! - [`fault`](mod@fault): real faults ([`Fault`]) and `heal`.
 //! - [`recording`]: a live run recorded for offline replay.
@@ -30,12 +33,14 @@
 //! `tracing`.
 #![warn(missing_docs)]
 
+pub mod binds;
 mod daemon;
 pub mod deploy;
 pub mod error;
 pub mod fault;
 mod files;
 pub mod host;
+pub mod install;
 pub mod keys;
 pub mod lifecycle;
 pub mod net;
@@ -46,13 +51,16 @@ pub mod repo;
 pub mod shim;
 pub mod sshd;
 pub mod state;
+pub mod statedir;
 pub mod system;
 
 pub use deploy::{rebuild, LAB_ROOT_HASH};
 pub use error::LabError;
 pub use fault::{fault, heal, Fault, SLOW_LINK_DELAY};
-pub use host::{install_missing, is_root, unsupported, PACKAGES};
-pub use lifecycle::{down, status, up, UpOptions};
+pub use host::{is_root, unsupported, PACKAGES};
+pub use install::install_missing;
+pub use lifecycle::{down, down_with, status, up, UpOptions};
 pub use process::alive;
 pub use recording::{finish_recording, prepare_recording};
 pub use state::{machine_names, LabMachine, LabState};
+pub use statedir::DEFAULT_DIR;

@@ -10,35 +10,27 @@ use crate::daemon::{start_anchor, start_daemon};
 use crate::deploy::{current_system, switch_to, write_closure, write_machine_files};
 use crate::error::LabError;
 use crate::files::{io, mkdir, write};
-use crate::host::{free_subnets, install_missing, is_root, unsupported};
-use crate::process::{alive, await_cond, in_parallel, ip, kill, ours, run, POLL, READY};
-use crate::state::{machine_names, LabMachine, LabState};
-use crate::{keys, repo, shim};
+use crate::host::{free_subnets, is_root, unsupported};
+use crate::install::install_missing;
+use crate::process::{alive, await_cond, in_parallel, ip, kill, run, POLL, READY};
+use crate::state::{machine_names, valid_prefix, LabMachine, LabState};
+use crate::statedir;
+use crate::{binds, keys, repo, shim};
 
 /// Options of `lab up`.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
     /// Number of machines (2..=16).
     pub machines: usize,
-    /// State directory.
+    /// State directory (created with mode 0700; see [`crate::statedir`]).
     pub dir: PathBuf,
     /// Namespace prefix (default `clab`).
     pub prefix: String,
     /// Install missing Debian packages with apt-get.
     pub install: bool,
-    /// The clan-coord binary (for the `slow-link` relay); None = this process's executable.
+    /// The clan-coord binary (for the `slow-link` relay and the rebuild command); None = this
+    /// process's executable. The lab keeps its own link or copy of it in its state directory.
     pub exe: Option<PathBuf>,
-}
-
-/// A namespace prefix: what clan accepts as a machine name (lowercase letters, digits, inner
-/// dashes), at most 8 long so that `<prefix>-<machine>` stays a short namespace name.
-fn valid_prefix(p: &str) -> bool {
-    let b = p.as_bytes();
-    (1..=8).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
 }
 
 /// Brings the lab up (cleaning a previous one in the same directory first) and returns its state.
@@ -64,12 +56,11 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     if let Some(why) = unsupported() {
         return Err(LabError::Unsupported { reason: why });
     }
-    down(&opts.dir)?;
+    down_with(&opts.dir, notice)?;
     reap_orphans(&opts.prefix, notice)?;
     // Host safety: the lab's subnets must overlap nothing of the host's.
     let (mgmt_net, underlay_net) = free_subnets()?;
-    mkdir(&opts.dir)?;
-    let dir = std::fs::canonicalize(&opts.dir).map_err(|e| io(&opts.dir, e))?;
+    let dir = statedir::create(&opts.dir)?;
     // A fresh fleet: no machine keeps files, keys or generations from a previous lab here.
     for sub in ["machines", "clan"] {
         let p = dir.join(sub);
@@ -101,9 +92,13 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
             .collect(),
         pids: BTreeMap::new(),
         faults: BTreeMap::new(),
-        exe: opts.exe.clone().or_else(|| std::env::current_exe().ok()),
     };
     state.save()?;
+    let exe = match &opts.exe {
+        Some(e) => e.clone(),
+        None => std::env::current_exe().map_err(|e| io(Path::new("/proc/self/exe"), e))?,
+    };
+    statedir::install_exe(&exe, &state.relay_exe())?;
     make_keys(&mut state)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab keys");
     make_network(&state)?;
@@ -134,6 +129,7 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     }
     state.save()?;
     await_ready(&state)?;
+    binds::require_bound(&state)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab up");
     Ok(state)
 }
@@ -289,18 +285,28 @@ fn peer_count(text: &str) -> Result<usize, String> {
 }
 
 /// Stops the lab in `dir`: ends only its tracked processes, deletes only its namespaces. A
-/// directory without a lab is fine (idempotent).
+/// directory without a lab is fine (idempotent). Pids that are not the lab's are left alone,
+/// with a warning in the log; [`down_with`] says so to the operator.
 pub fn down(dir: &Path) -> Result<bool, LabError> {
+    down_with(dir, &mut |n| tracing::warn!("{n}"))
+}
+
+/// [`down`], saying through `notice` which tracked pids it leaves alone and why.
+pub fn down_with(dir: &Path, notice: &mut dyn FnMut(&str)) -> Result<bool, LabError> {
     let Some(state) = LabState::load(dir)? else {
         return Ok(false);
     };
     // Daemons first, anchors last; TERM, then KILL after a bounded wait.
-    let mut pids: Vec<(String, u32)> = state
-        .pids
-        .iter()
-        .filter(|(k, v)| ours(k, **v))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
+    let mut pids: Vec<(String, u32)> = Vec::new();
+    for (k, p) in &state.pids {
+        match state.check_pid(k, *p) {
+            Ok(()) => pids.push((k.clone(), *p)),
+            Err(why) if alive(*p) => notice(&format!(
+                "lab down: not signalling pid {p} (tracked as {k}): {why}"
+            )),
+            Err(_) => {}
+        }
+    }
     pids.sort_by_key(|(k, _)| k.ends_with("/anchor"));
     for (_, p) in &pids {
         kill(*p, "-TERM");
@@ -309,8 +315,11 @@ pub fn down(dir: &Path) -> Result<bool, LabError> {
     while pids.iter().any(|(_, p)| alive(*p)) && start.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(POLL);
     }
-    for (_, p) in &pids {
-        kill(*p, "-KILL");
+    for (k, p) in &pids {
+        // Re-checked: a pid that ended during the wait may have been reused.
+        if state.check_pid(k, *p).is_ok() {
+            kill(*p, "-KILL");
+        }
     }
     for ns in state.namespaces() {
         if Path::new("/run/netns").join(&ns).exists() {
@@ -350,7 +359,8 @@ fn reap_orphans(prefix: &str, notice: &mut dyn FnMut(&str)) -> Result<(), LabErr
     Ok(())
 }
 
-/// One line per machine: processes and addresses.
+/// One line per machine: processes and addresses; then a line for each bind that no longer
+/// holds ([`binds::detached`]).
 pub fn status(dir: &Path) -> Result<String, LabError> {
     let Some(state) = LabState::load(dir)? else {
         return Ok(format!("no lab in {}", dir.display()));
@@ -362,10 +372,13 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
         state.machines_file().display()
     );
     for m in &state.machines {
-        let st = |r: &str| match state.pids.get(&format!("{}/{r}", m.name)) {
-            Some(p) if alive(*p) => format!("{r} {p}"),
-            Some(_) => format!("{r} DOWN"),
-            None => format!("{r} -"),
+        let st = |r: &str| {
+            let key = format!("{}/{r}", m.name);
+            match (state.pids.get(&key), state.tracked(&key)) {
+                (_, Some(p)) => format!("{r} {p}"),
+                (Some(_), None) => format!("{r} DOWN"),
+                (None, _) => format!("{r} -"),
+            }
         };
         s.push_str(&format!(
             "  {:<11} mgmt {:<15} ygg {:<40} {}, {}, {}{}\n",
@@ -381,6 +394,9 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
                 .map(|f| format!("  faults: {}", f.join(", ")))
                 .unwrap_or_default()
         ));
+    }
+    for d in binds::detached(&state) {
+        s.push_str(&format!("  {d}\n"));
     }
     Ok(s)
 }

@@ -1,7 +1,7 @@
 //! Host processes the lab runs and tracks: host tools run to completion, daemons started
-//! detached, bounded waits, and the checks that keep the lab from signalling a pid that is no
-//! longer its own.
+//! detached, bounded waits. Which pids are still the lab's own is [`crate::state`]'s to say.
 
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
@@ -43,19 +43,48 @@ pub(crate) fn ip(args: &[&str]) -> Result<String, LabError> {
 }
 
 /// Starts `argv` detached (own session, reparented to init), output appended to `log`; its pid.
+/// The daemon gets no other descriptor of this process's: one inherited from the caller (a
+/// `flock` on a lock file, a jobserver pipe) would otherwise stay open as long as the lab runs.
 pub(crate) fn spawn_detached(argv: &[String], log: &Path) -> Result<u32, LabError> {
-    let mut args: Vec<String> = vec![
-        "-c".into(),
-        r#"log="$1"; shift; setsid "$@" >>"$log" 2>&1 </dev/null & echo $!"#.into(),
-        "sh".into(),
-        log.display().to_string(),
-    ];
-    args.extend(argv.iter().cloned());
-    let out = run("sh", &args)?;
-    out.trim().parse().map_err(|_| LabError::Tool {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        r#"log="$1"; shift; setsid "$@" >>"$log" 2>&1 </dev/null & echo $!"#,
+        "sh",
+    ])
+    .arg(log)
+    .args(argv);
+    // SAFETY: the hook runs between fork and exec and only makes async-signal-safe system
+    // calls (close_range, fcntl); it allocates nothing and takes no lock.
+    unsafe { cmd.pre_exec(close_on_exec_from_3) };
+    let out = cmd.output().map_err(|e| LabError::Tool {
+        tool: "sh".into(),
+        reason: format!("cannot start the launcher: {e}"),
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().map_err(|_| LabError::Tool {
         tool: argv.join(" "),
-        reason: format!("no pid from launcher: {out:?}"),
+        reason: format!(
+            "no pid from launcher: {text:?} ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
     })
+}
+
+/// Marks every descriptor from 3 up close-on-exec (in a forked child, before exec).
+fn close_on_exec_from_3() -> std::io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with the CLOEXEC flag only sets flags on this process's descriptors.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        // Kernels before 5.11: one fcntl per possible descriptor (EBADF for closed ones).
+        for fd in 3..4096 {
+            // SAFETY: F_SETFD on any number is harmless; closed descriptors just fail.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+    Ok(())
 }
 
 /// A process that exists and is not a zombie.
@@ -72,6 +101,42 @@ pub(crate) fn comm(pid: u32) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
+}
+
+/// The TCP sockets `pid` listens on (inodes), from its descriptors and its network namespace's
+/// `/proc/<pid>/net/tcp{,6}`: they change when a daemon re-executes and listens afresh.
+pub(crate) fn listening_sockets(pid: u32) -> BTreeSet<u64> {
+    let held: BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let l = std::fs::read_link(e.path()).ok()?;
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
+        .flat_map(|t| listening_inodes(&t))
+        .filter(|i| held.contains(i))
+        .collect()
+}
+
+/// Inodes of the listening (`st` 0A) sockets in a `/proc/net/tcp` table.
+fn listening_inodes(table: &str) -> Vec<u64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(3) == Some(&"0A")).then(|| f.get(9)?.parse().ok())?
+        })
+        .collect()
 }
 
 /// Waits (bounded, polling) until `cond` holds.
@@ -99,6 +164,22 @@ pub(crate) fn await_cond(
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Sends an event (`signal`) and waits, bounded, until its effect shows. Race-free: the baseline is
+/// observed before the signal, so an effect that lands before the wait starts (a fast daemon on
+/// a loaded host) is still seen. `done(before, now)` says whether the effect shows, or why not.
+pub(crate) fn signal_and_await<T>(
+    machine: &str,
+    what: &str,
+    limit: Duration,
+    observe: impl Fn() -> T,
+    signal: impl FnOnce(),
+    done: impl Fn(&T, &T) -> Result<bool, String>,
+) -> Result<(), LabError> {
+    let before = observe();
+    signal();
+    await_cond(machine, what, limit, || done(&before, &observe()))
 }
 
 /// The last `n` lines of a log, on one line: the detail of a daemon that did not come up.
@@ -154,32 +235,111 @@ pub(crate) fn kill(pid: u32, sig: &str) {
     }
 }
 
-/// The program a tracked role runs, so that a pid reused by another process after a crash is
-/// never signalled.
-fn expected_comm(role_key: &str) -> &'static str {
-    match role_key.rsplit('/').next() {
-        Some("anchor") => "sleep",
-        Some("sshd") => "sshd",
-        Some(r) if r.starts_with("relay-") => "clan-coord",
-        _ => "yggdrasil",
-    }
-}
-
-/// Whether `pid` is still the process tracked as `key`: never signal a reused pid.
-pub(crate) fn ours(key: &str, pid: u32) -> bool {
-    let c = comm(pid);
-    // `comm` is the program until exec completes; a freshly started one may still show the launcher.
-    alive(pid)
-        && (c == expected_comm(key)
-            || c == "nsenter"
-            || c == "setsid"
-            || c == "ip"
-            || c == "unshare")
-}
 /// Ends `pid` with TERM and waits (bounded) until it is gone.
 pub(crate) fn stop(pid: u32) -> Result<(), LabError> {
     kill(pid, "-TERM");
     await_cond("lab", &format!("process {pid} to end"), READY, || {
         Ok(!alive(pid))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A daemon that reacts to its signal at once: its log line is written before the wait
+    /// starts. A wait that takes its baseline after signalling never sees the line appear.
+    #[test]
+    fn an_effect_that_lands_before_the_wait_starts_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sshd.log");
+        std::fs::write(&log, "Server listening on 0.0.0.0 port 22.\n").unwrap();
+        let count = || {
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .matches("Server listening")
+                .count()
+        };
+        let fast_daemon = || {
+            let mut t = std::fs::read_to_string(&log).unwrap();
+            t.push_str("Received SIGHUP; restarting.\nServer listening on 0.0.0.0 port 22.\n");
+            std::fs::write(&log, t).unwrap();
+        };
+        signal_and_await(
+            "m",
+            "reload",
+            Duration::from_millis(300),
+            count,
+            fast_daemon,
+            |before, now| {
+                if now > before {
+                    Ok(true)
+                } else {
+                    Err(format!("{now} line(s), {before} before the signal"))
+                }
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn listening_sockets_are_read_from_the_tcp_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:0016 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 20 4 30 10 -1
+";
+        assert_eq!(listening_inodes(table), vec![4242]);
+        // This process listens on nothing; the call must not fail.
+        assert!(listening_sockets(std::process::id()).is_empty());
+    }
+
+    /// A daemon must not keep descriptors the lab's caller inherited: a `flock` on the lab-test
+    /// lock, held by a `sleep infinity` anchor, blocked every other lab test until `lab down`.
+    #[test]
+    fn daemons_inherit_no_descriptor_but_their_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = dir.path().join("held.lock");
+        let f = std::fs::File::create(&held).unwrap();
+        // As a caller's inherited descriptor is: open across exec (no close-on-exec).
+        // SAFETY: dup of an fd we own; the copy is closed below.
+        let fd = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&f)) };
+        assert!(fd > 2);
+        let pid = spawn_detached(
+            &["sleep".to_string(), "30".to_string()],
+            &dir.path().join("log"),
+        )
+        .unwrap();
+        let open: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .collect();
+        kill(pid, "-KILL");
+        // SAFETY: closes the dup made above.
+        unsafe { libc::close(fd) };
+        assert!(
+            !open.contains(&held),
+            "the daemon holds {}: {open:?}",
+            held.display()
+        );
+    }
+
+    #[test]
+    fn a_missed_effect_is_an_error_with_what_was_seen() {
+        let e = signal_and_await(
+            "m",
+            "reload",
+            Duration::from_millis(50),
+            || 1,
+            || {},
+            |b, n| Err(format!("saw {n}, {b} before")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("m: reload not ready") && e.contains("saw 1, 1 before"),
+            "{e}"
+        );
+    }
 }

@@ -153,7 +153,7 @@ pub fn machines_toml_with(state: &LabState, clan_dir: &str, note: &str) -> Strin
          [[rebuild.artefact]]\npath = \"/run/current-system/etc/nix/nix.conf\"\n",
         state.domain,
         state.ns_ws(),
-        state.exe.as_ref().map(|e| e.display().to_string()).unwrap_or_else(|| "clan-coord".into()),
+        state.relay_exe().display(),
     );
     for m in &state.machines {
         s.push_str(&format!(

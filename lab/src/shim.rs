@@ -61,16 +61,15 @@ esac
 "#;
 
 /// Runs inside a new UTS + mount namespace (already in the machine's network namespace): names
-/// the machine and gives it private `/etc/ssh`, `/root`, `/run`, `/etc/shadow`, `/nix` (a lab
-/// store and system profile) and the lab `systemctl`, then holds the namespaces open as the
-/// machine's anchor process.
+/// the machine (`$1`) and binds each following pair (source, target) over the host's path
+/// (private `/etc/ssh`, `/root`, `/run`, `/etc/shadow`, `/nix`, the lab `systemctl`: see
+/// `binds`), then holds the namespaces open as the machine's anchor process.
 pub const ANCHOR: &str = r#"set -e
 hostname "$1"
-mount --bind "$2/etc-ssh" /etc/ssh
-mount --bind "$2/root" /root
-mount --bind "$2/run" /run
-mount --bind "$2/shadow" /etc/shadow
-mount --bind "$3/systemctl" /usr/bin/systemctl
-mount --bind "$2/nix" /nix
+shift
+while [ $# -ge 2 ]; do
+  mount --bind "$1" "$2"
+  shift 2
+done
 exec sleep infinity
 "#;

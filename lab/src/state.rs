@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
 use crate::files::{io, write};
-use crate::process::{alive, run};
+use crate::process::{alive, comm, run};
+use crate::statedir;
 
 /// Machine names: the story's two first, then `vm-03` ...
 pub fn machine_names(n: usize) -> Vec<String> {
@@ -60,22 +61,104 @@ pub struct LabState {
     /// Active faults: machine → kinds (as [`crate::Fault`] displays them).
     #[serde(default)]
     pub faults: BTreeMap<String, Vec<String>>,
-    /// The clan-coord binary, started as the `slow-link` relay.
-    #[serde(default)]
-    pub exe: Option<PathBuf>,
+}
+
+/// A namespace prefix: what clan accepts as a machine name (lowercase letters, digits, inner
+/// dashes), at most 8 long so that `<prefix>-<machine>` stays a short namespace name.
+pub(crate) fn valid_prefix(p: &str) -> bool {
+    let b = p.as_bytes();
+    (1..=8).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// The program a tracked role runs.
+fn expected_comm(role: &str) -> &'static str {
+    match role {
+        "anchor" => "sleep",
+        "sshd" => "sshd",
+        r if r.starts_with("relay-") => "clan-coord",
+        _ => "yggdrasil",
+    }
+}
+
+/// The identity of a namespace file (`/run/netns/<ns>`, `/proc/<pid>/ns/net`).
+fn ns_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl LabState {
-    /// Loads `<dir>/lab.json`, if a lab was brought up there.
+    /// Loads `<dir>/lab.json`, if a lab was brought up there. The directory must be a safe state
+    /// directory ([`crate::statedir`]) and the file what the lab writes: its namespace names,
+    /// machines and tracked roles are checked before anything acts on them.
     pub fn load(dir: &Path) -> Result<Option<LabState>, LabError> {
-        let p = dir.join("lab.json");
-        match std::fs::read_to_string(&p) {
-            Ok(t) => serde_json::from_str(&t)
-                .map(Some)
-                .map_err(|e| LabError::Invalid(format!("{}: {e}", p.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(&p, e)),
+        if !statedir::check(dir)? {
+            return Ok(None);
         }
+        let p = dir.join("lab.json");
+        let t = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&p, e)),
+        };
+        let state: LabState = serde_json::from_str(&t)
+            .map_err(|e| LabError::Invalid(format!("{}: {e}", p.display())))?;
+        let canonical = std::fs::canonicalize(dir).map_err(|e| io(dir, e))?;
+        state.validate(&canonical).map_err(|what| {
+            LabError::Invalid(format!(
+                "{}: {what}; the lab did not write this, so it acts on nothing in it \
+                 (remove the file and run `clan-coord lab up --prefix <prefix>`, which removes \
+                 namespaces a crashed lab left)",
+                p.display()
+            ))
+        })?;
+        Ok(Some(state))
+    }
+
+    /// What `lab up` writes: its own directory, a lab prefix, the lab's machine names in
+    /// order, and tracked roles of those machines only.
+    fn validate(&self, dir: &Path) -> Result<(), String> {
+        if self.dir != dir {
+            return Err(format!("dir {:?} is not this directory", self.dir));
+        }
+        if !valid_prefix(&self.prefix) {
+            return Err(format!(
+                "prefix {:?} is no lab prefix (up to 8 lowercase letters, digits, inner dashes)",
+                self.prefix
+            ));
+        }
+        let n = self.machines.len();
+        if !(2..=16).contains(&n) {
+            return Err(format!("{n} machines (a lab has 2 to 16)"));
+        }
+        for (i, (m, want)) in self.machines.iter().zip(machine_names(n)).enumerate() {
+            if m.name != want || m.index != i {
+                return Err(format!(
+                    "machine {i} is {:?} (index {}), not the lab's {want:?}",
+                    m.name, m.index
+                ));
+            }
+        }
+        let known = |name: &str| self.machines.iter().any(|m| m.name == name);
+        for key in self.pids.keys() {
+            let ok = key.split_once('/').is_some_and(|(m, role)| {
+                known(m)
+                    && (["anchor", "sshd", "yggdrasil"].contains(&role)
+                        || role
+                            .strip_prefix("relay-")
+                            .is_some_and(|o| known(o) && o != m))
+            });
+            if !ok {
+                return Err(format!("tracked process {key:?} is no lab machine's role"));
+            }
+        }
+        if let Some(m) = self.faults.keys().find(|m| !known(m)) {
+            return Err(format!("faults of {m:?}, no lab machine"));
+        }
+        Ok(())
     }
 
     /// Loads `<dir>/lab.json`, failing when no lab was brought up there.
@@ -89,7 +172,7 @@ impl LabState {
         write(
             &self.dir.join("lab.json"),
             &serde_json::to_string_pretty(self).unwrap_or_default(),
-            0o644,
+            0o600,
         )
     }
 
@@ -156,11 +239,50 @@ impl LabState {
 
     /// The pid holding machine `m`'s namespaces, if it runs.
     pub(crate) fn anchor(&self, m: &str) -> Result<u32, LabError> {
-        self.pids
-            .get(&format!("{m}/anchor"))
-            .copied()
-            .filter(|p| alive(*p))
+        self.tracked(&format!("{m}/anchor"))
             .ok_or_else(|| LabError::Invalid(format!("machine {m} is not running (no anchor)")))
+    }
+
+    /// The pid tracked as `key` (`<machine>/<role>`) if it is still the lab's process: the only
+    /// pids the lab signals.
+    pub(crate) fn tracked(&self, key: &str) -> Option<u32> {
+        let pid = *self.pids.get(key)?;
+        self.check_pid(key, pid).ok().map(|()| pid)
+    }
+
+    /// Whether `pid` is the lab's process tracked as `key`: alive, in the network namespace of
+    /// `key`'s machine (only the lab starts processes there) and running the role's program (or
+    /// still its launcher). Err says why not; a pid from a tampered or stale lab.json, or reused
+    /// by another process after a crash, is never signalled.
+    pub(crate) fn check_pid(&self, key: &str, pid: u32) -> Result<(), String> {
+        let (m, role) = key.split_once('/').unwrap_or((key, ""));
+        if !alive(pid) {
+            return Err("not running".into());
+        }
+        let ns = self.ns(m);
+        let want = ns_id(&Path::new("/run/netns").join(&ns))
+            .ok_or_else(|| format!("the lab namespace {ns} does not exist"))?;
+        let has = ns_id(Path::new(&format!("/proc/{pid}/ns/net")));
+        if has != Some(want) {
+            return Err(format!(
+                "it is not in the lab namespace {ns} (a process outside the lab; lab.json stale or tampered)"
+            ));
+        }
+        let c = comm(pid);
+        // `comm` is the launcher's until exec completes.
+        if c == expected_comm(role)
+            || ["nsenter", "setsid", "ip", "unshare", "sh"].contains(&c.as_str())
+        {
+            Ok(())
+        } else {
+            Err(format!("it runs {c:?}, not {}", expected_comm(role)))
+        }
+    }
+
+    /// The clan-coord binary the `slow-link` relays run: the lab's own copy, written by `lab up`
+    /// into its state directory (never a path read from lab.json).
+    pub(crate) fn relay_exe(&self) -> PathBuf {
+        self.dir.join("bin/clan-coord")
     }
 
     /// Runs a program inside a machine's namespaces and returns its stdout.
@@ -182,6 +304,7 @@ impl StateLock {
     /// Waits for and holds the lock until dropped.
     pub(crate) fn take(dir: &Path) -> Result<StateLock, LabError> {
         use std::os::fd::AsRawFd;
+        statedir::check(dir)?;
         let p = dir.join("lab.lock");
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -194,5 +317,90 @@ impl StateLock {
             return Err(io(&p, std::io::Error::last_os_error()));
         }
         Ok(StateLock { _held: f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A lab.json as `lab up` writes it, for a lab in `dir` with `prefix` and `names`.
+    fn lab_json(dir: &Path, prefix: &str, names: &[&str]) -> serde_json::Value {
+        let machines: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                serde_json::json!({"name": n, "index": i, "mgmt_ip": format!("198.18.100.{}", 10 + i),
+                "underlay_ip": format!("198.18.101.{}", 10 + i), "ygg_address": "200::1", "ygg_key": "ab"})
+            })
+            .collect();
+        serde_json::json!({"dir": dir, "prefix": prefix, "domain": "clan",
+            "mgmt_net": "198.18.100.0", "underlay_net": "198.18.101.0",
+            "machines": machines, "pids": {}})
+    }
+
+    fn lab_dir() -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(t.path()).unwrap();
+        (t, d)
+    }
+
+    fn put(dir: &Path, v: &serde_json::Value) {
+        std::fs::write(dir.join("lab.json"), v.to_string()).unwrap();
+    }
+
+    #[test]
+    fn a_lab_json_as_the_lab_writes_it_loads() {
+        let (_t, d) = lab_dir();
+        put(&d, &lab_json(&d, "clab", &["hetzner-vm", "gcp-vm"]));
+        let s = LabState::load(&d).unwrap().unwrap();
+        assert_eq!(
+            s.namespaces(),
+            ["clab-ws", "clab-net", "clab-hetzner-vm", "clab-gcp-vm"]
+        );
+    }
+
+    #[test]
+    fn namespace_names_outside_the_labs_pattern_are_refused() {
+        let (_t, d) = lab_dir();
+        for (prefix, names) in [
+            ("../x", vec!["hetzner-vm", "gcp-vm"]),
+            ("clab", vec!["hetzner-vm", "../../x"]),
+            ("clab", vec!["hetzner-vm", "sshd"]),
+            ("", vec!["hetzner-vm", "gcp-vm"]),
+        ] {
+            put(&d, &lab_json(&d, prefix, &names));
+            let e = LabState::load(&d).expect_err(&format!("{prefix} {names:?} accepted"));
+            assert!(e.to_string().contains("lab.json"), "{e}");
+        }
+    }
+
+    #[test]
+    fn pids_under_unknown_keys_and_a_foreign_dir_are_refused() {
+        let (_t, d) = lab_dir();
+        let mut v = lab_json(&d, "clab", &["hetzner-vm", "gcp-vm"]);
+        v["pids"] = serde_json::json!({"host/sshd": 1});
+        put(&d, &v);
+        assert!(LabState::load(&d).is_err());
+        let mut v = lab_json(&d, "clab", &["hetzner-vm", "gcp-vm"]);
+        v["dir"] = serde_json::json!("/");
+        put(&d, &v);
+        assert!(LabState::load(&d).is_err());
+    }
+
+    #[test]
+    fn a_world_writable_or_symlinked_state_dir_is_refused() {
+        let (_t, d) = lab_dir();
+        put(&d, &lab_json(&d, "clab", &["hetzner-vm", "gcp-vm"]));
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = LabState::load(&d).expect_err("world-writable dir accepted");
+        assert!(e.to_string().contains("writable"), "{e}");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (_t2, other) = lab_dir();
+        let link = other.join("lab");
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        let e = LabState::load(&link).expect_err("symlinked dir accepted");
+        assert!(e.to_string().contains("symlink"), "{e}");
     }
 }

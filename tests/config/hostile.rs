@@ -228,7 +228,6 @@ fn every_machines_toml_the_repo_and_the_lab_write_is_accepted() {
                 .collect(),
             pids: Default::default(),
             faults: Default::default(),
-            exe: Some(root.join("target/debug/clan-coord")),
         };
         let clan = root.join("examples/test-clan");
         let text = repo::machines_toml_with(&state, &clan.display().to_string(), "test");

@@ -22,7 +22,8 @@ pub(crate) enum LabAction {
         #[command(flatten)]
         size: UpArgs,
     },
-    /// Show the lab's machines, daemons and faults.
+    /// Show the lab's machines, daemons and faults, and any bound file that no longer holds
+    /// (exit code 1 then).
     Status {
         #[command(flatten)]
         common: LabArgs,
@@ -94,15 +95,18 @@ pub(crate) struct UpArgs {
     /// Number of machines (2..=16).
     #[arg(long, default_value_t = 2)]
     machines: usize,
-    /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, ...) first.
+    /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, ...) first, without
+    /// starting or enabling their services on the host; apt/dpkg output goes to
+    /// /var/log/clan-coord-lab-apt.log.
     #[arg(long)]
     install: bool,
 }
 
 #[derive(clap::Args)]
 pub(crate) struct LabArgs {
-    /// Lab state directory.
-    #[arg(long, env = "COORD_LAB_DIR", default_value = "/tmp/clan-coord-lab")]
+    /// Lab state directory: created with mode 0700; an existing one must be yours and writable
+    /// by nobody else (it holds the lab's keys and the pids it signals).
+    #[arg(long, env = "COORD_LAB_DIR", default_value = lab::DEFAULT_DIR)]
     dir: PathBuf,
     /// Namespace name prefix.
     #[arg(long, default_value = "clab")]
@@ -179,11 +183,19 @@ pub(crate) fn lab_command(action: LabAction, settings: &Settings) -> Result<Exit
         }
         LabAction::Status { common } => {
             print!("{}", lab::status(&common.dir)?);
-            Ok(ExitCode::SUCCESS)
+            // A bind that no longer holds makes the lab unfit for use: say so in the exit code.
+            let detached = lab::LabState::load(&common.dir)?
+                .map(|s| lab::binds::detached(&s).len())
+                .unwrap_or(0);
+            Ok(if detached == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         LabAction::Down { common } => {
             let t = std::time::Instant::now();
-            let was = lab::down(&common.dir)?;
+            let was = lab::down_with(&common.dir, &mut |notice| eprintln!("{notice}"))?;
             eprintln!(
                 "lab: {} in {:.2?}",
                 if was { "down" } else { "no lab was up" },
