@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use clan_coordination::checks::{self, ac7_stability, Verdict};
 use clan_coordination::env::{Mode, Settings};
 use clan_coordination::fleet::Fleet;
-use clan_coordination::inventory::snapshot_name;
+use clan_coordination::inventory::{pinned_snapshot, snapshot_name};
 use clan_coordination::names::Criterion;
 use clan_coordination::observe::Observations;
 use clan_coordination::report;
@@ -131,16 +131,28 @@ fn ac2_ssh_via_overlay(observed: &Result<Observed, String>) {
 fn ac3_service_instances(observed: &Result<Observed, String>) {
     let o = open(observed);
     let exp = &o.fleet.expect;
+    // insta takes a relative path from this file's directory; cargo runs tests from the crate root.
+    let dir = std::env::current_dir()
+        .unwrap_or_default()
+        .join(&o.settings.snapshots);
+    let name = snapshot_name(&exp.inventory);
     insta::with_settings!({
-        // insta takes a relative path from this file's directory; cargo runs tests from the crate root.
-        snapshot_path => std::env::current_dir().unwrap_or_default().join(&o.settings.snapshots),
+        snapshot_path => &dir,
         prepend_module_to_snapshot => false,
         omit_expression => true,
         description => format!("resolved instances of {}", exp.inventory_origin.rsplit('/').next().unwrap_or_default()),
     }, {
-        insta::assert_json_snapshot!(snapshot_name(&exp.inventory), exp.inventory.snapshot_value());
+        insta::assert_json_snapshot!(name.clone(), exp.inventory.snapshot_value());
     });
-    judge(observed, Criterion::Ac3);
+    // insta has compared the instances with the reviewed snapshot, and with INSTA_UPDATE=always
+    // just rewritten it: AC3 judges against the snapshot as it is now.
+    let mut exp = exp.clone();
+    exp.pinned_instances = pinned_snapshot(&dir, &name);
+    conclude(
+        &o.settings,
+        &o.fleet,
+        checks::evaluate(Criterion::Ac3, &exp, &o.obs),
+    );
 }
 
 #[rstest]
