@@ -291,7 +291,17 @@ mod tests {
         // Its own group keeps a command from the terminal's Ctrl-C; the harness passes it on.
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pids");
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let mut harness = Command::new(std::env::current_exe().unwrap());
+        // As a harness started from a terminal: SIGINT at its default. A background job of a
+        // script starts with it ignored, and then Ctrl-C reaches neither it nor its commands.
+        // SAFETY: only async-signal-safe `signal` runs between fork and exec.
+        unsafe {
+            harness.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = harness
             .args(["--exact", "transport::local::tests::interrupted_command"])
             .args(["--ignored", "--nocapture", "--test-threads=1"])
             .env("CLAN_COORD_TEST_PIDS", &file)
