@@ -478,6 +478,11 @@ fn causes_follow_from_what_the_run_saw() {
         seen.contains("names CA") && why.contains("trusts another CA"),
         "{why}"
     );
+    let (_, why) = cause("ygg-no-peers", "AC1", "ygg.no-peers");
+    assert!(
+        why.contains("passed in this run") && !why.contains("daemons down"),
+        "{why}"
+    );
     let (seen, _) = cause("zt-network-recreated", "AC3", "zt.member");
     assert_eq!(seen, "joined: [f1ea9860065066e3 OK]");
     let (seen, why) = cause("zt-cli-no-token", "AC1", "probe.failed");

@@ -17,6 +17,13 @@ fn reverse(obs: &Observations, a: &str, b: &str) -> Option<(u32, u32)> {
         .map(|p| (p.received, p.transmitted))
 }
 
+/// What `m`'s overlay daemon reported of its own network being up, if it did.
+fn daemon_report(obs: &Observations, m: &str) -> Option<String> {
+    obs.status
+        .get(m)
+        .and_then(|s| overlay::self_report(&s.overlay))
+}
+
 /// `a` sent echoes to `b` and none came back.
 pub(super) fn no_reply(obs: &Observations, a: &str, b: &str, p: &PingSummary) -> String {
     let icmp = p
@@ -29,11 +36,7 @@ pub(super) fn no_reply(obs: &Observations, a: &str, b: &str, p: &PingSummary) ->
             "{b} answers the other way ({b} → {a}: {got} of {sent} replies), so both daemons and the overlay path are up: one direction is filtered, a firewall on {b} dropping ICMPv6 echo requests from {a} or one on {a} dropping the replies{icmp}"
         );
     }
-    let b_side = obs
-        .status
-        .get(b)
-        .and_then(|s| overlay::self_report(&s.overlay));
-    match b_side {
+    match daemon_report(obs, b) {
         Some(report) => format!(
             "no reply from {b} either way, though on {b} {report}: the path between them is cut (underlay or relay), or a firewall drops ICMPv6 on the overlay interface{icmp}"
         ),
@@ -56,11 +59,7 @@ pub(super) fn no_route_cause(
         .unwrap_or_else(|| format!("{b}'s overlay address"));
     match pe {
         PingError::NetworkUnreachable => {
-            let daemon = obs
-                .status
-                .get(a)
-                .and_then(|s| overlay::self_report(&s.overlay));
-            match daemon {
+            match daemon_report(obs, a) {
                 Some(report) => format!(
                     "\"Network is unreachable\" is {a}'s own kernel: it has no route to {addr}, although on {a} {report}; the overlay interface is down or its route was removed on {a} (`ip -6 route get {addr}` there), not a fault of {b}"
                 ),

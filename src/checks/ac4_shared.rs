@@ -158,9 +158,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
         }
     }
     for (iname, inst) in exp.inventory.instances_of("zerotier") {
-        let Some(net) = exp.oracle.zerotier_network(iname) else {
-            continue;
-        };
+        let net = exp.oracle.zerotier_network(iname);
         for m in inst
             .roles
             .values()
@@ -169,6 +167,10 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
             .collect::<std::collections::BTreeSet<_>>()
         {
             let subject = format!("shared network id of {iname}");
+            let Some(net) = net else {
+                f.push(Finding::unchecked("shared.network-id", m, subject, format!("the clan repo has no network id for {iname} (AC1 fails it: oracle.missing)")).expected("a network id to compare"));
+                continue;
+            };
             let Some(st) = status.get(m) else {
                 f.push(unseen(m, subject));
                 continue;

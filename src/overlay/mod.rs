@@ -128,7 +128,7 @@ pub fn node_findings(
 ) {
     match status {
         OverlayStatus::Zerotier(z) => zerotier::node_findings(exp, obs, machine, z, units, f),
-        OverlayStatus::Yggdrasil(y) => yggdrasil::node_findings(exp, machine, y, f),
+        OverlayStatus::Yggdrasil(y) => yggdrasil::node_findings(exp, obs, machine, y, f),
     }
 }
 
