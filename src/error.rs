@@ -264,6 +264,17 @@ pub enum TransportError {
         /// The cassette file.
         cassette: String,
     },
+    /// A cassette's recording of a command that never ran (the machine could not be reached,
+    /// the channel failed): the transport's words as they were recorded.
+    #[error("{error}", error = crate::redact::withhold(error))]
+    Recorded {
+        /// The machine.
+        machine: String,
+        /// The command.
+        command: String,
+        /// The transport error's words.
+        error: String,
+    },
     /// The cassette file is missing or invalid.
     #[error("cassette {path}: {problem}", problem = crate::redact::withhold(problem))]
     Cassette {

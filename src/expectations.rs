@@ -48,6 +48,24 @@ impl Expectations {
                 })?,
             );
         }
+        if let Some(only) = &config.only {
+            let has = |m: &str| {
+                inventory.machines.contains_key(m)
+                    || inventory
+                        .instances
+                        .values()
+                        .flat_map(|i| i.roles.values())
+                        .any(|r| r.members.iter().any(|x| x == m))
+            };
+            if let Some(stray) = only.iter().find(|m| !has(m)) {
+                return Err(Error::MachineName {
+                    path: config.path.clone(),
+                    reason: format!(
+                        "[fleet] only names {stray:?}, which the inventory ({inventory_origin}) does not have; name inventory machines only"
+                    ),
+                });
+            }
+        }
         let mut known: Vec<String> = machines.iter().map(|m| m.to_string()).collect();
         known.extend(inventory.machines.keys().cloned());
         let oracle = Oracle::load(&config.clan_dir, &known)?;
@@ -72,6 +90,53 @@ impl Expectations {
     /// Machine names in machines.toml order.
     pub fn machines(&self) -> Vec<&str> {
         self.machines.iter().map(MachineName::as_str).collect()
+    }
+
+    /// Every machine the inventory defines or places in a role, sorted.
+    pub fn inventory_machines(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .inventory
+            .machines
+            .keys()
+            .map(String::as_str)
+            .chain(
+                self.inventory
+                    .instances
+                    .values()
+                    .flat_map(|i| i.roles.values())
+                    .flat_map(|r| r.members.iter().map(String::as_str)),
+            )
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Inventory machines the checks cannot see because machines.toml does not list them: with
+    /// `[fleet] only`, those it names; otherwise every inventory machine. Each is UNCHECKED
+    /// "not in machines.toml" wherever a criterion would check it.
+    pub fn unconfigured(&self) -> Vec<&str> {
+        let listed = self.machines();
+        self.inventory_machines()
+            .into_iter()
+            .filter(|m| !listed.contains(m))
+            .filter(|m| {
+                self.config
+                    .only
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|o| o == m))
+            })
+            .collect()
+    }
+
+    /// The note every verdict prints when `[fleet] only` narrows the fleet on purpose.
+    pub fn only_note(&self) -> Option<String> {
+        let only = self.config.only.as_ref()?;
+        Some(format!(
+            "checked only {} of the inventory's {}: [fleet] only",
+            only.join(", "),
+            self.inventory_machines().join(", ")
+        ))
     }
 
     /// The principal a machine's host certificate must carry.

@@ -40,19 +40,20 @@ pub fn record(dir: &Path, origin: &str, v: &Verdict) -> Result<(), Error> {
     .map_err(|source| Error::Write { path, source })
 }
 
-/// One line per criterion: verdict and counts.
+/// One line per criterion: verdict (PASS, FAIL, or INCOMPLETE when something could not be
+/// seen or nothing was checked) and counts.
 pub fn summary(verdicts: &[&Verdict]) -> String {
     let mut s = format!(
-        "{:<5} {:<52} {:>6} {:>5} {:>5} {:>9}\n",
+        "{:<5} {:<52} {:>10} {:>5} {:>5} {:>9}\n",
         "AC", "criterion", "result", "pass", "fail", "unchecked"
     );
     for v in verdicts {
         let n = |sev| v.findings.iter().filter(|f| f.severity == sev).count();
         s.push_str(&format!(
-            "{:<5} {:<52} {:>6} {:>5} {:>5} {:>9}\n",
+            "{:<5} {:<52} {:>10} {:>5} {:>5} {:>9}\n",
             v.criterion,
             v.title,
-            if v.passed() { "PASS" } else { "FAIL" },
+            v.outcome().to_string(),
             n(Severity::Pass),
             n(Severity::Fail),
             n(Severity::Unchecked)

@@ -132,7 +132,7 @@ fn every_error_text_is_pinned() {
         ),
         (
             "[fleet]\nclan_dir = \"examples/test-clan\"\nbogus = 1\n".into(),
-            "<crate>/machines.toml:3:1: (unknown field): unknown field `bogus`, expected one of `clan_dir`, `domain`, `overlay`, `inventory_json`, `flake`\n  fix: remove or rename the field; README.md lists every field of machines.toml",
+            "<crate>/machines.toml:3:1: (unknown field): unknown field `bogus`, expected one of `clan_dir`, `domain`, `overlay`, `inventory_json`, `flake`, `only`\n  fix: remove or rename the field; README.md lists every field of machines.toml",
         ),
         (
             "[fleet]\n".into(),
@@ -312,7 +312,7 @@ fn full_config_values_are_pinned() {
     let got = format!("{c:?}").replace(env!("CARGO_MANIFEST_DIR"), "<crate>");
     assert_eq!(
         got,
-        "FleetConfig { path: \"<crate>/machines.toml\", clan_dir: \"<crate>/examples/test-clan\", domain: Some(\"zt\"), overlay: Yggdrasil, inventory_json: Some(\"<crate>/examples/test-clan/inventory.json\"), flake: Some(\"examples/test-clan\"), ssh: SshSettings { auth: IdentityFile(\"<crate>/keys/id\"), user: \"deploy\", connect_timeout: 7s, command_timeout: 30s, known_hosts: Some(\"<crate>/kh\"), netns: Some(\"ws\") }, thresholds: Thresholds { max_rtt_ms: 150.5, ping_count: 3, ping_interval_secs: 0.5, ping_timeout_secs: 4 }, machines: [MachineConfig { name: \"a\", address: ::1, port: 2222, user: \"root\", overlay_address: Some(fd00::1) }, MachineConfig { name: \"b\", address: 192.0.2.1, port: 22, user: \"deploy\", overlay_address: None }], modules: {\"extra\": ModuleProbe { units: [\"x.service\", \"y.timer\"] }}, rebuild: RebuildConfig { command: [\"nixos-rebuild\", \"switch\", \"--flake\", \"{flake}#{machine}\", \"--target-host\", \"{target}\"], parallel: 2, timeout: 60s, settle: 20s, artefacts: [Artefact { path: \"/etc/x\", expect_sha256: Some(\"abababababababababababababababababababababababababababababababab\") }, Artefact { path: \"/etc/y\", expect_sha256: None }], restart_units: [\"yggdrasil.service\"] } }"
+        "FleetConfig { path: \"<crate>/machines.toml\", clan_dir: \"<crate>/examples/test-clan\", domain: Some(\"zt\"), overlay: Yggdrasil, inventory_json: Some(\"<crate>/examples/test-clan/inventory.json\"), flake: Some(\"examples/test-clan\"), ssh: SshSettings { auth: IdentityFile(\"<crate>/keys/id\"), user: \"deploy\", connect_timeout: 7s, command_timeout: 30s, known_hosts: Some(\"<crate>/kh\"), netns: Some(\"ws\") }, thresholds: Thresholds { max_rtt_ms: 150.5, ping_count: 3, ping_interval_secs: 0.5, ping_timeout_secs: 4 }, machines: [MachineConfig { name: \"a\", address: ::1, port: 2222, user: \"root\", overlay_address: Some(fd00::1) }, MachineConfig { name: \"b\", address: 192.0.2.1, port: 22, user: \"deploy\", overlay_address: None }], modules: {\"extra\": ModuleProbe { units: [\"x.service\", \"y.timer\"] }}, rebuild: RebuildConfig { command: [\"nixos-rebuild\", \"switch\", \"--flake\", \"{flake}#{machine}\", \"--target-host\", \"{target}\"], parallel: 2, timeout: 60s, settle: 20s, artefacts: [Artefact { path: \"/etc/x\", expect_sha256: Some(\"abababababababababababababababababababababababababababababababab\") }, Artefact { path: \"/etc/y\", expect_sha256: None }], restart_units: [\"yggdrasil.service\"] }, only: None }"
     );
 }
 

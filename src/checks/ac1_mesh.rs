@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::ac1_causes::{self as causes, no_route_cause};
 use super::{Finding, Severity, Verdict};
 use crate::expectations::Expectations;
 use crate::names::Criterion;
@@ -18,8 +19,17 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
     let mut f = Vec::new();
     let mut notes = Vec::new();
     for m in exp.machines() {
-        if let Some(st) = status.get(m) {
-            overlay::node_findings(exp, m, &st.overlay, &st.units, &mut f);
+        match status.get(m) {
+            Some(st) => overlay::node_findings(exp, obs, m, &st.overlay, &st.units, &mut f),
+            None => f.push(
+                Finding::unchecked(
+                    "mesh.node-unseen",
+                    m,
+                    "overlay node",
+                    "its overlay status was not observed in this run",
+                )
+                .expected("the overlay daemon's status"),
+            ),
         }
     }
     // Full mesh.
@@ -39,6 +49,14 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
             b,
         );
         let cell = match &s.value {
+            Err(e) if s.command.is_empty() => {
+                f.push(
+                    Finding::unchecked("mesh.pair-unseen", a, "ping over the overlay", e.clone())
+                        .to(b)
+                        .expected(format!("{} replies", t.ping_count)),
+                );
+                "unchecked".to_string()
+            }
             Err(e) => {
                 f.push(
                     Finding::new(Severity::Fail, "probe.failed", a, "ping over the overlay")
@@ -46,7 +64,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                         .evidence(s)
                         .seen(e.clone())
                         .expected("ping runs")
-                        .cause(e.clone()),
+                        .cause(format!("the ping could not run on {a}")),
                 );
                 "error".to_string()
             }
@@ -55,11 +73,8 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                     Finding::new(Severity::Fail, "mesh.no-route", a, "ping over the overlay")
                         .to(b)
                         .evidence(s)
-                        .seen(pe.to_string())
                         .expected(format!("{} replies", t.ping_count))
-                        .cause(format!(
-                            "{pe}; check the overlay interface and address on {a}"
-                        )),
+                        .cause(no_route_cause(exp, obs, a, b, pe)),
                 );
                 "no route".to_string()
             }
@@ -68,7 +83,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                 if p.loss_percent > 0.0 || p.received < p.transmitted {
                     ok = false;
                     let cause = if p.received == 0 {
-                        format!("no reply from {b}: its overlay daemon or network is down, the path {a} → {b} is cut, or a firewall drops ICMPv6 on the overlay interface{}", p.icmp_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())
+                        causes::no_reply(obs, a, b, p)
                     } else {
                         format!("lossy path ({path_word})")
                     };

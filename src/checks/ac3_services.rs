@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{probe_failed, Finding, Severity, Verdict};
+use super::{probe_failed, probe_unchecked, Finding, Severity, Verdict};
 use crate::expectations::Expectations;
 use crate::inventory::snapshot_name;
 use crate::names::Criterion;
@@ -160,6 +160,88 @@ fn unit_check(
     }
 }
 
+/// A zerotier instance member has joined the instance's network; UNCHECKED with the command's
+/// own words when `listnetworks` failed, or when the repo names no network.
+fn zt_member(
+    exp: &Expectations,
+    st: &MachineStatus,
+    m: &str,
+    iname: &str,
+    label: &str,
+    f: &mut Vec<Finding>,
+) {
+    let subject = format!("joined network of {label}");
+    let Some(nets) = st.overlay.zerotier().map(|z| &z.networks) else {
+        return;
+    };
+    let Some(net) = exp.oracle.zerotier_network(iname) else {
+        f.push(
+            Finding::unchecked(
+                "zt.member",
+                m,
+                subject,
+                format!(
+                    "the clan repo has no network id for {iname} (AC1 fails it: oracle.missing)"
+                ),
+            )
+            .expected("a network id to look for"),
+        );
+        return;
+    };
+    let want = net.id.value;
+    match nets.ok() {
+        None => f.push(probe_unchecked("zt.member", m, subject, nets, format!("network {want} listed"))),
+        Some(list) if list.iter().any(|n| n.id == want) => f.push(
+            Finding::new(Severity::Pass, "zt.member", m, subject)
+                .seen(want.to_string())
+                .expected(want.to_string()),
+        ),
+        Some(list) => f.push(
+            Finding::new(Severity::Fail, "zt.member", m, subject)
+                .evidence(nets)
+                .seen(format!("joined: [{}]", list.iter().map(|n| format!("{} {}", n.id, n.status)).collect::<Vec<_>>().join(", ")))
+                .expected(format!("network {want} listed"))
+                .cause(format!("{m} is a member of {label} but has not joined its network {want}: it runs another network id (a recreated network?) or zerotierone was not configured")),
+        ),
+    }
+}
+
+/// The sshd client role's `@cert-authority` line for `*.<domain>` names the repo's CA.
+fn client_ca(
+    exp: &Expectations,
+    st: &MachineStatus,
+    cas: &[crate::probe::ssh::CertAuthority],
+    m: &str,
+    principal: &str,
+    label: &str,
+    repo_ca: Option<&str>,
+) -> Finding {
+    let subject = format!("@cert-authority ({label})");
+    let line = cas.iter().find(|c| c.matches(principal));
+    match (line, repo_ca) {
+        (Some(l), Some(fp)) if l.fingerprint == fp => Finding::new(Severity::Pass, "sshd.client-ca", m, subject).seen(l.fingerprint.clone()).expected(fp.to_string()),
+        (Some(l), None) => Finding::new(Severity::Pass, "sshd.client-ca", m, subject).seen(l.fingerprint.clone()).expected("a CA line (repo has no openssh-ca to compare)"),
+        (Some(l), Some(fp)) => Finding::new(Severity::Fail, "sshd.client-no-ca", m, subject)
+            .evidence(&st.cert_authorities)
+            .seen(format!("@cert-authority for {principal} names CA {}", l.fingerprint))
+            .expected(format!("{fp} (vars/shared/openssh-ca)"))
+            .cause(format!("{m} trusts another CA for *.{} than the clan's shared openssh-ca: its known_hosts comes from an older or foreign configuration; redeploy {m}", exp.domain)),
+        (None, fp) => Finding::new(Severity::Fail, "sshd.client-no-ca", m, subject)
+            .evidence(&st.cert_authorities)
+            .seen(format!("no @cert-authority line matching {principal} (the file holds {} @cert-authority line(s))", cas.len()))
+            .expected(fp.map_or("an @cert-authority line".to_string(), |f| format!("@cert-authority *.{} with {f}", exp.domain)))
+            .cause(format!("{m} holds the sshd client role ({label}) but its known_hosts has no CA line for *.{}: the deployed configuration predates the role or the line was removed; redeploy {m}", exp.domain)),
+    }
+}
+
+/// Why sshd serves no HostCertificate, from what the repo holds.
+fn no_cert_cause(exp: &Expectations, m: &str) -> String {
+    match exp.oracle.machines.get(m).and_then(|v| v.host_cert.as_ref()) {
+        Some(cert) => format!("the repo holds a host certificate for {m} ({}) but the running sshd does not serve it: the deployed configuration predates the certificate or turns certificates off; redeploy {m}", cert.path.strip_prefix(&exp.config.clan_dir).unwrap_or(&cert.path).display()),
+        None => "certificates are off and the repo has none for this machine: clan-core before 2026-02-17 without searchDomains, or certificate.enable = false".to_string(),
+    }
+}
+
 /// Judges AC3.
 pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
     let status = &obs.status;
@@ -177,31 +259,22 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                 .iter()
                 .filter(|m| in_fleet.contains(&m.as_str()))
             {
-                let Some(st) = status.get(m) else { continue };
+                let Some(st) = status.get(m) else {
+                    f.push(
+                        Finding::unchecked(
+                            "role.unseen",
+                            m,
+                            label.clone(),
+                            "the machine's status was not observed in this run",
+                        )
+                        .expected(format!("the markers of {module}'s {rname} role")),
+                    );
+                    continue;
+                };
                 match (module, rname.as_str()) {
                     ("zerotier", _) => {
                         unit_check(&mut f, st, m, zerotier::UNIT, "zt.unit", &label);
-                        if let (Some(net), Some(nets)) = (
-                            exp.oracle.zerotier_network(iname),
-                            st.overlay.zerotier().map(|z| &z.networks),
-                        ) {
-                            if let Some(list) = nets.ok() {
-                                if list.iter().any(|n| n.id == net.id.value) {
-                                    f.push(
-                                        Finding::new(
-                                            Severity::Pass,
-                                            "zt.member",
-                                            m,
-                                            format!("joined network of {label}"),
-                                        )
-                                        .seen(net.id.value.to_string())
-                                        .expected(net.id.value.to_string()),
-                                    );
-                                } else {
-                                    f.push(Finding::new(Severity::Fail, "zt.member", m, format!("joined network of {label}")).evidence(nets).expected(format!("network {} listed", net.id.value)).cause("a member of the zerotier instance has not joined its network"));
-                                }
-                            }
-                        }
+                        zt_member(exp, st, m, iname, &label, &mut f);
                     }
                     ("yggdrasil", _) => {
                         unit_check(&mut f, st, m, yggdrasil::UNIT, "ygg.unit", &label);
@@ -245,7 +318,18 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                                         .expected("set"),
                                     );
                                 } else {
-                                    f.push(Finding::new(Severity::Fail, "sshd.no-cert", m, format!("HostCertificate ({label})")).evidence(&st.sshd).seen("no hostcertificate in sshd -T").expected("HostCertificate set to the openssh-cert var").cause("certificates are off: clan-core before 2026-02-17 without searchDomains, or certificate.enable = false"));
+                                    f.push(
+                                        Finding::new(
+                                            Severity::Fail,
+                                            "sshd.no-cert",
+                                            m,
+                                            format!("HostCertificate ({label})"),
+                                        )
+                                        .evidence(&st.sshd)
+                                        .seen("no hostcertificate in sshd -T")
+                                        .expected("HostCertificate set to the openssh-cert var")
+                                        .cause(no_cert_cause(exp, m)),
+                                    );
                                 }
                                 if cfg
                                     .get("passwordauthentication")
@@ -267,12 +351,15 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                                 "@cert-authority line",
                             )),
                             Some(cas) => {
-                                let line = cas.iter().find(|c| c.matches(&principal));
-                                match (line, &ca_fp) {
-                                    (Some(l), Some(fp)) if &l.fingerprint == fp => f.push(Finding::new(Severity::Pass, "sshd.client-ca", m, format!("@cert-authority ({label})")).seen(l.fingerprint.clone()).expected(fp.clone())),
-                                    (Some(l), None) => f.push(Finding::new(Severity::Pass, "sshd.client-ca", m, format!("@cert-authority ({label})")).seen(l.fingerprint.clone()).expected("a CA line (repo has no openssh-ca to compare)")),
-                                    (l, fp) => f.push(Finding::new(Severity::Fail, "sshd.client-no-ca", m, format!("@cert-authority ({label})")).evidence(&st.cert_authorities).seen(l.map_or("no line matching *.".to_string() + &exp.domain, |l| l.fingerprint.clone())).expected(fp.clone().unwrap_or_default()).cause("the sshd client role's CA line is missing or names another CA")),
-                                }
+                                f.push(client_ca(
+                                    exp,
+                                    st,
+                                    cas,
+                                    m,
+                                    &principal,
+                                    &label,
+                                    ca_fp.as_deref(),
+                                ));
                             }
                         }
                     }
@@ -325,7 +412,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                         let s = exp.inventory.effective_settings(iname, rname, m);
                         let user = s.get("user").and_then(Value::as_str).unwrap_or(iname);
                         match st.users.get(user) {
-                            None => f.push(Finding::new(Severity::Fail, "users.unprobed", m, format!("user {user}")).seen("no probe (invalid user name?)").expected("hash comparison")),
+                            None => f.push(Finding::unchecked("users.unprobed", m, format!("user {user} ({label})"), format!("no probe ran: {user:?} is not a name the harness puts in a command")).expected("hash comparison")),
                             Some(seen) => match seen.ok() {
                                 None => f.push(probe_failed(m, &format!("password hash of {user}"), seen, "sha256 of shadow field and hash file")),
                                 Some(h) if h.shadow == EMPTY_SHA256 => f.push(Finding::new(Severity::Fail, "users.no-password", m, format!("{user}'s password ({label})")).evidence(seen).seen("no password hash in shadow").expected("the user-password hash").cause("users.users.<u>.hashedPasswordFile was not applied")),
@@ -417,10 +504,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
             ));
         }
     }
-    let unchecked = f
-        .iter()
-        .filter(|x| x.severity == Severity::Unchecked)
-        .count();
+    let unchecked = f.iter().filter(|x| x.code == "module.unchecked").count();
     if unchecked > 0 {
         notes.push(format!("{unchecked} role assignment(s) UNCHECKED: no probe known; they are not counted as passed"));
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{probe_failed, Finding, Severity, Verdict};
+use super::{probe_failed, probe_unchecked, Finding, Severity, Verdict};
 use crate::expectations::Expectations;
 use crate::names::Criterion;
 use crate::observe::Observations;
@@ -32,6 +32,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
         let mut hashes: Vec<(&str, String, String)> = Vec::new();
         for m in &recipients {
             let Some(seen) = status.get(*m).and_then(|s| s.shared.get(&rel)) else {
+                f.push(unseen(m, format!("shared secret {rel}")));
                 continue;
             };
             match seen.ok() {
@@ -121,7 +122,10 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
     // Shared public values.
     if let Some(ca) = exp.oracle.ca_fingerprint() {
         for m in &in_fleet {
-            let Some(st) = status.get(*m) else { continue };
+            let Some(st) = status.get(*m) else {
+                f.push(unseen(m, "shared openssh-ca in @cert-authority".into()));
+                continue;
+            };
             let principal = exp.principal(m);
             match st.cert_authorities.ok() {
                 None => f.push(probe_failed(m, "CA line", &st.cert_authorities, &ca)),
@@ -143,29 +147,18 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                             .expected(ca.clone()),
                         );
                     } else if !mine.is_empty() {
-                        f.push(Finding::new(Severity::Fail, "shared.ca-differs", m, "shared openssh-ca in @cert-authority").evidence(&st.cert_authorities).seen(mine.join(", ")).expected(format!("{ca} (vars/shared/openssh-ca)")).cause("the machine trusts another CA than the clan's shared one: stale configuration; redeploy"));
+                        f.push(Finding::new(Severity::Fail, "shared.ca-differs", m, "shared openssh-ca in @cert-authority").evidence(&st.cert_authorities).seen(mine.join(", ")).expected(format!("{ca} (vars/shared/openssh-ca)")).cause(format!("{m}'s known_hosts names CA {} for {principal}, not the clan's shared openssh-ca {ca}: the line comes from an older or foreign configuration; redeploy {m}", mine.join(", "))));
                     } else {
-                        // No line at all is the sshd client role's business (AC3 fails it); here
-                        // there is no value to compare, and the output says so.
-                        f.push(
-                            Finding::new(
-                                Severity::Info,
-                                "shared.ca-absent",
-                                m,
-                                "shared openssh-ca in @cert-authority",
-                            )
-                            .seen(format!("no @cert-authority line matching {principal}"))
-                            .expected(format!("{ca} (checked by AC3's sshd client role)")),
-                        );
+                        // No line at all is the sshd client role's business (AC3 fails it);
+                        // here there is no value to compare: UNCHECKED where a line is expected.
+                        f.push(ca_absent(exp, m, &principal, &ca));
                     }
                 }
             }
         }
     }
     for (iname, inst) in exp.inventory.instances_of("zerotier") {
-        let Some(net) = exp.oracle.zerotier_network(iname) else {
-            continue;
-        };
+        let net = exp.oracle.zerotier_network(iname);
         for m in inst
             .roles
             .values()
@@ -173,30 +166,58 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
             .filter(|m| in_fleet.contains(&m.as_str()))
             .collect::<std::collections::BTreeSet<_>>()
         {
-            let Some(nets) = status
-                .get(m)
-                .and_then(|s| s.overlay.zerotier())
-                .map(|z| &z.networks)
-            else {
+            let subject = format!("shared network id of {iname}");
+            let Some(net) = net else {
+                f.push(Finding::unchecked("shared.network-id", m, subject, format!("the clan repo has no network id for {iname} (AC1 fails it: oracle.missing)")).expected("a network id to compare"));
                 continue;
             };
-            if let Some(list) = nets.ok() {
-                if list.iter().any(|n| n.id == net.id.value) {
-                    f.push(
-                        Finding::new(
-                            Severity::Pass,
-                            "shared.network-id",
-                            m,
-                            format!("shared network id of {iname}"),
-                        )
+            let Some(st) = status.get(m) else {
+                f.push(unseen(m, subject));
+                continue;
+            };
+            let Some(nets) = st.overlay.zerotier().map(|z| &z.networks) else {
+                continue;
+            };
+            match nets.ok() {
+                None => f.push(probe_unchecked("shared.network-id", m, subject, nets, format!("{} listed", net.id.value))),
+                Some(list) if list.iter().any(|n| n.id == net.id.value) => f.push(
+                    Finding::new(Severity::Pass, "shared.network-id", m, subject)
                         .seen(net.id.value.to_string())
                         .expected(net.id.value.to_string()),
-                    );
-                } else {
-                    f.push(Finding::new(Severity::Fail, "shared.network-id-differs", m, format!("shared network id of {iname}")).evidence(nets).seen(format!("{:?}", list.iter().map(|n| n.id.to_string()).collect::<Vec<_>>())).expected(format!("{} ({})", net.id.value, net.id.path.display())).cause("the machine runs with another network id than the repo's shared var: redeploy it"));
-                }
+                ),
+                Some(list) => f.push(Finding::new(Severity::Fail, "shared.network-id-differs", m, subject).evidence(nets).seen(format!("{:?}", list.iter().map(|n| n.id.to_string()).collect::<Vec<_>>())).expected(format!("{} ({})", net.id.value, net.id.path.display())).cause(format!("{m} runs with network id(s) the repo's shared var does not name: its configuration predates the var (a recreated network); redeploy {m}"))),
             }
         }
     }
     Verdict::new(Criterion::Ac4, f, notes)
+}
+
+/// A value AC4 compares on `m` that this run did not observe.
+fn unseen(m: &str, subject: String) -> Finding {
+    Finding::unchecked("shared.unseen", m, subject, "not observed in this run")
+        .expected("the deployed value, to compare")
+}
+
+/// No `@cert-authority` line for `principal` on `m`: nothing to compare. Where the inventory
+/// gives `m` the sshd client role a line is expected, so the comparison is UNCHECKED (AC3 fails
+/// the missing line); elsewhere it is information.
+fn ca_absent(exp: &Expectations, m: &str, principal: &str, ca: &str) -> Finding {
+    let client = exp.inventory.instances_of("sshd").any(|(_, i)| {
+        i.roles
+            .get("client")
+            .is_some_and(|r| r.members.iter().any(|x| x == m))
+    });
+    let subject = "shared openssh-ca in @cert-authority";
+    let seen = format!("no @cert-authority line matching {principal}: no value to compare");
+    if client {
+        Finding::unchecked("shared.ca-absent", m, subject, seen).expected(format!(
+            "{ca} (AC3 fails the missing line: sshd.client-no-ca)"
+        ))
+    } else {
+        Finding::new(Severity::Info, "shared.ca-absent", m, subject)
+            .seen(seen)
+            .expected(format!(
+                "{ca} where the sshd client role puts the line; {m} does not hold it"
+            ))
+    }
 }

@@ -2,6 +2,7 @@
 //! command. A failing finding reads: criterion → machine and direction → command → exit → output
 //! excerpt → expected → likely cause.
 
+mod ac1_causes;
 pub mod ac1_mesh;
 pub mod ac2_ssh;
 pub mod ac3_services;
@@ -9,8 +10,10 @@ pub mod ac4_shared;
 pub mod ac5_rebuild;
 pub mod ac6_coordination;
 pub mod ac7_stability;
+pub mod coverage;
+pub mod roots;
 
-pub use crate::verdict::{probe_failed, Finding, Severity, Verdict};
+pub use crate::verdict::{probe_failed, probe_unchecked, Finding, Outcome, Severity, Verdict};
 
 use crate::expectations::Expectations;
 use crate::names::Criterion;
@@ -19,10 +22,26 @@ use crate::observe::Observations;
 /// Judges one criterion: the repo's own consistency first, then the observations against the
 /// expectations. Pure: the same observations give the same verdict, live or replayed. AC7 is
 /// judged from a monitor log instead ([`ac7_stability`]).
+///
+/// Fails closed: a failure that made other checks impossible is named once and what depended
+/// on it is UNCHECKED ([`roots`]); inventory machines machines.toml leaves out are UNCHECKED
+/// ([`coverage`]); a verdict with UNCHECKED findings or no check at all does not pass.
 pub fn evaluate(criterion: Criterion, exp: &Expectations, obs: &Observations) -> Verdict {
     if let Some(v) = preflight(criterion, exp) {
         return v;
     }
+    let v = judge(criterion, exp, obs);
+    if criterion == Criterion::Ac7 {
+        return v;
+    }
+    let mut findings = roots::fold(exp, obs, v.findings);
+    let mut notes = v.notes;
+    coverage::add(criterion, exp, &mut findings, &mut notes);
+    Verdict::new(criterion, findings, notes)
+}
+
+/// The criterion's own judgement.
+fn judge(criterion: Criterion, exp: &Expectations, obs: &Observations) -> Verdict {
     match criterion {
         Criterion::Ac1 => ac1_mesh::evaluate(exp, obs),
         Criterion::Ac2 => ac2_ssh::evaluate(exp, obs),

@@ -28,6 +28,7 @@ pub(super) struct FleetSettings {
     pub(super) overlay: OverlayKind,
     pub(super) inventory_json: Option<PathBuf>,
     pub(super) flake: Option<String>,
+    pub(super) only: Option<Vec<Spanned<String>>>,
 }
 
 /// Validates `[fleet]`: domain syntax, clan_dir a directory, inventory_json an existing file.
@@ -68,7 +69,64 @@ pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, Conf
             Some(f) => Some(flake(src, f)?),
             None => None,
         },
+        only: match fleet.only {
+            Some(names) => Some(only(src, names)?),
+            None => None,
+        },
     })
+}
+
+/// `only`: the inventory machines an operator means to check, when a run covers a subset on
+/// purpose. Valid machine names, each once, at least one.
+fn only(src: &Source, names: Vec<Spanned<String>>) -> Result<Vec<Spanned<String>>, ConfigError> {
+    if names.is_empty() {
+        return Err(src.error(
+            src.table_start("fleet"),
+            "fleet.only",
+            "is empty".into(),
+            "list the machines to check, e.g. only = [\"hetzner-vm\"], or remove the field to check the whole inventory",
+        ));
+    }
+    for (i, n) in names.iter().enumerate() {
+        let name = src.name(n, "fleet.only")?;
+        if names[..i].iter().any(|m| m.get_ref() == name) {
+            return Err(src.error(
+                n.span().start,
+                "fleet.only",
+                format!("{name:?} is listed twice"),
+                "name each machine once",
+            ));
+        }
+    }
+    Ok(names)
+}
+
+/// Every `[[machine]]` must be one `only` names: a machine listed for checking but left out of
+/// the subset is a contradiction in the file, said where the machine is.
+pub(super) fn check_only(
+    src: &Source,
+    only: Option<&[Spanned<String>]>,
+    machines: &[Spanned<super::raw::RawMachine>],
+) -> Result<(), ConfigError> {
+    let Some(only) = only else { return Ok(()) };
+    for m in machines {
+        let name = &m.get_ref().name;
+        if !only.iter().any(|o| o.get_ref() == name.get_ref()) {
+            return Err(src.error(
+                name.span().start,
+                "machine.name",
+                format!(
+                    "machine {:?} is not in [fleet] only = {:?}",
+                    name.get_ref(),
+                    only.iter()
+                        .map(|o| o.get_ref().as_str())
+                        .collect::<Vec<_>>()
+                ),
+                "add it to [fleet] only, or remove its [[machine]] entry",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `flake`: one argument of `nix eval` (`<flake>#clanInternals...`), so it may not look like an

@@ -65,6 +65,9 @@ pub struct FleetConfig {
     pub modules: BTreeMap<String, ModuleProbe>,
     /// How to rebuild machines (AC5/AC6).
     pub rebuild: RebuildConfig,
+    /// `[fleet] only`: the inventory machines meant to be checked, when a run covers a subset
+    /// on purpose (every verdict says so); `None`: the whole inventory.
+    pub only: Option<Vec<String>>,
 }
 
 impl FleetConfig {
@@ -139,6 +142,7 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
     let ssh = ssh::parse(&src, raw.ssh)?;
     let thresholds = thresholds::parse(&src, raw.thresholds.as_ref())?;
     let machines = machines::parse(&src, &raw.machines, &ssh.user, fleet_start)?;
+    fleet::check_only(&src, fleet.only.as_deref(), &raw.machines)?;
     thresholds::check_ping_interval(&src, raw.thresholds.as_ref(), &machines)?;
     let modules = modules::parse(&src, raw.modules)?;
     let rebuild = rebuild::parse(&src, raw.rebuild)?;
@@ -154,5 +158,8 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
         machines,
         modules,
         rebuild,
+        only: fleet
+            .only
+            .map(|o| o.into_iter().map(|n| n.into_inner()).collect()),
     })
 }

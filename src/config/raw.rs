@@ -63,6 +63,8 @@ pub(super) struct RawFleet {
     pub(super) inventory_json: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) flake: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) only: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]

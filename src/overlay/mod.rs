@@ -16,6 +16,7 @@ use serde::Serialize;
 
 pub use crate::config::OverlayKind;
 use crate::expectations::Expectations;
+use crate::observe::Observations;
 use crate::probe::systemd::UnitState;
 use crate::seen::Seen;
 use crate::transport::{Cmd, Output};
@@ -49,6 +50,14 @@ impl OverlayStatus {
 }
 
 impl OverlayKind {
+    /// The clan-core service module whose instances run this overlay.
+    pub fn module(self) -> &'static str {
+        match self {
+            OverlayKind::Zerotier => "zerotier",
+            OverlayKind::Yggdrasil => "yggdrasil",
+        }
+    }
+
     /// The overlay daemon's unit, as NixOS names it.
     pub fn unit(self) -> &'static str {
         match self {
@@ -107,18 +116,48 @@ pub fn expected_address(exp: &Expectations, machine: &str) -> Option<Ipv6Addr> {
 }
 
 /// AC1's per-node findings for one machine: the daemon answers, runs the identity the vars name,
-/// has joined and peers as it should.
+/// has joined and peers as it should. `obs` is the rest of the run, so that a cause does not
+/// contradict what else was seen (a node that reports offline while its pings passed).
 pub fn node_findings(
     exp: &Expectations,
+    obs: &Observations,
     machine: &str,
     status: &OverlayStatus,
     units: &Seen<std::collections::BTreeMap<String, UnitState>>,
     f: &mut Vec<Finding>,
 ) {
     match status {
-        OverlayStatus::Zerotier(z) => zerotier::node_findings(exp, machine, z, units, f),
-        OverlayStatus::Yggdrasil(y) => yggdrasil::node_findings(exp, machine, y, f),
+        OverlayStatus::Zerotier(z) => zerotier::node_findings(exp, obs, machine, z, units, f),
+        OverlayStatus::Yggdrasil(y) => yggdrasil::node_findings(exp, obs, machine, y, f),
     }
+}
+
+/// What the overlay daemon on a machine itself reports of its side being up, in words (for a
+/// cause that must not blame what the daemon shows working), if it reports so.
+pub fn self_report(status: &OverlayStatus) -> Option<String> {
+    match status {
+        OverlayStatus::Zerotier(z) => zerotier::self_report(z),
+        OverlayStatus::Yggdrasil(y) => {
+            y.me.ok()
+                .map(|me| format!("yggdrasilctl reports its address {}", me.address))
+        }
+    }
+}
+
+/// Machines `m` exchanged overlay pings with, without loss, both ways, in this run.
+pub fn pinged_both_ways<'a>(obs: &'a Observations, m: &str) -> Vec<&'a str> {
+    let clean = |a: &str, b: &str| {
+        obs.mesh
+            .get(&(a.to_string(), b.to_string()))
+            .and_then(|s| s.ok())
+            .and_then(|r| r.as_ref().ok())
+            .is_some_and(|p| p.transmitted > 0 && p.received == p.transmitted)
+    };
+    obs.mesh
+        .keys()
+        .filter(|(a, b)| a == m && clean(a, b) && clean(b, a))
+        .map(|(_, b)| b.as_str())
+        .collect()
 }
 
 /// How the path from `a` to `b` runs, in words, to explain loss or slowness.

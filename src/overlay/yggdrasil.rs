@@ -6,6 +6,7 @@ use std::net::Ipv6Addr;
 use serde::Serialize;
 
 use crate::expectations::Expectations;
+use crate::observe::Observations;
 use crate::probe::yggdrasil::{parse_peers, parse_self, PeerInfo, SelfInfo};
 use crate::seen::Seen;
 use crate::transport::{Cmd, Output};
@@ -64,16 +65,24 @@ pub fn expected_address(exp: &Expectations, machine: &str) -> Option<Ipv6Addr> {
 
 /// AC1 for one machine: the daemon answers, runs the identity the vars name (address and key),
 /// and holds at least one underlay peering.
-pub fn node_findings(exp: &Expectations, m: &str, st: &Status, f: &mut Vec<Finding>) {
+pub fn node_findings(
+    exp: &Expectations,
+    obs: &Observations,
+    m: &str,
+    st: &Status,
+    f: &mut Vec<Finding>,
+) {
     let vars = exp.oracle.machines.get(m);
     let want_ip = vars.and_then(|v| v.yggdrasil_ip.as_ref());
     let want_key = vars.and_then(|v| v.yggdrasil_key.as_ref());
     let me = &st.me;
     match me.ok() {
-        None => f.push(
-            probe_failed(m, "yggdrasil daemon", me, "yggdrasilctl answers getSelf")
-                .cause(me.value.as_ref().err().cloned().unwrap_or_default()),
-        ),
+        None => f.push(probe_failed(
+            m,
+            "yggdrasil daemon",
+            me,
+            "yggdrasilctl answers getSelf",
+        )),
         Some(s) => match want_ip {
             None => f.push(Finding::new(Severity::Fail, "oracle.missing", m, "expected yggdrasil address").seen("no yggdrasil/address var for this machine").expected(format!("vars/per-machine/{m}/yggdrasil/address/value")).cause("vars not generated for this machine: run `clan vars generate`")),
             Some(w) if w.value != s.address => f.push(Finding::new(Severity::Fail, "ygg.address-mismatch", m, "running yggdrasil identity").evidence(me).seen(format!("address {} (key {})", s.address, s.key)).expected(format!("address {} from {}", w.value, w.path.display())).cause("the daemon runs another private key than the vars name: new vars deployed but yggdrasil.service not restarted, or the key was regenerated on the machine")),
@@ -87,9 +96,39 @@ pub fn node_findings(exp: &Expectations, m: &str, st: &Status, f: &mut Vec<Findi
     }
     let peers = &st.peers;
     match peers.ok() {
-        None => f.push(probe_failed(m, "yggdrasil peers", peers, "yggdrasilctl answers getPeers")),
-        Some(list) if list.is_empty() => f.push(Finding::new(Severity::Fail, "ygg.no-peers", m, "yggdrasil peerings").evidence(peers).seen("no connected peer").expected("at least one peering over the underlay").cause("the daemon reaches none of its configured peers: underlay link down, peers' daemons down, or wrong Peers/listen ports")),
-        Some(list) => f.push(Finding::new(Severity::Pass, "ygg.peers", m, "yggdrasil peerings").seen(list.iter().map(|p| p.remote.clone()).collect::<Vec<_>>().join(", ")).expected("at least one peering")),
+        None => f.push(probe_failed(
+            m,
+            "yggdrasil peers",
+            peers,
+            "yggdrasilctl answers getPeers",
+        )),
+        Some(list) if list.is_empty() => f.push(
+            Finding::new(Severity::Fail, "ygg.no-peers", m, "yggdrasil peerings")
+                .evidence(peers)
+                .seen("no connected peer")
+                .expected("at least one peering over the underlay")
+                .cause(no_peers_cause(obs, m)),
+        ),
+        Some(list) => f.push(
+            Finding::new(Severity::Pass, "ygg.peers", m, "yggdrasil peerings")
+                .seen(
+                    list.iter()
+                        .map(|p| p.remote.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+                .expected("at least one peering"),
+        ),
+    }
+}
+
+/// Why getPeers lists no peering; traffic seen in the same run rules out a dead overlay.
+fn no_peers_cause(obs: &Observations, m: &str) -> String {
+    let reached = super::pinged_both_ways(obs, m);
+    if reached.is_empty() {
+        "the daemon reaches none of its configured peers: underlay link down, the peers' daemons down, or wrong Peers/listen ports".to_string()
+    } else {
+        format!("getPeers lists no peering although overlay pings with {} passed in this run: the peerings were down when getPeers ran (a flapping underlay link); re-run, and if it stays, check Peers/listen ports", reached.join(", "))
     }
 }
 

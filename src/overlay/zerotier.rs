@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde::Serialize;
 
 use crate::expectations::Expectations;
+use crate::observe::Observations;
 use crate::oracle::zerotier::split_rfc4193;
 use crate::probe::systemd::UnitState;
 use crate::probe::zerotier::{
@@ -87,13 +88,106 @@ pub fn expected_address(exp: &Expectations, machine: &str) -> Option<Ipv6Addr> {
     exp.oracle.zerotier_ip(machine, &instance).map(|s| s.value)
 }
 
-fn status_cause(status: &str, controller: &str) -> (&'static str, String) {
+/// The code and cause of a network status other than OK. The cause leaves out what the run
+/// refutes: a controller seen online and pinging the member is not "down".
+fn status_cause(status: &str, controller: &str, facts: &ControllerFacts) -> (&'static str, String) {
     match status {
         "ACCESS_DENIED" => ("zt.access-denied", format!("ACCESS_DENIED: the controller has not authorised this member; redeploy the controller (`clan machines update {controller}`) so its auto-accept unit admits the member's IP")),
-        "REQUESTING_CONFIGURATION" => ("zt.requesting-configuration", format!("REQUESTING_CONFIGURATION: the controller {controller} does not answer (controller down, UDP 9993 blocked, or clock skew)")),
+        "REQUESTING_CONFIGURATION" => {
+            let cause = match (&facts.node, facts.pinged) {
+                (Some(node), true) if node == "ONLINE" => format!("REQUESTING_CONFIGURATION although the controller {controller} is ONLINE and answers this member's overlay pings in this run: it does not serve this network (controller state lost or the network deleted on it), or this member's clock is far off"),
+                (Some(node), _) if node != "ONLINE" => format!("REQUESTING_CONFIGURATION: the controller {controller} reports its own node {node} in this run, so it cannot hand out the network config"),
+                (None, _) => format!("REQUESTING_CONFIGURATION: the controller {controller} does not answer; its own status could not be read in this run either (down or unreachable)"),
+                _ => format!("REQUESTING_CONFIGURATION: the controller {controller} does not answer this member (UDP 9993 between them blocked, the controller's network state lost, or clock skew)"),
+            };
+            ("zt.requesting-configuration", cause)
+        }
         "NOT_FOUND" => ("zt.not-found", "NOT_FOUND: the controller does not know this network id (controller vars regenerated? the network was recreated)".to_string()),
         "PORT_ERROR" => ("zt.port-error", "PORT_ERROR: the zt tap device could not be created (TUN missing or permissions)".to_string()),
         _ => ("zt.status", format!("network status {status}")),
+    }
+}
+
+/// What the run saw of an instance's controller, for a member's cause.
+struct ControllerFacts {
+    /// Its node status (`ONLINE`, ...), if its `info` was read.
+    node: Option<String>,
+    /// The member and the controller pinged each other without loss.
+    pinged: bool,
+}
+
+impl ControllerFacts {
+    fn of(obs: &Observations, controller: &str, member: &str) -> ControllerFacts {
+        let node = obs
+            .status
+            .get(controller)
+            .and_then(|s| s.overlay.zerotier())
+            .and_then(|z| z.info.ok())
+            .map(|i| status_word(i).to_string());
+        let pinged = super::pinged_both_ways(obs, member).contains(&controller);
+        ControllerFacts { node, pinged }
+    }
+}
+
+fn status_word(i: &Info) -> &'static str {
+    match i.status {
+        NodeStatus::Online => "ONLINE",
+        NodeStatus::Offline => "OFFLINE",
+        NodeStatus::Tunneled => "TUNNELED",
+    }
+}
+
+/// What `zerotier-cli` itself reports of the node being up: networks OK with their addresses.
+pub fn self_report(st: &Status) -> Option<String> {
+    let list = st.networks.ok()?;
+    let ok: Vec<String> = list
+        .iter()
+        .filter(|n| n.status == "OK")
+        .map(|n| {
+            let addrs: Vec<String> = n.assigned.iter().map(|(a, _)| a.to_string()).collect();
+            format!("{} OK with {}", n.id, addrs.join(", "))
+        })
+        .collect();
+    (!ok.is_empty()).then(|| format!("zerotier-cli reports network {}", ok.join("; ")))
+}
+
+/// AC1's finding on the node's own status: ONLINE passes, TUNNELED warns (UDP blocked, the
+/// relay carries it), and `"online": false` fails even with the TCP fallback active.
+fn node_status(obs: &Observations, m: &str, info: &Seen<Info>, i: &Info) -> Finding {
+    let base = |sev, code| {
+        Finding::new(sev, code, m, "ZeroTier node status")
+            .evidence(info)
+            .expected("ONLINE")
+    };
+    match i.status {
+        NodeStatus::Online => Finding::new(Severity::Pass, "zt.online", m, "ZeroTier node online")
+            .evidence(info)
+            .seen("ONLINE")
+            .expected("ONLINE"),
+        NodeStatus::Tunneled => base(Severity::Warn, "zt.tunneled")
+            .seen("TUNNELED (online, tcpFallbackActive true)")
+            .cause(
+                "UDP is blocked: traffic goes through the TCP fallback relay, expect high latency",
+            ),
+        NodeStatus::Offline => {
+            let reached = super::pinged_both_ways(obs, m);
+            let seen = if i.tcp_fallback {
+                "OFFLINE (\"online\": false, \"tcpFallbackActive\": true)"
+            } else {
+                "OFFLINE (\"online\": false)"
+            };
+            let roots = if i.tcp_fallback {
+                "the node reaches no ZeroTier root even through the TCP fallback relay: UDP 9993 is blocked and the relay (TCP 443) does not get through either"
+            } else {
+                "the node reaches no ZeroTier root"
+            };
+            let cause = match (reached.is_empty(), i.tcp_fallback) {
+                (true, false) => format!("{roots}: outbound UDP 9993 blocked, or the host has no network"),
+                (true, true) => roots.to_string(),
+                (false, _) => format!("{roots}; its overlay pings with {} passed in this run, so the host has network and paths already open still carry traffic, but no new peer is found and its network config cannot refresh (outbound UDP 9993 to the roots blocked?)", reached.join(", ")),
+            };
+            base(Severity::Fail, "zt.offline").seen(seen).cause(cause)
+        }
     }
 }
 
@@ -102,6 +196,7 @@ fn status_cause(status: &str, controller: &str) -> (&'static str, String) {
 /// the instance's controller, the auto-accept unit ran.
 pub fn node_findings(
     exp: &Expectations,
+    obs: &Observations,
     m: &str,
     st: &Status,
     units: &Seen<BTreeMap<String, UnitState>>,
@@ -146,21 +241,14 @@ pub fn node_findings(
         if !info_checked {
             info_checked = true;
             match info.ok() {
-                None => f.push(
-                    probe_failed(
-                        m,
-                        "ZeroTier daemon",
-                        info,
-                        "zerotier-cli answers with the node status",
-                    )
-                    .cause(info.value.as_ref().err().cloned().unwrap_or_default()),
-                ),
+                None => f.push(probe_failed(
+                    m,
+                    "ZeroTier daemon",
+                    info,
+                    "zerotier-cli answers with the node status",
+                )),
                 Some(i) => {
-                    match i.status {
-                        NodeStatus::Online => f.push(Finding::new(Severity::Pass, "zt.online", m, "ZeroTier node online").evidence(info).seen("ONLINE").expected("ONLINE")),
-                        NodeStatus::Tunneled => f.push(Finding::new(Severity::Warn, "zt.tunneled", m, "ZeroTier node status").evidence(info).seen("TUNNELED").expected("ONLINE").cause("UDP is blocked: traffic goes through the TCP fallback relay, expect high latency")),
-                        NodeStatus::Offline => f.push(Finding::new(Severity::Fail, "zt.offline", m, "ZeroTier node status").evidence(info).seen("OFFLINE").expected("ONLINE").cause("the node reaches neither roots nor peers: check outbound UDP 9993 and that the host has network")),
-                    }
+                    f.push(node_status(obs, m, info, i));
                     match expected_node {
                         Some(n) if n != i.address => f.push(Finding::new(Severity::Fail, "zt.node-id-mismatch", m, "running node id").evidence(info).seen(format!("daemon runs as node {}", i.address)).expected(format!("node {n} (from the vars address {})", expected_ip.map(|a| a.to_string()).unwrap_or_default())).cause("zerotierone runs with an old identity: new vars were deployed but the daemon was not restarted (clan machines update does not restart it); run `systemctl restart zerotierone.service`")),
                         Some(n) => f.push(Finding::new(Severity::Pass, "zt.node-id", m, "running node id").seen(i.address.to_string()).expected(n.to_string())),
@@ -175,7 +263,7 @@ pub fn node_findings(
             Some(list) => match list.iter().find(|n| n.id == nwid) {
                 None => f.push(Finding::new(Severity::Fail, "zt.not-joined", m, format!("network {iname}")).evidence(nets).seen(format!("joined: [{}]", list.iter().map(|n| format!("{} {}", n.id, n.status)).collect::<Vec<_>>().join(", "))).expected(format!("network {nwid} with status OK")).cause("the machine has not joined the fleet's network: wrong network id in its config (recreated network?) or zerotierone not configured")),
                 Some(n) if n.status != "OK" => {
-                    let (code, cause) = status_cause(&n.status, controller);
+                    let (code, cause) = status_cause(&n.status, controller, &ControllerFacts::of(obs, controller, m));
                     f.push(Finding::new(Severity::Fail, code, m, format!("network {iname} status")).evidence(nets).seen(format!("{} {}", n.id, n.status)).expected(format!("{nwid} OK")).cause(cause));
                 }
                 Some(n) => {
@@ -185,7 +273,7 @@ pub fn node_findings(
                         Some(e) if assigned.contains(&e) => f.push(Finding::new(Severity::Pass, "zt.address", m, "assigned address").seen(e.to_string()).expected(e.to_string())),
                         Some(e) => {
                             let embedded = assigned.iter().filter_map(|a| split_rfc4193(*a)).map(|(nw, node)| format!("network {nw}, node {node}")).collect::<Vec<_>>().join("; ");
-                            f.push(Finding::new(Severity::Fail, "zt.address-mismatch", m, "assigned address").evidence(nets).seen(format!("{:?} ({embedded})", assigned)).expected(format!("{e} (rfc4193 of {nwid} and the node id)")).cause("the address the controller assigned is not the one the vars name: vars regenerated or a stale network"));
+                            f.push(Finding::new(Severity::Fail, "zt.address-mismatch", m, "assigned address").evidence(nets).seen(format!("{:?} ({embedded})", assigned)).expected(format!("{e} (rfc4193 of {nwid} and the node id)")).cause(address_cause(&assigned, nwid, expected_node, controller)));
                         }
                         None => {}
                     }
@@ -196,11 +284,30 @@ pub fn node_findings(
             let unit = exp.oracle.autoaccept_unit(iname);
             match units.ok().and_then(|u| u.get(&unit)) {
                 None => f.push(probe_failed(m, &format!("{unit} state"), units, "LoadState=loaded, Result=success")),
-                Some(u) if !u.loaded() => f.push(Finding::new(Severity::Fail, "zt.autoaccept-missing", m, format!("controller unit {unit}")).evidence(units).seen(format!("LoadState={}", u.get("LoadState"))).expected("LoadState=loaded").cause("the controller's configuration has no auto-accept unit for this instance (wrong clan-core era, or the machine is not the controller)")),
+                Some(u) if !u.loaded() => f.push(Finding::new(Severity::Fail, "zt.autoaccept-missing", m, format!("controller unit {unit}")).evidence(units).seen(format!("LoadState={}", u.get("LoadState"))).expected("LoadState=loaded").cause(format!("{m} is the controller of {iname} in the inventory, but its deployed system has no {unit}: the deployed configuration predates this instance or comes from a clan-core era with another unit name; redeploy {m} (`clan machines update {m}`)"))),
                 Some(u) if u.get("Result") != "success" || !matches!(u.get("ExecMainStatus"), "" | "0") => f.push(Finding::new(Severity::Fail, "zt.autoaccept-failed", m, format!("controller unit {unit}")).evidence(units).seen(format!("Result={} ExecMainStatus={}", u.get("Result"), u.get("ExecMainStatus"))).expected("Result=success, ExecMainStatus=0").cause("the auto-accept run failed: members may stay ACCESS_DENIED; see `journalctl -u` of the unit")),
                 Some(_) => f.push(Finding::new(Severity::Pass, "zt.autoaccept", m, format!("controller unit {unit}")).seen("loaded, success").expected("loaded, success")),
             }
         }
+    }
+}
+
+/// Why the assigned address is not the vars': read from the parts the address embeds.
+fn address_cause(
+    assigned: &[Ipv6Addr],
+    nwid: crate::probe::zerotier_ids::NetworkId,
+    node: Option<crate::probe::zerotier_ids::NodeId>,
+    controller: &str,
+) -> String {
+    let parts: Vec<_> = assigned.iter().filter_map(|a| split_rfc4193(*a)).collect();
+    if let Some((nw, _)) = parts.iter().find(|(nw, n)| *nw != nwid && Some(*n) == node) {
+        format!("the assigned address embeds network {nw}, not {nwid} that the node is joined to (its node id is right): the controller {controller} hands out another network's range (a recreated network's stale state); redeploy the controller and have the member rejoin")
+    } else if let Some((_, n)) = parts.iter().find(|(nw, n)| *nw == nwid && Some(*n) != node) {
+        format!("the assigned address embeds node {n}, not the node id the vars name: the vars were regenerated after the controller admitted the member, or the member runs an old identity")
+    } else if parts.is_empty() {
+        "no assigned address is an rfc4193 address of a ZeroTier network: the controller assigns from a manual pool instead of clan's rfc4193 scheme".to_string()
+    } else {
+        "the address the controller assigned is not the one the vars name".to_string()
     }
 }
 

@@ -8,7 +8,9 @@ use serde_json::Value;
 use super::zerotier_ids::{NetworkId, NodeId};
 use super::ProbeError;
 
-/// Node status as `info` reports it. TUNNELED wins over OFFLINE (one.cpp).
+/// Node status as `info` reports it. The text form prints TUNNELED even when the node is
+/// offline (one.cpp); the JSON form says both, and an offline node is OFFLINE whatever its TCP
+/// fallback does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum NodeStatus {
@@ -29,6 +31,8 @@ pub struct Info {
     pub version: String,
     /// Status.
     pub status: NodeStatus,
+    /// The TCP fallback relay is in use (`tcpFallbackActive`, or TUNNELED in the text form).
+    pub tcp_fallback: bool,
 }
 
 /// Errors the CLI itself reports, classified by cause.
@@ -117,17 +121,18 @@ pub fn parse_info(out: &str) -> Result<Info, ProbeError> {
             .map_err(|e: super::zerotier_ids::IdError| ProbeError::new(P, e.to_string(), out))?;
         let online = v["online"].as_bool().unwrap_or(false);
         let tunneled = v["tcpFallbackActive"].as_bool().unwrap_or(false);
-        let status = if tunneled {
-            NodeStatus::Tunneled
-        } else if online {
-            NodeStatus::Online
-        } else {
+        let status = if !online {
             NodeStatus::Offline
+        } else if tunneled {
+            NodeStatus::Tunneled
+        } else {
+            NodeStatus::Online
         };
         return Ok(Info {
             address,
             version: v["version"].as_str().unwrap_or("").to_string(),
             status,
+            tcp_fallback: tunneled,
         });
     }
     for line in t.lines() {
@@ -152,6 +157,7 @@ pub fn parse_info(out: &str) -> Result<Info, ProbeError> {
                 address,
                 version: version.to_string(),
                 status,
+                tcp_fallback: status == NodeStatus::Tunneled,
             });
         }
     }

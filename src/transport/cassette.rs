@@ -22,6 +22,10 @@ pub struct Entry {
     /// Its output.
     #[serde(flatten)]
     pub output: Output,
+    /// The transport's error when the command never ran (the machine could not be reached):
+    /// replay returns it instead of the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a derived cassette is expected to break (read by the verdict corpus test).
@@ -74,6 +78,10 @@ pub struct Replacement {
     /// New exit status.
     #[serde(default)]
     pub exit: Option<Option<i32>>,
+    /// The transport error the command now fails with instead of running (the machine
+    /// could not be reached).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A cassette file.
@@ -211,6 +219,9 @@ fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
         if let Some(x) = r.exit {
             e.output.exit = x;
         }
+        if r.error.is_some() {
+            e.error = r.error.clone();
+        }
     }
     if let Some(i) = found.iter().position(|f| !*f).filter(|_| hit) {
         return Err(format!(
@@ -233,6 +244,7 @@ fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
                     exit: r.exit.unwrap_or(Some(0)),
                     duration: Default::default(),
                 },
+                error: r.error.clone(),
             }),
             _ => return Err(format!("replacement matches no command of {}", r.machine)),
         }

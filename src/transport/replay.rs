@@ -8,24 +8,31 @@ use super::cassette::{Cassette, Entry};
 use super::{Cmd, Output, Transport};
 use crate::error::TransportError;
 
+/// A command's recordings (its output, or the transport error it never ran with), and which
+/// one is next.
+type Answers = (Vec<Result<Output, String>>, usize);
+
 /// Answers commands from a cassette. Repeated commands get their recordings in order, then the
 /// last one again (a monitor asks the same thing many times).
 pub struct Replay {
     machine: String,
     cassette: String,
-    entries: Mutex<HashMap<String, (Vec<Output>, usize)>>,
+    entries: Mutex<HashMap<String, Answers>>,
 }
 
 impl Replay {
     /// Replay of `machine`'s log.
     pub fn new(machine: &str, cassette_path: &str, log: &[Entry]) -> Replay {
-        let mut entries: HashMap<String, (Vec<Output>, usize)> = HashMap::new();
+        let mut entries: HashMap<String, Answers> = HashMap::new();
         for e in log {
             entries
                 .entry(e.command.clone())
                 .or_default()
                 .0
-                .push(e.output.clone());
+                .push(match &e.error {
+                    Some(err) => Err(err.clone()),
+                    None => Ok(e.output.clone()),
+                });
         }
         Replay {
             machine: machine.to_string(),
@@ -51,8 +58,12 @@ impl Transport for Replay {
         };
         let i = (*next).min(outs.len().saturating_sub(1));
         *next += 1;
-        tracing::debug!(machine = %self.machine, command = %cmd, exit = ?outs[i].exit, "replayed");
-        Ok(outs[i].clone())
+        tracing::debug!(machine = %self.machine, command = %cmd, answer = ?outs[i].as_ref().map(|o| o.exit), "replayed");
+        outs[i].clone().map_err(|error| TransportError::Recorded {
+            machine: self.machine.clone(),
+            command: cmd.text().into(),
+            error,
+        })
     }
 }
 
@@ -76,8 +87,27 @@ impl Recorder {
         })
     }
 
-    fn record(&self, machine: &str, cmd: &Cmd, out: &Output) -> Result<(), TransportError> {
-        for text in [&out.stdout, &out.stderr] {
+    /// Records what `cmd` answered, or the transport's error when it never ran (so that a run
+    /// with an unreachable machine replays as it happened).
+    fn record(
+        &self,
+        machine: &str,
+        cmd: &Cmd,
+        answer: &Result<Output, TransportError>,
+    ) -> Result<(), TransportError> {
+        let (out, error) = match answer {
+            Ok(o) => (o.clone(), None),
+            Err(e) => (
+                Output {
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    exit: None,
+                    duration: std::time::Duration::ZERO,
+                },
+                Some(e.to_string()),
+            ),
+        };
+        for text in [&out.stdout, &out.stderr].into_iter().chain(error.as_ref()) {
             if let Err(kind) = crate::redact::refuse(text) {
                 return Err(TransportError::SecretInOutput {
                     machine: machine.into(),
@@ -91,7 +121,8 @@ impl Recorder {
             machine,
             Entry {
                 command: cmd.text().into(),
-                output: out.clone(),
+                output: out,
+                error,
             },
         );
         let json = serde_json::to_string_pretty(&*c).map_err(|e| TransportError::Cassette {
@@ -127,9 +158,8 @@ impl Transport for Recording {
         outs.into_iter()
             .zip(cmds)
             .map(|(o, c)| {
-                let o = o?;
                 self.recorder.record(self.inner.name(), c, &o)?;
-                Ok(o)
+                o
             })
             .collect()
     }
@@ -139,8 +169,8 @@ impl Transport for Recording {
     }
 
     fn run(&self, cmd: &Cmd) -> Result<Output, TransportError> {
-        let out = self.inner.run(cmd)?;
+        let out = self.inner.run(cmd);
         self.recorder.record(self.inner.name(), cmd, &out)?;
-        Ok(out)
+        out
     }
 }

@@ -169,6 +169,7 @@ fn replacement(machine: &str, command: &str) -> Replacement {
         stdout_replace: Vec::new(),
         stderr: None,
         exit: None,
+        error: None,
     }
 }
 
@@ -178,6 +179,7 @@ trait With {
     fn stdout_replace(self, pairs: Vec<Pair>) -> Self;
     fn stderr(self, s: impl Into<String>) -> Self;
     fn exit(self, code: i32) -> Self;
+    fn error(self, words: impl Into<String>) -> Self;
 }
 
 impl With for Replacement {
@@ -195,6 +197,10 @@ impl With for Replacement {
     }
     fn exit(mut self, code: i32) -> Self {
         self.exit = Some(Some(code));
+        self
+    }
+    fn error(mut self, words: impl Into<String>) -> Self {
+        self.error = Some(words.into());
         self
     }
 }
@@ -290,7 +296,7 @@ fn story_faults(b: &Base) -> Result<Vec<Fault>> {
             criterion: "AC3", code: "sshd.password-auth", machine: G, also: &[],
             replace: vec![b.r(G, "sshd -T")?.stdout_replace(vec![pair("passwordauthentication no", "passwordauthentication yes")])] },
         Fault { name: "sshd-client-no-ca", description: "gcp-vm's /etc/ssh/ssh_known_hosts lacks the @cert-authority line",
-            criterion: "AC3", code: "sshd.client-no-ca", machine: G, also: &[("AC2", "ssh.no-ca-line")],
+            criterion: "AC3", code: "sshd.client-no-ca", machine: G, also: &[("AC2", "ssh.no-ca-line"), ("AC4", "shared.ca-absent")],
             replace: vec![b.r(G, "cat /etc/ssh/ssh_known_hosts")?.stdout_replace(vec![pair(format!("{ca_line}\n"), "")])] },
         Fault { name: "shared-ca-differs", description: "gcp-vm trusts another CA than the clan's shared openssh-ca",
             criterion: "AC4", code: "shared.ca-differs", machine: G, also: &[("AC2", "ssh.foreign-ca"), ("AC3", "sshd.client-no-ca")],
@@ -321,13 +327,56 @@ fn story_faults(b: &Base) -> Result<Vec<Fault>> {
             replace: vec![b.r(G, "sh -c 'u=")?.stdout_replace(vec![pair(
                 format!("shadow {}", shadow.split("shadow ").nth(1).and_then(|s| s.split_whitespace().next()).ok_or("no shadow hash")?),
                 "shadow e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")])] },
-        Fault { name: "zt-cli-no-token", description: "zerotier-cli on gcp-vm cannot read the daemon's auth token",
-            criterion: "AC1", code: "probe.failed", machine: G, also: &[],
-            replace: vec![b.r(G, "zerotier-cli -j info")?.exit(1).stdout("").stderr("zerotier-cli: missing authentication token and authtoken.secret not found (or readable) in /var/lib/zerotier-one\n")] },
+        Fault { name: "zt-cli-no-token", description: "zerotier-cli on gcp-vm cannot read the daemon's auth token, so info, listnetworks and peers all fail with its words: AC1 names it once, AC3's membership and AC4's network id are UNCHECKED",
+            criterion: "AC1", code: "probe.failed", machine: G, also: &[("AC3", "zt.member"), ("AC4", "shared.network-id")],
+            replace: ["info", "listnetworks", "peers"].into_iter().map(|c| Ok(b.r(G, &format!("zerotier-cli -j {c}"))?.exit(1).stdout("").stderr("zerotier-cli: missing authentication token and authtoken.secret not found (or readable) in /var/lib/zerotier-one\n"))).collect::<Result<Vec<_>>>()? },
         Fault { name: "inventory-changed", description: "the inventory drops gcp-vm from emergency-access (snapshot not reviewed)",
             criterion: "AC3", code: "inventory.changed", machine: G, also: &[],
             replace: vec![] },
+        // Fail closed, one root cause (issue 13).
+        Fault { name: "zt-offline-tunneled", description: "gcp-vm's ZeroTier node is offline (\"online\": false) while its TCP fallback relay is active: offline is offline, not a TUNNELED warning",
+            criterion: "AC1", code: "zt.offline", machine: G, also: &[],
+            replace: vec![b.r(G, "zerotier-cli -j info")?.stdout_replace(vec![pair("\"online\": true", "\"online\": false"), pair("\"tcpFallbackActive\": false", "\"tcpFallbackActive\": true")])] },
+        Fault { name: "machine-unreachable", description: "sshd on gcp-vm is stopped: the harness's connection is refused (the transport's words, recorded against a closed port) and so is hetzner-vm's hop; named once per criterion, gcp-vm's own checks UNCHECKED",
+            criterion: "AC1", code: "machine.unreachable", machine: G, also: &[("AC2", "machine.unreachable"), ("AC3", "machine.unreachable"), ("AC4", "machine.unreachable")],
+            replace: unreachable(b, G, "cannot connect to 198.51.100.20:22 (waited 84.144µs): Connection refused (os error 111)", vec![
+                b.r(H, "ssh -v")?.exit(255).stdout("").stderr(format!("OpenSSH_10.0p2, OpenSSL 3.4.1 11 Feb 2025\ndebug1: Reading configuration data /etc/ssh/ssh_config\ndebug1: Connecting to {gcp_ip} [{gcp_ip}] port 22.\ndebug1: connect to address {gcp_ip} port 22: Connection refused\nssh: connect to host {gcp_ip} port 22: Connection refused\n")),
+            ])? },
+        Fault { name: "root-keys-emptied", description: "root's authorized keys on gcp-vm were emptied: the harness's login and hetzner-vm's hop are refused; AC2 fails ssh.user-key-refused once, the CA line and host certificate of gcp-vm, never read, are UNCHECKED",
+            criterion: "AC2", code: "ssh.user-key-refused", machine: G, also: &[("AC1", "machine.unreachable"), ("AC3", "machine.unreachable"), ("AC4", "machine.unreachable")],
+            replace: unreachable(b, G, "authentication as root failed with ssh-agent: [Session(-18)] Username/PublicKey combination invalid", vec![
+                b.r(H, "ssh -v")?.exit(255).stdout("").stderr(format!("debug1: Host 'gcp-vm.clan' is known and matches the ED25519-CERT host certificate.\ndebug1: Authentications that can continue: publickey\ndebug1: No more authentication methods to try.\nroot@{gcp_ip}: Permission denied (publickey).\n")),
+            ])? },
+        Fault { name: "machines-toml-omits-gcp", description: "machines.toml lists hetzner-vm only; the inventory also has gcp-vm: every check of gcp-vm is UNCHECKED \"not in machines.toml\", no criterion passes",
+            criterion: "AC1", code: "fleet.not-configured", machine: G, also: &[("AC2", "fleet.not-configured"), ("AC3", "fleet.not-configured"), ("AC4", "fleet.not-configured")],
+            replace: vec![] },
     ])
+}
+
+/// Every command of `machine` failing with the transport's words (the batch's, as the live
+/// transport reports a failed connect), plus the `also` replacements.
+fn unreachable(
+    b: &Base,
+    machine: &str,
+    words: &str,
+    also: Vec<Replacement>,
+) -> Result<Vec<Replacement>> {
+    let mut commands: Vec<&str> = Vec::new();
+    for e in b.entries(machine)? {
+        if !commands.contains(&e.command.as_str()) {
+            commands.push(&e.command);
+        }
+    }
+    let mut out: Vec<Replacement> = commands
+        .into_iter()
+        .map(|c| {
+            replacement(machine, c).error(format!(
+                "{machine}: `{c}` failed on the SSH channel: batch failed: {machine}: {words}"
+            ))
+        })
+        .collect();
+    out.extend(also);
+    Ok(out)
 }
 
 /// Faults of the yggdrasil overlay and of rebuilds, cut from the run recorded on the healthy lab.
@@ -417,7 +466,7 @@ impl Serialize for BrokenFile<'_> {
 }
 
 /// A replacement as written: `machine`, `command`, `command_contains`, `exit`, `stdout`,
-/// `stdout_replace`, `stderr`, each only when set.
+/// `stdout_replace`, `stderr`, `error`, each only when set.
 struct Ordered<'a>(&'a Replacement);
 
 impl Serialize for Ordered<'_> {
@@ -443,6 +492,9 @@ impl Serialize for Ordered<'_> {
         if let Some(x) = &r.stderr {
             m.serialize_entry("stderr", x)?;
         }
+        if let Some(x) = &r.error {
+            m.serialize_entry("error", x)?;
+        }
         m.end()
     }
 }
@@ -462,8 +514,11 @@ pub fn files(root: &Path) -> Result<Vec<(PathBuf, String)>> {
             let file = BrokenFile {
                 fault,
                 derive_from: base,
-                machines_file: (fault.name == "inventory-changed")
-                    .then_some("inventory-changed/machines.toml"),
+                machines_file: match fault.name {
+                    "inventory-changed" => Some("inventory-changed/machines.toml"),
+                    OMITS => Some("machines-toml-omits-gcp/machines.toml"),
+                    _ => None,
+                },
             };
             let name = dir.join(format!("{}.json", fault.name));
             out.push((name, json::to_string(&file, Some(1))?));
@@ -500,13 +555,31 @@ pub fn files(root: &Path) -> Result<Vec<(PathBuf, String)>> {
             "inventory_json = \"inventory.json\"",
         );
     out.push((changed.join("machines.toml"), toml));
+    out.push(omits_gcp(root)?);
     Ok(out)
+}
+
+/// The fleet whose machines.toml leaves out one inventory machine.
+const OMITS: &str = "machines-toml-omits-gcp";
+
+/// machines-toml-omits-gcp's machines.toml: the story's, without gcp-vm's `[[machine]]`.
+fn omits_gcp(root: &Path) -> Result<(PathBuf, String)> {
+    let story = std::fs::read_to_string(root.join("machines.toml"))?;
+    let gcp = "\n[[machine]]\nname = \"gcp-vm\"\naddress = \"198.51.100.20\"\n";
+    if !story.contains(gcp) {
+        return Err("machines.toml has no gcp-vm entry to leave out".into());
+    }
+    let toml = story
+        .replace(gcp, "")
+        .replace("examples/test-clan", "../../../../examples/test-clan");
+    Ok((Path::new(DIR).join(OMITS).join("machines.toml"), toml))
 }
 
 /// Writes the corpus under `root`.
 pub fn write(root: &Path) -> Result<()> {
     let files = files(root)?;
     std::fs::create_dir_all(root.join(DIR).join("inventory-changed"))?;
+    std::fs::create_dir_all(root.join(DIR).join(OMITS))?;
     for (path, text) in &files {
         std::fs::write(root.join(path), text)?;
     }

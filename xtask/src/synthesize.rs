@@ -395,6 +395,7 @@ pub fn cassette(root: &Path, plan: &Plan) -> Result<String> {
             entries.push(Entry {
                 command: cmd.clone(),
                 output: story.answer(m, cmd)?,
+                error: None,
             });
             if cmd == "sshd -T" {
                 let kc = format!("ssh-keygen -L -f {}", cert_store(m));
@@ -402,6 +403,7 @@ pub fn cassette(root: &Path, plan: &Plan) -> Result<String> {
                 entries.push(Entry {
                     command: kc,
                     output,
+                    error: None,
                 });
             }
         }
