@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 use super::Output;
 use crate::error::TransportError;
 
-/// Current format version.
-pub const FORMAT: u32 = 1;
+/// Current format version: 2 added `error` (a command that never ran) to entries and
+/// replacements. Format 1 files, without it, still load.
+pub const FORMAT: u32 = 2;
+
+/// Every version this build reads.
+pub const READS: [u32; 2] = [1, 2];
 
 /// One recorded command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,10 +150,22 @@ impl Cassette {
             std::fs::read_to_string(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
         let mut c: Cassette =
             serde_json::from_str(&text).map_err(|e| err(path, format!("invalid ({e})")))?;
-        if c.format != FORMAT {
+        if !READS.contains(&c.format) {
             return Err(err(
                 path,
-                format!("format {} is not supported (expected {FORMAT})", c.format),
+                format!(
+                    "format {} is not supported (this build reads {READS:?}; a newer clan-coord wrote it?)",
+                    c.format
+                ),
+            ));
+        }
+        let uses_error = c.machines.values().flatten().any(|e| e.error.is_some())
+            || c.workstation.iter().any(|e| e.error.is_some())
+            || c.replace.iter().any(|r| r.error.is_some());
+        if c.format < 2 && uses_error {
+            return Err(err(
+                path,
+                "an `error` field needs format 2; set \"format\": 2",
             ));
         }
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -250,4 +266,43 @@ fn apply(c: &mut Cassette, r: &Replacement) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<LoadedCassette, TransportError> {
+        let dir = tempfile::tempdir().map_err(|e| err(Path::new("tmp"), e.to_string()))?;
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, text).map_err(|e| err(&path, e.to_string()))?;
+        Cassette::load(&path)
+    }
+
+    const ENTRY: &str =
+        r#"{"command": "true", "stdout": "", "stderr": "", "exit": 0, "duration_ms": 1"#;
+
+    #[test]
+    fn format_1_still_loads_and_the_error_field_needs_format_2() {
+        let with = |format: u32, error: &str| {
+            format!(
+                r#"{{"format": {format}, "description": "t", "machines": {{"a": [{ENTRY}{error}}}]}}}}"#
+            )
+        };
+        assert!(load(&with(1, "")).is_ok());
+        assert!(load(&with(2, r#", "error": "connection refused""#)).is_ok());
+        let e = load(&with(1, r#", "error": "connection refused""#))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("needs format 2")),
+            "{e:?}"
+        );
+        let e = load(&with(3, "")).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("this build reads [1, 2]")),
+            "{e:?}"
+        );
+    }
 }
