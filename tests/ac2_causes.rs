@@ -114,3 +114,32 @@ fn healthy_fleet_passes_every_ac2_rule(#[case] fleet: &str) {
         "{v}"
     );
 }
+
+/// A probe that never answered is not a missing certificate: when `sshd -T` fails on gcp-vm
+/// (as it does without root: `no hostkeys available`), AC2 says the served certificate was not
+/// read (UNCHECKED, with sshd's own words) instead of blaming gcp-vm's configuration.
+#[test]
+fn unanswered_sshd_t_leaves_the_served_certificate_unchecked() {
+    let dir = tempfile::tempdir().unwrap();
+    let story = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cassettes/story-fleet.json");
+    let c = dir.path().join("sshd-t-fails.json");
+    let text = serde_json::json!({
+        "format": 1,
+        "derive_from": story,
+        "replace": [{"machine": "gcp-vm", "command": "sshd -T", "exit": 255, "stdout": "",
+                     "stderr": "sshd: no hostkeys available -- exiting.\n"}],
+    });
+    std::fs::write(&c, text.to_string()).unwrap();
+    let v = ac2(c.to_str().unwrap());
+    assert!(
+        !v.failures().any(|f| f.code == "ssh.no-host-cert"),
+        "a probe that did not answer is blamed on the configuration\n{v}"
+    );
+    let u = v
+        .findings
+        .iter()
+        .find(|f| f.code == "ssh.served-unread" && f.machine == "gcp-vm")
+        .unwrap_or_else(|| panic!("no UNCHECKED served certificate\n{v}"));
+    assert_eq!(u.severity, checks::Severity::Unchecked);
+    assert!(u.seen.contains("no hostkeys available"), "{u}");
+}

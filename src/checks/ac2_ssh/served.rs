@@ -92,9 +92,23 @@ fn host_word(host: bool) -> String {
 
 /// The findings about B's served certificate.
 pub(super) fn findings(cx: &Ctx<'_>, b: &str) -> Vec<Finding> {
-    let Some(st) = cx.status(b) else {
-        return Vec::new();
+    let unread = |seen: String| {
+        Finding::new(Severity::Unchecked, "ssh.served-unread", b, SUBJECT)
+            .seen(seen)
+            .expected("ssh-keygen -L of the HostCertificate sshd -T names")
     };
+    let Some(st) = cx.status(b) else {
+        return vec![unread(format!("no status of {b} in this observation"))];
+    };
+    // sshd -T did not answer: whether a certificate is configured is not known.
+    if let Err(e) = &st.sshd.value {
+        let said = if st.sshd.excerpt.is_empty() {
+            e
+        } else {
+            &st.sshd.excerpt
+        };
+        return vec![unread(format!("sshd -T gave nothing to read: {said}")).evidence(&st.sshd)];
+    }
     let principal = cx.exp.principal(b);
     let Some(s) = st.host_cert.as_ref() else {
         let cause = match repo_cert(cx, b) {
@@ -112,6 +126,10 @@ pub(super) fn findings(cx: &Ctx<'_>, b: &str) -> Vec<Finding> {
     };
     let Some(cert) = s.ok() else {
         let err = s.value.as_ref().err().cloned().unwrap_or_default();
+        // No exit status: the command never ran (transport), which says nothing of the file.
+        if s.exit.is_none() {
+            return vec![unread(format!("ssh-keygen -L did not run: {err}")).evidence(s)];
+        }
         return vec![Finding::new(Severity::Fail, "ssh.no-host-cert", b, SUBJECT)
             .evidence(s)
             .seen(err.clone())
