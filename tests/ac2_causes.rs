@@ -98,6 +98,7 @@ fn cause_follows_the_evidence(
 /// clan's CA, every served certificate is its vars' one.
 #[rstest]
 #[case("story-fleet.json")]
+#[case("lab/cassette.json")]
 fn healthy_fleet_passes_every_ac2_rule(#[case] fleet: &str) {
     let v = ac2(fleet);
     assert!(v.passed(), "{v}");
