@@ -35,6 +35,9 @@ pub enum Probe {
     Ping(String),
     /// SSH hop to this machine over the overlay.
     Hop(String),
+    /// The machine as an SSH client: its clock and the `@cert-authority` lines of every
+    /// known_hosts file `ssh -G` says the hop reads (AC2).
+    ClientView,
     /// System generation, current system, artefact hashes, watched units (AC5/AC6).
     SystemState,
 }
@@ -42,7 +45,10 @@ pub enum Probe {
 impl Probe {
     /// Part of the machine's status (AC1–AC4 read it).
     pub fn is_status(&self) -> bool {
-        !matches!(self, Probe::Ping(_) | Probe::Hop(_) | Probe::SystemState)
+        !matches!(
+            self,
+            Probe::Ping(_) | Probe::Hop(_) | Probe::ClientView | Probe::SystemState
+        )
     }
 }
 
@@ -124,13 +130,21 @@ impl Plan {
                     });
                 }
             }
+            let mut first_hop = None;
             for (to, addr) in targets.iter().filter(|(t, _)| *t != m) {
                 if let (true, Some(a)) = (needs.hops, addr) {
+                    first_hop.get_or_insert((*to, *a));
                     steps.push(Step {
                         probe: Probe::Hop(to.to_string()),
                         cmd: hop_cmd(exp, to, *a),
                     });
                 }
+            }
+            if let Some((to, a)) = first_hop {
+                steps.push(Step {
+                    probe: Probe::ClientView,
+                    cmd: client_view_cmd(exp, to, a),
+                });
             }
             if needs.rebuild {
                 plan.rebuilds.insert(m.to_string(), rebuild_cmd(exp, m));
@@ -297,38 +311,50 @@ pub fn ping_cmd(exp: &Expectations, to: Ipv6Addr) -> Cmd {
         .timeout(Duration::from_secs(budget))
 }
 
-/// The hop command: strict, batch, no user known_hosts, certificate checked under `<B>.<domain>`.
+/// The hop's `-o` options: strict, batch, no user known_hosts, certificate checked under
+/// `<B>.<domain>`.
 ///
 /// It prefers curve25519 key exchange (`^` keeps OpenSSH's defaults as fallback): the hop carries
 /// no secret that needs post-quantum protection, and the default sntrup761 key generation cost
 /// 70 ms of client CPU per hop, 84% of all process CPU in a 16-machine lab run (BENCHMARKS.md).
+fn hop_options(exp: &Expectations, to_machine: &str) -> Vec<String> {
+    let connect = exp.config.ssh.connect_timeout.as_secs().max(1);
+    [
+        "KexAlgorithms=^curve25519-sha256".to_string(),
+        "BatchMode=yes".into(),
+        "StrictHostKeyChecking=yes".into(),
+        "UserKnownHostsFile=/dev/null".into(),
+        format!("HostKeyAlias={}", exp.principal(to_machine)),
+        format!("ConnectTimeout={connect}"),
+        "PasswordAuthentication=no".into(),
+        "KbdInteractiveAuthentication=no".into(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_string(), o])
+    .collect()
+}
+
+/// The hop command: `ssh -v` with [`hop_options`], running `hostname` on B. `-v` prints what
+/// AC2 reads: the certificate shown (type, serial, ID, CA, validity), the known_hosts line of
+/// the CA, the name checked, and why a check failed.
 pub fn hop_cmd(exp: &Expectations, to_machine: &str, to: Ipv6Addr) -> Cmd {
     let connect = exp.config.ssh.connect_timeout.as_secs().max(1);
     Cmd::new("ssh")
         .arg("-v")
-        .args([
-            "-o",
-            "KexAlgorithms=^curve25519-sha256",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args(["-o", &format!("HostKeyAlias={}", exp.principal(to_machine))])
-        .args([
-            "-o",
-            &format!("ConnectTimeout={connect}"),
-            "-o",
-            "PasswordAuthentication=no",
-            "-o",
-            "KbdInteractiveAuthentication=no",
-        ])
+        .args(hop_options(exp, to_machine))
         .arg(format!("root@{to}"))
         .arg("hostname")
         .timeout(Duration::from_secs(connect + 10))
         .heavy()
+}
+
+/// The client view command: [`CLIENT_VIEW_SCRIPT`] with the hop options for the machine's
+/// first peer. `ssh -G` resolves the configuration as the hop would (Match and Host blocks that
+/// single out one peer's address are read for that first peer only).
+pub fn client_view_cmd(exp: &Expectations, to_machine: &str, to: Ipv6Addr) -> Cmd {
+    Cmd::sh(CLIENT_VIEW_SCRIPT)
+        .args(hop_options(exp, to_machine))
+        .arg(format!("root@{to}"))
 }
 
 /// The system-state command (AC5/AC6): artefact hashes, then the watched units.
@@ -364,6 +390,11 @@ pub fn rebuild_cmd(exp: &Expectations, machine: &str) -> Cmd {
         .collect();
     Cmd::argv(&words).timeout(exp.config.rebuild.timeout)
 }
+
+/// The machine's clock (Unix seconds and local time, the time OpenSSH prints validity in), the
+/// known_hosts files `ssh -G` names for the hop, and each file's `@cert-authority` lines with
+/// their numbers (parsed by `probe::ssh::client`).
+const CLIENT_VIEW_SCRIPT: &str = r#"printf 'now %s %s\n' "$(date +%s)" "$(date +%Y-%m-%dT%H:%M:%S)"; cfg=$(ssh -G "$@") || exit $?; printf '%s\n' "$cfg" | grep -E '^(global|user)knownhostsfile '; for f in $(printf '%s\n' "$cfg" | sed -n 's/^\(global\|user\)knownhostsfile //p'); do case $f in "~/"*) f="$HOME/${f#"~/"}";; esac; if [ -r "$f" ]; then printf 'file %s\n' "$f"; grep -n '@cert-authority' "$f"; elif [ -e "$f" ]; then printf 'unreadable %s\n' "$f"; else printf 'absent %s\n' "$f"; fi; done; true"#;
 
 /// A user's shadow hash and deployed hash file, as sha256 (parsed by `probe::hashes`).
 const USER_HASH_SCRIPT: &str = r#"u="$1"; shift; printf 'shadow '; getent shadow "$u" | cut -d: -f2 | tr -d '\n' | sha256sum | cut -d' ' -f1; for f in "$@"; do if [ -e "$f" ]; then printf 'file %s ' "$f"; tr -d '\n' < "$f" | sha256sum | cut -d' ' -f1; fi; done"#;

@@ -117,6 +117,7 @@ fn observe_again(fleet: &Fleet, opts: &RunOptions) -> Observations {
         let paired = observe(fleet, &Plan::new(&fleet.expect, pairs));
         again.mesh = paired.mesh;
         again.hops = paired.hops;
+        again.clients = paired.clients;
         let formed = checks::ac1_mesh::evaluate(&fleet.expect, &again).passed();
         let waited = start.elapsed();
         if formed || attempts >= SETTLE_ATTEMPTS || waited >= limit {

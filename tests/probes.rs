@@ -46,6 +46,9 @@ fn parse(dir: &str, name: &str, text: &str) -> Result<String, String> {
         "ssh" if name.starts_with("ssh-keygen-L") => d(ssh::parse_keygen_l(text)
             .map(|v| format!("{v:?}"))
             .map_err(|e| e.to_string())),
+        "ssh" if name.starts_with("client-view") => d(ssh::parse_client_view(text)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())),
         "ssh" => Ok(format!("{:?}", ssh::parse_hop(text, Some(255)))),
         "systemd" if name.starts_with("show") => d(systemd::parse_show(text)
             .map(|v| format!("{v:?}"))
@@ -176,6 +179,26 @@ const VALUES: &[(&str, &str)] = &[
     ("ssh/connection-timed-out-macos.txt", "class: Timeout"),
     ("ssh/connection-refused.txt", "class: ConnectionRefused"),
     ("ssh/host-key-changed.txt", "class: HostKeyChanged"),
+    // Real OpenSSH 9.2 outputs (tests/fixtures/ssh/capture/): the class, and the certificate
+    // with its CA, serial, window, known_hosts line and the name it was checked under.
+    ("ssh/ssh-v-real-cert-valid-forever.txt", "class: CertificateVerified, certificate: Some(AcceptedCert { key_type: \"ssh-ed25519-cert-v01@openssh.com\", fingerprint: \"SHA256:Y32r0B6nz9WnH4NE8NWGcZq5aLtIlBuQ2d/AcuRm1wk\", serial: 0, id: \"gcp-vm\", ca_type: \"ssh-ed25519\", ca_fingerprint: \"SHA256:JaDePwQvPJRsB5JEO8EV7Z98uvYMdczrluCkwwz92og\", validity: Validity { from: None, to: None }, known_hosts: Some(FileLine { file: \"/etc/ssh/ssh_known_hosts\", line: 1 }), principal_name: Some(\"gcp-vm.clan\") })"),
+    ("ssh/ssh-v-real-cert-valid-window.txt", "serial: 3, id: \"gcp-vm\", ca_type: \"ssh-ed25519\", ca_fingerprint: \"SHA256:JaDePwQvPJRsB5JEO8EV7Z98uvYMdczrluCkwwz92og\", validity: Validity { from: Some(LocalTime(\"2026-01-01T00:00:00\")), to: Some(LocalTime(\"2099-01-01T00:00:00\")) }"),
+    ("ssh/ssh-v-real-cert-expired.txt", "class: CertificateExpired"),
+    ("ssh/ssh-v-real-cert-not-yet-valid.txt", "class: CertificateNotYetValid"),
+    ("ssh/ssh-v-real-cert-other-ca-accepted.txt", "class: CertificateVerified, certificate: Some(AcceptedCert { key_type: \"ssh-ed25519-cert-v01@openssh.com\", fingerprint: \"SHA256:Y32r0B6nz9WnH4NE8NWGcZq5aLtIlBuQ2d/AcuRm1wk\", serial: 0, id: \"gcp-vm\", ca_type: \"ecdsa-sha2-nistp256\", ca_fingerprint: \"SHA256:eX4AaGQroNZNMm3nWZnIt621DYgSqRxV/47oOu4QB6g\", validity: Validity { from: None, to: None }, known_hosts: Some(FileLine { file: \"/etc/ssh/ssh_known_hosts2\", line: 1 })"),
+    ("ssh/ssh-v-real-cert-other-ca-refused.txt", "class: PlainKeyFallbackRefused"),
+    ("ssh/ssh-v-real-cert-wrong-principal.txt", "class: PrincipalMismatch"),
+    ("ssh/ssh-v-real-no-ca-line.txt", "class: PlainKeyFallbackRefused"),
+    ("ssh/ssh-v-real-user-key-refused.txt", "offered_keys: [\"/root/.ssh/id_ed25519 ED25519 SHA256:UvGDzYVDkJr7iTiv3SEjiliWHWsrMjZUInzVhYM/D6U\"]"),
+    ("ssh/ssh-v-real-connection-refused.txt", "class: ConnectionRefused"),
+    ("ssh/ssh-v-real-banner-timeout.txt", "class: BannerTimeout"),
+    ("ssh/ssh-v-real-connect-timeout.txt", "class: Timeout"),
+    ("ssh/ssh-v-real-network-unreachable.txt", "class: NoRoute"),
+    ("ssh/ssh-v-real-no-route-to-host.txt", "class: HostUnreachable"),
+    ("ssh/ssh-keygen-L-real-cert-expired.txt", "serial: 7, valid: \"from 2025-01-01T00:00:00 to 2026-01-01T00:00:00\", validity: Validity { from: Some(LocalTime(\"2025-01-01T00:00:00\")), to: Some(LocalTime(\"2026-01-01T00:00:00\")) }"),
+    ("ssh/ssh-keygen-L-real-cert-other-ca.txt", "signing_ca: \"SHA256:eX4AaGQroNZNMm3nWZnIt621DYgSqRxV/47oOu4QB6g\", signing_ca_type: \"ECDSA\""),
+    ("ssh/client-view-real-two-files.txt", "KnownHostsFile { path: \"/etc/ssh/ssh_known_hosts2\", state: Read { authorities: [(1, CertAuthority { patterns: [\"*.clan\"], fingerprint: \"SHA256:eX4AaGQroNZNMm3nWZnIt621DYgSqRxV/47oOu4QB6g\", key_type: \"ecdsa-sha2-nistp256\" })] } }"),
+    ("ping/iputils-ipv6-neighbour-unanswered-real.txt", "transmitted: 5, received: 0, errors: 0, duplicates: 0, loss_percent: 100.0"),
     ("ssh/ssh-keygen-L-host-cert-multi-principals.txt", "principals: [\"3660d7c9-d218-4871-beed-f4d460601528.example.com\", \"node.example.com\", \"node\"]"),
     ("ssh/ssh-keygen-L-host-cert-no-principals.txt", "signing_ca: \"SHA256:E+G5mMAZ/TlXh3eVb8Sy8B3cCPCXYnJT3huha3naYzc\""),
     ("systemd/show-missing-unit-reconstructed.txt", "\"LoadState\": \"not-found\""),
@@ -197,8 +220,12 @@ fn all_fixtures() -> Vec<PathBuf> {
         let d = d.unwrap().path();
         // hostile/ holds machines.toml files, not probe outputs (tests/config/hostile.rs).
         if d.is_dir() && !d.ends_with("hostile") {
+            // Subdirectories hold how fixtures were made (ssh/capture/), not outputs.
             for f in std::fs::read_dir(&d).unwrap() {
-                v.push(f.unwrap().path());
+                let f = f.unwrap().path();
+                if f.is_file() {
+                    v.push(f);
+                }
             }
         }
     }
@@ -267,6 +294,7 @@ fn no_parser_panics_on_garbage() {
         let _ = ssh::parse_sshd_t(i);
         let _ = ssh::parse_cert_authorities(i);
         let _ = ssh::parse_hop(i, None);
+        let _ = ssh::parse_client_view(i);
         let _ = systemd::parse_show(i);
         let _ = systemd::parse_status(i);
         let _ = nixos::parse_generations(i);

@@ -301,7 +301,8 @@ fn one_unreachable_machine_is_named_once_and_its_checks_depend_on_it() {
 }
 
 /// Root's authorized keys emptied on gcp-vm: AC2 fails the refused key, and the CA line and
-/// host certificate it never read are UNCHECKED dependents, not `no-ca-line`/`no-host-cert`.
+/// host certificate it never read are UNCHECKED dependents (`known-hosts-unread`,
+/// `served-unread`), not the failures `no-ca-line`/`no-host-cert` they were before.
 #[test]
 fn emptied_root_keys_fail_the_key_and_leave_what_was_never_read_unchecked() {
     let ac2 = of(&broken("root-keys-emptied"), "AC2");
@@ -311,7 +312,7 @@ fn emptied_root_keys_fail_the_key_and_leave_what_was_never_read_unchecked() {
         vec!["machine.unreachable", "ssh.user-key-refused"],
         "{ac2}"
     );
-    for code in ["ssh.no-ca-line", "ssh.no-host-cert"] {
+    for code in ["ssh.known-hosts-unread", "ssh.served-unread"] {
         let x = ac2.findings.iter().find(|x| x.code == code).expect(code);
         assert_eq!(x.severity, Severity::Unchecked, "{x}");
         assert_eq!(

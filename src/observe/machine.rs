@@ -110,7 +110,7 @@ pub(super) fn read(
                     Seen::of(c, r, |o| parse_file_hashes(&o.stdout)),
                 );
             }
-            Probe::Ping(_) | Probe::Hop(_) | Probe::SystemState => {}
+            Probe::Ping(_) | Probe::Hop(_) | Probe::ClientView | Probe::SystemState => {}
         }
     }
     let sshd = sshd.unwrap_or_else(|| Seen::not_run("internal: no sshd -T probe".into()));

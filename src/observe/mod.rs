@@ -11,7 +11,7 @@ use crate::fleet::Fleet;
 use crate::overlay;
 use crate::plan::{self, Plan, Probe, Step};
 use crate::probe::ping::{parse_ping, PingError, PingSummary};
-use crate::probe::ssh::{parse_hop, Hop};
+use crate::probe::ssh::{parse_client_view, parse_hop, ClientView, Hop};
 use crate::rebuild::RebuildRound;
 use crate::transport::{Cmd, Output};
 
@@ -39,6 +39,9 @@ pub struct Observations {
     pub mesh: BTreeMap<(String, String), PingSeen>,
     /// SSH hops over every ordered pair (AC2).
     pub hops: BTreeMap<(String, String), HopSeen>,
+    /// Each machine as an SSH client, observed with its hops: its clock and the CA lines of
+    /// the known_hosts files the hop reads (AC2).
+    pub clients: BTreeMap<String, Seen<ClientView>>,
     /// The rebuilds and the system state around them (AC5, AC6).
     pub rebuild: Option<RebuildRound>,
     /// AC1–AC3's observations made again after the rebuild (AC6).
@@ -80,6 +83,7 @@ struct Answers {
     status: Option<MachineStatus>,
     pings: Vec<(String, PingSeen)>,
     hops: Vec<(String, HopSeen)>,
+    client: Option<Seen<ClientView>>,
 }
 
 /// Runs `plan` on every machine in parallel: one round trip per machine (pings first: their
@@ -102,7 +106,7 @@ pub fn observe(fleet: &Fleet, plan: &Plan) -> Observations {
             steps
                 .iter()
                 .copied()
-                .filter(|s| matches!(s.probe, Probe::Hop(_))),
+                .filter(|s| matches!(s.probe, Probe::Hop(_) | Probe::ClientView)),
         );
         order.extend(steps.iter().copied().filter(|s| s.probe.is_status()));
         let cmds: Vec<Cmd> = order.iter().map(|s| s.cmd.clone()).collect();
@@ -123,6 +127,9 @@ pub fn observe(fleet: &Fleet, plan: &Plan) -> Observations {
         }
         for (to, h) in a.hops {
             obs.hops.insert((m.clone(), to), h);
+        }
+        if let Some(c) = a.client {
+            obs.clients.insert(m.clone(), c);
         }
     }
     // Pairs the plan could not include are said, not dropped.
@@ -158,6 +165,7 @@ fn answers(
 ) -> Answers {
     let mut pings = Vec::new();
     let mut hops = Vec::new();
+    let mut client = None;
     let mut status = Vec::new();
     for (step, r) in results {
         match &step.probe {
@@ -166,6 +174,19 @@ fn answers(
                 Seen::of(&step.cmd, r, |o| Ok(parse_ping(&o.combined()))),
             )),
             Probe::Hop(to) => hops.push((to.clone(), hop_seen(&step.cmd, r))),
+            Probe::ClientView => {
+                client = Some(Seen::of(&step.cmd, r, |o| {
+                    if o.success() {
+                        parse_client_view(&o.stdout).map_err(|e| e.to_string())
+                    } else {
+                        Err(format!(
+                            "the client view script exited {:?}: {}",
+                            o.exit,
+                            crate::redact::excerpt(&o.stderr, 200)
+                        ))
+                    }
+                }))
+            }
             _ => status.push((step, r)),
         }
     }
@@ -178,6 +199,7 @@ fn answers(
         status,
         pings,
         hops,
+        client,
     }
 }
 

@@ -1,140 +1,18 @@
-//! OpenSSH outputs: the client's `-v` host-certificate lines and failure classes, `ssh-keygen -L`,
-//! `sshd -T`, and `@cert-authority` lines of known_hosts.
+//! OpenSSH outputs: the client's `-v` of a hop ([`hop`]), its client view ([`client`]),
+//! `ssh-keygen -L`, `sshd -T`, and `@cert-authority` lines of known_hosts.
+
+pub mod client;
+pub mod hop;
+pub mod validity;
 
 use std::collections::BTreeMap;
 
-use once_cell::sync::Lazy;
-use regex::Regex;
 use ssh_key::{HashAlg, PublicKey};
 
 use super::ProbeError;
-
-/// What the client saw of the server's certificate (`debug1: Server host certificate: ...`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ServedCertificate {
-    /// Certificate key type.
-    pub key_type: String,
-    /// Fingerprint of the certified key.
-    pub key_fingerprint: String,
-    /// Key id (clan: the machine name).
-    pub id: String,
-    /// Fingerprint of the signing CA.
-    pub ca_fingerprint: String,
-}
-
-/// How an `ssh -v` hop ended.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case", tag = "class")]
-pub enum HopClass {
-    /// The host certificate was checked against an `@cert-authority` line and accepted.
-    CertificateVerified,
-    /// Authenticated by a plain known_hosts key, not by the certificate.
-    PlainKey,
-    /// No CA matched the name and no plain key was known: refused under strict checking.
-    PlainKeyFallbackRefused,
-    /// The certificate matched a CA but did not name the host (principal mismatch).
-    PrincipalMismatch,
-    /// A known key differs from the one presented.
-    HostKeyChanged,
-    /// Host key refused for another reason.
-    HostKeyRejected,
-    /// The server refused our user key.
-    UserKeyRefused,
-    /// TCP connect timed out.
-    Timeout,
-    /// No route / network unreachable.
-    NoRoute,
-    /// Nothing listens on the port.
-    ConnectionRefused,
-    /// Something else; the text is kept.
-    Other {
-        /// Last meaningful line.
-        line: String,
-    },
-}
-
-/// An `ssh -v` hop, parsed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Hop {
-    /// Classification.
-    pub class: HopClass,
-    /// The served certificate, if the client printed it.
-    pub certificate: Option<ServedCertificate>,
-    /// Name the client checked the certificate under (`Host '<n>' is known and matches`).
-    pub verified_name: Option<String>,
-}
-
-static SERVED: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r#"Server host certificate: (\S+) (\S+), serial \d+ ID "([^"]*)" CA \S+ (\S+)"#)
-        .expect("static regex")
-});
-static KNOWN: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"Host '([^']+)' is known and matches the (\S+) host (certificate|key)")
-        .expect("static regex")
-});
-
-/// Classifies an `ssh -v ... hostname` run from its stderr and exit status.
-pub fn parse_hop(stderr: &str, exit: Option<i32>) -> Hop {
-    let certificate = SERVED.captures(stderr).map(|c| ServedCertificate {
-        key_type: c[1].to_string(),
-        key_fingerprint: c[2].to_string(),
-        id: c[3].to_string(),
-        ca_fingerprint: c[4].to_string(),
-    });
-    let known = KNOWN.captures(stderr);
-    let verified_name = known
-        .as_ref()
-        .filter(|k| &k[3] == "certificate")
-        .map(|k| k[1].to_string());
-    let has = |s: &str| stderr.contains(s);
-    let class = if has("Permission denied (") {
-        HopClass::UserKeyRefused
-    } else if has("Certificate invalid: name is not a listed principal") {
-        HopClass::PrincipalMismatch
-    } else if has("REMOTE HOST IDENTIFICATION HAS CHANGED")
-        || has("has changed and you have requested strict checking")
-    {
-        HopClass::HostKeyChanged
-    } else if has("No matching CA found") && has("Host key verification failed") {
-        HopClass::PlainKeyFallbackRefused
-    } else if has("Host key verification failed") {
-        if has("is known for") || has("No ") {
-            HopClass::PlainKeyFallbackRefused
-        } else {
-            HopClass::HostKeyRejected
-        }
-    } else if has("Connection timed out") || has("Operation timed out") {
-        HopClass::Timeout
-    } else if has("Network is unreachable") || has("No route to host") {
-        HopClass::NoRoute
-    } else if has("Connection refused") {
-        HopClass::ConnectionRefused
-    } else if let Some(k) = &known {
-        if &k[3] == "certificate" {
-            HopClass::CertificateVerified
-        } else {
-            HopClass::PlainKey
-        }
-    } else if exit == Some(0) {
-        HopClass::Other {
-            line: "exited 0 without saying how the host was authenticated (run with -v)".into(),
-        }
-    } else {
-        let line = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty() && !l.starts_with("debug"))
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        HopClass::Other { line }
-    };
-    Hop {
-        class,
-        certificate,
-        verified_name,
-    }
-}
+pub use client::{parse_client_view, ClientView};
+pub use hop::{parse_hop, AcceptedCert, FileLine, Hop, HopClass};
+pub use validity::{Clock, LocalTime, Validity, WindowState};
 
 /// `ssh-keygen -L -f <cert>`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -147,10 +25,16 @@ pub struct KeygenCertificate {
     pub public_key: String,
     /// Signing CA fingerprint (`SHA256:...`).
     pub signing_ca: String,
+    /// Signing CA key type as ssh-keygen names it (`ED25519`, `ECDSA`).
+    pub signing_ca_type: String,
     /// Key id.
     pub key_id: String,
+    /// Serial.
+    pub serial: u64,
     /// Validity as printed (`forever`, or a range).
     pub valid: String,
+    /// The validity, typed (in the printing machine's local time).
+    pub validity: Validity,
     /// Principals.
     pub principals: Vec<String>,
 }
@@ -190,13 +74,24 @@ pub fn parse_keygen_l(out: &str) -> Result<KeygenCertificate, ProbeError> {
     let key_type = ty.split_whitespace().next().unwrap_or("").to_string();
     let host = ty.ends_with("host certificate");
     let fp = |v: String| v.split_whitespace().nth(1).unwrap_or("").to_string();
+    let valid = get("Valid")?;
+    let serial = get("Serial")?;
     Ok(KeygenCertificate {
         key_type,
         host,
         public_key: fp(get("Public key")?),
         signing_ca: fp(get("Signing CA")?),
+        signing_ca_type: get("Signing CA")?
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string(),
         key_id: get("Key ID")?.trim_matches('"').to_string(),
-        valid: get("Valid")?,
+        serial: serial
+            .parse()
+            .map_err(|_| ProbeError::new(P, format!("Serial {serial:?} is not a number"), out))?,
+        validity: Validity::parse(&valid)?,
+        valid,
         principals,
     })
 }
@@ -237,6 +132,8 @@ pub struct CertAuthority {
     pub patterns: Vec<String>,
     /// SHA256 fingerprint of the CA key.
     pub fingerprint: String,
+    /// The CA key's type as written (`ssh-ed25519`, `ecdsa-sha2-nistp256`).
+    pub key_type: String,
 }
 
 /// All `@cert-authority` lines of a known_hosts file; malformed ones are errors.
@@ -273,6 +170,7 @@ pub fn parse_cert_authorities(known_hosts: &str) -> Result<Vec<CertAuthority>, P
         out.push(CertAuthority {
             patterns: patterns.split(',').map(String::from).collect(),
             fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+            key_type: ty.to_string(),
         });
     }
     Ok(out)

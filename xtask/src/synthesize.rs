@@ -28,6 +28,11 @@ const DESCRIPTION: &str = "The story's healthy fleet (examples/test-clan: hetzne
 
 const MACHINES: [&str; 2] = ["hetzner-vm", "gcp-vm"];
 
+/// The story's moment (ZeroTier's `clock` says the same), as `date +%s` and, in UTC,
+/// `date +%Y-%m-%dT%H:%M:%S` print it.
+const NOW: u64 = 1_790_000_000;
+const NOW_LOCAL: &str = "2026-09-21T14:13:20";
+
 /// What `clan-coord plan --json` prints: per machine, the commands the checks run.
 pub type Plan = BTreeMap<String, Vec<String>>;
 
@@ -221,9 +226,10 @@ impl Story {
             "debug1: Reading configuration data /etc/ssh/ssh_config".into(),
             format!("debug1: Connecting to {ip} [{ip}] port 22."),
             "debug1: Connection established.".into(),
+            format!("debug1: Authenticating to {ip}:22 as 'root'"),
+            format!("debug1: using hostkeyalias: {to}.clan"),
             format!("debug1: Server host certificate: ssh-ed25519-cert-v01@openssh.com {host_fp}, serial 0 ID \"{to}\" CA ssh-ed25519 {ca_fp} valid forever"),
-            format!("debug2: Server host certificate hostname: {to}.clan"),
-            "debug1: load_hostkeys: fopen /dev/null: No such file or directory".into(),
+            format!("debug1: using hostkeyalias: {to}.clan"),
             format!("debug1: Host '{to}.clan' is known and matches the ED25519-CERT host certificate."),
             "debug1: Found CA key in /etc/ssh/ssh_known_hosts:1".into(),
             "debug1: Authentications that can continue: publickey".into(),
@@ -352,6 +358,13 @@ impl Story {
         }
         if cmd.starts_with("ssh -v") {
             return self.hop(other);
+        }
+        if cmd.starts_with("sh -c") && cmd.contains("knownhostsfile") {
+            // NixOS's ssh_config names only /etc/ssh/ssh_known_hosts (programs.ssh.knownHostsFiles).
+            return plain(format!(
+                "now {NOW} {}\nglobalknownhostsfile /etc/ssh/ssh_known_hosts\nuserknownhostsfile /dev/null\nfile /etc/ssh/ssh_known_hosts\n1:@cert-authority ssh-ca,*.clan {}\nfile /dev/null\n",
+                NOW_LOCAL, self.ca
+            ));
         }
         Err(format!("synthesize: no answer for {m}: {cmd}").into())
     }
