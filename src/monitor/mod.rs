@@ -140,6 +140,14 @@ impl Round {
             missed.push("overlay status".to_string());
             error = s.overlay.strip_prefix("not reached: ").map(String::from);
         }
+        if let Some(e) = s
+            .journal
+            .iter()
+            .find_map(|l| l.strip_prefix("journal scan failed: "))
+        {
+            missed.push("journal scan".to_string());
+            error = error.or_else(|| Some(e.to_string()));
+        }
         for p in self
             .pairs
             .iter()

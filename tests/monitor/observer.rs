@@ -140,6 +140,12 @@ fn an_old_log_with_a_stalled_session_reads_as_an_observer_gap() {
         format!("gcp-vm → hetzner-vm: 100% loss ({STALL})"),
         "ssh gcp-vm → hetzner-vm: skipped: the overlay path failed its pings in this round".into(),
     ];
+    // A journal scan the transport failed, as the old monitor logged it.
+    let scan =
+        "journal scan failed: hetzner-vm: `sh -c …` failed on the SSH channel: channel closed";
+    let r = &mut rounds[140];
+    r.machines.get_mut(H).unwrap().journal = vec![scan.into()];
+    r.errors = vec![format!("hetzner-vm: journal: {scan}")];
     let v = judge(&rounds);
     no_disconnection(&v);
     assert!(v.findings.iter().all(|f| f.code != "ac7.errors"), "{v}");
@@ -152,6 +158,12 @@ fn an_old_log_with_a_stalled_session_reads_as_an_observer_gap() {
         f.seen
             .contains("the harness's session to gcp-vm stalled (gcp-vm: `ping"),
         "{f}"
+    );
+    assert!(
+        v.findings.iter().any(|f| f.code == "ac7.observer-gap"
+            && f.machine == H
+            && f.seen.contains("not asked: journal scan")),
+        "{v}"
     );
 }
 
