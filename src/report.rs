@@ -14,6 +14,21 @@ use crate::names::Criterion;
 static VERDICTS: Lazy<Mutex<BTreeMap<Criterion, Verdict>>> =
     Lazy::new(|| Mutex::new(BTreeMap::new()));
 
+/// The criteria this process's run did not judge, with why (`not_run` in report.json).
+static NOT_RUN: Lazy<Mutex<Vec<crate::suite::NotRun>>> = Lazy::new(|| Mutex::new(Vec::new()));
+
+/// Records which criteria the run did not judge and why, and rewrites `<dir>/report.json`
+/// (field `not_run`: `[{criterion, reason}]`, next to `verdicts`).
+pub fn record_not_run(
+    dir: &Path,
+    origin: &str,
+    not_run: &[crate::suite::NotRun],
+) -> Result<(), Error> {
+    *NOT_RUN.lock().unwrap_or_else(|p| p.into_inner()) = not_run.to_vec();
+    let all = VERDICTS.lock().unwrap_or_else(|p| p.into_inner());
+    write(dir, origin, &all)
+}
+
 /// Adds a verdict to this process's report and rewrites `<dir>/report.json`.
 pub fn record(dir: &Path, origin: &str, v: &Verdict) -> Result<(), Error> {
     let path = dir.join("report.json");
@@ -26,12 +41,26 @@ pub fn record(dir: &Path, origin: &str, v: &Verdict) -> Result<(), Error> {
     serde_json::to_value(v).map_or(Ok(()), |j| crate::redact::refuse_json(&j).map_err(refused))?;
     let mut all = VERDICTS.lock().unwrap_or_else(|p| p.into_inner());
     all.insert(v.criterion, v.clone());
+    write(dir, origin, &all)
+}
+
+/// Writes `<dir>/report.json` from the verdicts so far and the criteria not run.
+fn write(dir: &Path, origin: &str, all: &BTreeMap<Criterion, Verdict>) -> Result<(), Error> {
+    let path = dir.join("report.json");
+    let refused = |kind| Error::SecretInReport {
+        path: path.clone(),
+        kind,
+    };
     std::fs::create_dir_all(dir).map_err(|source| Error::Write {
         path: dir.to_path_buf(),
         source,
     })?;
-    let json =
-        serde_json::json!({ "origin": origin, "verdicts": all.values().collect::<Vec<_>>() });
+    let not_run = NOT_RUN.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let json = serde_json::json!({
+        "origin": origin,
+        "verdicts": all.values().collect::<Vec<_>>(),
+        "not_run": not_run,
+    });
     crate::redact::refuse_json(&json).map_err(refused)?;
     std::fs::write(
         &path,

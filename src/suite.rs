@@ -120,7 +120,10 @@ fn observe_again(fleet: &Fleet, opts: &RunOptions) -> Observations {
         again.clients = paired.clients;
         let formed = checks::ac1_mesh::evaluate(&fleet.expect, &again).passed();
         let waited = start.elapsed();
-        if formed || attempts >= SETTLE_ATTEMPTS || waited >= limit {
+        // A replay answers as recorded (then its last answer again) at once: waiting there
+        // only makes the run slow and the note claim seconds the fleet never took.
+        let replay = !fleet.origin.is_live();
+        if formed || attempts >= SETTLE_ATTEMPTS || (!replay && waited >= limit) {
             again.settled = Some(Settled {
                 formed,
                 waited,
@@ -133,7 +136,7 @@ fn observe_again(fleet: &Fleet, opts: &RunOptions) -> Observations {
             "AC6: the mesh has not formed again yet after the rebuild ({:.1} s, observation {attempts}); observing again",
             waited.as_secs_f64()
         ));
-        if let Some(rest) = SETTLE_PACE.checked_sub(began.elapsed()) {
+        if let Some(rest) = SETTLE_PACE.checked_sub(began.elapsed()).filter(|_| !replay) {
             std::thread::sleep(rest.min(limit.saturating_sub(start.elapsed())));
         }
     }
@@ -154,6 +157,94 @@ pub fn rebuild_verdict(
     }
     let obs = observe_rebuild(fleet, criterion, opts);
     Ok(checks::evaluate(criterion, &fleet.expect, &obs))
+}
+
+/// A criterion a run did not judge, and why (printed after the table, kept in report.json).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NotRun {
+    /// The criterion.
+    pub criterion: Criterion,
+    /// Why it was not run.
+    pub reason: String,
+}
+
+/// How many rebuild rounds a replayed cassette holds: the fewest times any machine's planned
+/// rebuild command is recorded in its workstation section (each round rebuilds every machine).
+/// None for a live fleet.
+pub fn recorded_rebuilds(fleet: &Fleet) -> Option<usize> {
+    let c = &fleet.cassette.as_ref()?.cassette;
+    let plan = Plan::new(&fleet.expect, Needs::of(&[Criterion::Ac5]));
+    plan.rebuilds
+        .values()
+        .map(|cmd| {
+            c.workstation
+                .iter()
+                .filter(|e| e.command == cmd.text())
+                .count()
+        })
+        .min()
+}
+
+/// The criteria `check` judges by default: AC1–AC4, and on a replay AC5 when the cassette holds
+/// a rebuild round and AC6 when it holds a second one (recorded after AC5's, as a full run
+/// records them). A live run rebuilds nothing unless asked (`--only ac5`).
+pub fn default_criteria(fleet: &Fleet) -> Vec<Criterion> {
+    let mut c = Criterion::OBSERVED.to_vec();
+    let rounds = recorded_rebuilds(fleet).unwrap_or(0);
+    if rounds >= 1 {
+        c.push(Criterion::Ac5);
+    }
+    if rounds >= 2 {
+        c.push(Criterion::Ac6);
+    }
+    c
+}
+
+/// Every criterion not among `criteria`, with why: what the cassette lacks, the destructive
+/// opt-in, a monitor log, or not asked for.
+pub fn not_run(fleet: &Fleet, criteria: &[Criterion]) -> Vec<NotRun> {
+    let rounds = recorded_rebuilds(fleet);
+    Criterion::ALL
+        .into_iter()
+        .filter(|c| !criteria.contains(c))
+        .map(|criterion| {
+            let reason = match (criterion, rounds) {
+                (Criterion::Ac7, _) => "judges a monitor log".to_string(),
+                (Criterion::Ac5 | Criterion::Ac6, Some(0)) => "no rebuild in this cassette".into(),
+                (Criterion::Ac6, Some(1)) => {
+                    "this cassette holds one rebuild round, AC5's; AC6 needs a second".into()
+                }
+                (Criterion::Ac5 | Criterion::Ac6, None) => format!(
+                    "destructive, not run by default: ask with --only and set {}=1",
+                    crate::env::DESTRUCTIVE
+                ),
+                _ => "not asked (--only)".into(),
+            };
+            NotRun { criterion, reason }
+        })
+        .collect()
+}
+
+/// `not run: AC5, AC6 (no rebuild in this cassette), AC7 (judges a monitor log)`: criteria
+/// with the same reason in a row share it. None when everything ran.
+pub fn not_run_line(not_run: &[NotRun]) -> Option<String> {
+    let mut parts: Vec<(Vec<Criterion>, &str)> = Vec::new();
+    for n in not_run {
+        match parts.last_mut() {
+            Some((cs, reason)) if *reason == n.reason => cs.push(n.criterion),
+            _ => parts.push((vec![n.criterion], &n.reason)),
+        }
+    }
+    (!parts.is_empty()).then(|| {
+        let said: Vec<String> = parts
+            .iter()
+            .map(|(cs, reason)| {
+                let ids: Vec<&str> = cs.iter().map(|c| c.id()).collect();
+                format!("{} ({reason})", ids.join(", "))
+            })
+            .collect();
+        format!("not run: {}", said.join(", "))
+    })
 }
 
 /// Runs `criteria` (AC1–AC6; AC7 is judged from a monitor log) and records every verdict in

@@ -8,6 +8,13 @@ use std::path::{Path, PathBuf};
 use clan_coordination::checks::ac7_stability;
 use clan_coordination::monitor::{analysis, html, read_log, Round};
 
+#[path = "monitor/ac7_causes.rs"]
+mod ac7_causes;
+#[path = "monitor/observer.rs"]
+mod observer;
+#[path = "monitor/replay_round.rs"]
+mod replay_round;
+
 const DAY: f64 = 86_400.0;
 
 fn healthy() -> Vec<Round> {

@@ -9,7 +9,8 @@ use super::{probe_failed, Finding, Severity, Verdict};
 use crate::expectations::Expectations;
 use crate::names::Criterion;
 use crate::observe::Observations;
-use crate::rebuild::RebuildRound;
+use crate::probe::nixos::SystemState;
+use crate::rebuild::{RebuildRound, RebuildRun};
 
 /// The verdict of a destructive criterion that was not allowed to run (or has no rebuild
 /// recorded to judge).
@@ -36,9 +37,57 @@ pub fn round_of(criterion: Criterion, obs: &Observations) -> Result<&RebuildRoun
     })
 }
 
+/// The output's own words about a failure: its last line saying "error", else its last line.
+fn last_words(tail: &str) -> &str {
+    let lines = || tail.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .rfind(|l| l.to_ascii_lowercase().contains("error"))
+        .or_else(|| lines().next_back())
+        .unwrap_or("(no output)")
+}
+
+/// A failed rebuild's cause: what the command said, and what the machine runs now.
+fn failed_cause(
+    m: &str,
+    run: &RebuildRun,
+    b: Option<&SystemState>,
+    a: Option<&SystemState>,
+) -> String {
+    let said = match &run.error {
+        Some(e) => format!("the rebuild command did not complete: {e}"),
+        None => format!(
+            "the rebuild exited {} saying: {}",
+            run.exit
+                .map_or("without a status (killed)".to_string(), |e| e.to_string()),
+            last_words(&run.tail)
+        ),
+    };
+    let now = match (b, a) {
+        (Some(b), Some(a)) if a.current == b.current => format!(
+            "; {m} still runs the system it ran before (generation {}, {})",
+            gen(a.generation),
+            a.current
+        ),
+        (Some(b), Some(a)) => format!(
+            "; {m}'s running system changed nevertheless ({} → {}): check what the rebuild activated before it failed",
+            b.current, a.current
+        ),
+        _ => String::new(),
+    };
+    format!("{said}{now}; whole output in {}", run.log)
+}
+
+fn gen(g: Option<u32>) -> String {
+    g.map_or("-".to_string(), |g| g.to_string())
+}
+
 /// Per machine: the rebuild ran, a generation was made (or nothing changed), it is active.
 pub fn machine_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Finding>) {
     for m in exp.machines() {
+        let states = (
+            r.before.get(m).and_then(|s| s.ok()),
+            r.after.get(m).and_then(|s| s.ok()),
+        );
         match r.runs.get(m) {
             Some(run) if !run.ok() => {
                 f.push(
@@ -52,10 +101,7 @@ pub fn machine_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Findin
                             ),
                         })
                         .expected("exit 0")
-                        .cause(format!(
-                            "the rebuild of {m} failed; whole output in {}",
-                            run.log
-                        )),
+                        .cause(failed_cause(m, run, states.0, states.1)),
                 );
                 if let Some(x) = f.last_mut() {
                     x.command = run.command.clone();
@@ -68,9 +114,23 @@ pub fn machine_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Findin
                     .seen(format!("exit 0 in {:.1}s", run.secs))
                     .expected("exit 0"),
             ),
-            None => continue,
+            None => {
+                f.push(
+                    Finding::new(Severity::Unchecked, "rebuild.not-rebuilt", m, "rebuild")
+                        .seen("no rebuild ran for this machine")
+                        .expected("one rebuild per machine")
+                        .cause(format!("the run has no rebuild of {m}: its generation and running system were not judged")),
+                );
+                continue;
+            }
         }
         let (Some(b), Some(a)) = (r.before.get(m), r.after.get(m)) else {
+            f.push(
+                Finding::new(Severity::Unchecked, "rebuild.state-unseen", m, "system generation")
+                    .seen("the system state was not read before and after the rebuild")
+                    .expected("profile, current system and artefact hashes before and after")
+                    .cause(format!("no state probe of {m} in this run: its generation and running system were not judged")),
+            );
             continue;
         };
         let (Some(before), Some(after)) = (b.ok(), a.ok()) else {
@@ -84,17 +144,17 @@ pub fn machine_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Findin
             continue;
         };
         let gens = format!("{:?} → {:?}", before.generation, after.generation);
-        if after.current == before.current {
-            f.push(
-                Finding::new(Severity::Info, "rebuild.unchanged", m, "system closure")
-                    .seen(format!("unchanged ({gens}): {}", after.current))
-                    .expected("a new generation, or an unchanged closure when nothing changed for this machine"),
-            );
-        } else if after.generation > before.generation {
+        if after.generation > before.generation {
             f.push(
                 Finding::new(Severity::Pass, "rebuild.generation", m, "system generation")
                     .seen(gens)
                     .expected("a new generation"),
+            );
+        } else if after.current == before.current {
+            f.push(
+                Finding::new(Severity::Info, "rebuild.unchanged", m, "system closure")
+                    .seen(format!("unchanged ({gens}): {}", after.current))
+                    .expected("a new generation, or an unchanged closure when nothing changed for this machine"),
             );
         } else {
             f.push(
@@ -102,7 +162,10 @@ pub fn machine_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Findin
                     .evidence(a)
                     .seen(format!("{gens}, current system changed to {}", after.current))
                     .expected("a new, higher generation in the system profile")
-                    .cause("the system was switched without registering a profile generation (activated by hand?)"),
+                    .cause(format!(
+                        "{m}'s running system changed ({} → {}) but its system profile still names generation {}: it was activated without registering a generation (`nixos-rebuild test`, or switch-to-configuration run by hand), so a reboot returns to generation {}",
+                        before.current, after.current, gen(after.generation), gen(after.generation)
+                    )),
             );
         }
         if after.current == after.profile_path {
@@ -112,12 +175,30 @@ pub fn machine_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Findin
                     .expected("the profile's generation"),
             );
         } else {
+            let cause = if after.current == before.current {
+                format!(
+                    "{m} still runs the system it ran before the rebuild while its profile moved to generation {}: the new generation was registered but not activated (`boot` instead of `switch`, or the activation failed: see the rebuild log {})",
+                    gen(after.generation),
+                    r.runs.get(m).map_or("-", |x| x.log.as_str())
+                )
+            } else {
+                format!(
+                    "{m} runs a system that is neither its profile's generation {} nor the one it ran before the rebuild ({}): another system was activated after the switch",
+                    gen(after.generation),
+                    before.current
+                )
+            };
             f.push(
-                Finding::new(Severity::Fail, "rebuild.not-switched", m, "/run/current-system")
-                    .evidence(a)
-                    .seen(format!("running {}", after.current))
-                    .expected(format!("the profile's generation {}", after.profile_path))
-                    .cause("the new generation was built but not activated: `boot` instead of `switch`, or activation failed"),
+                Finding::new(
+                    Severity::Fail,
+                    "rebuild.not-switched",
+                    m,
+                    "/run/current-system",
+                )
+                .evidence(a)
+                .seen(format!("running {}", after.current))
+                .expected(format!("the profile's generation {}", after.profile_path))
+                .cause(cause),
             );
         }
     }
@@ -169,10 +250,7 @@ pub fn artefact_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Findi
                         )
                         .seen("no such file")
                         .expected("present after the rebuild")
-                        .cause(format!(
-                            "{} is not part of {m}'s new generation: the change did not reach it",
-                            art.path
-                        )),
+                        .cause(missing_cause(r, m, &art.path)),
                     ),
                     (Some(h), Some(w)) if h == w => f.push(
                         Finding::new(Severity::Pass, "rebuild.artefact", m, art.path.clone())
@@ -186,13 +264,20 @@ pub fn artefact_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Findi
                             (Some(w), false) => format!("sha256 {w} (as on the other machines)"),
                             (None, _) => "one version on every machine".to_string(),
                         };
+                        let before = r
+                            .before
+                            .get(*m)
+                            .and_then(|s| s.ok())
+                            .and_then(|s| s.files.get(&art.path).cloned().flatten());
                         let cause = if failed {
                             format!(
                                 "{m}'s rebuild failed, so it still has the previous version of {}",
                                 art.path
                             )
+                        } else if before.as_ref() == Some(h) {
+                            format!("{m}'s rebuild did not change {} (the same sha256 before and after) while the others changed it: the change did not reach {m}'s configuration (it applied the previous revision, or the file is set per machine)", art.path)
                         } else {
-                            format!("{m} applied a different version of {}: its rebuild used another revision, or the file is machine-specific", art.path)
+                            format!("{m}'s rebuild changed {} to another version than the others: its rebuild used another revision, or the file is set per machine", art.path)
                         };
                         f.push(
                             Finding::new(
@@ -209,6 +294,23 @@ pub fn artefact_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Findi
                 }
             }
         }
+    }
+}
+
+/// Why an artefact is absent after the rebuild: it was there before (the new generation dropped
+/// it) or never was.
+fn missing_cause(r: &RebuildRound, m: &str, path: &str) -> String {
+    let before = r
+        .before
+        .get(m)
+        .and_then(|s| s.ok())
+        .map(|s| s.files.get(path).cloned().flatten());
+    let failed = r.runs.get(m).is_some_and(|x| !x.ok());
+    match before {
+        _ if failed => format!("{m}'s rebuild failed and {path} is absent: see the rebuild's finding"),
+        Some(Some(h)) => format!("{m}'s previous system had {path} (sha256 {h}); its new generation does not: {m}'s new configuration no longer produces it"),
+        Some(None) => format!("{path} was absent before the rebuild too: {m}'s configuration does not produce it, before or after the change"),
+        None => format!("{path} is not part of {m}'s new generation (its previous state was not read)"),
     }
 }
 

@@ -4,10 +4,13 @@
 //! vars or settings change — and the mesh (AC1), the SSH hops (AC2) and the role probes (AC3) are
 //! observed afresh and must pass.
 
+use std::collections::BTreeMap;
+
 use super::{ac1_mesh, ac2_ssh, ac3_services, ac5_rebuild, Finding, Severity, Verdict};
 use crate::expectations::Expectations;
 use crate::names::Criterion;
 use crate::observe::Observations;
+use crate::rebuild::RebuildRound;
 
 /// Judges AC6 from the rebuild round and the criteria re-run afterwards.
 pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
@@ -47,7 +50,13 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                 _ => closure_changed,
             };
             match live.age {
-                None => f.push(Finding::new(Severity::Fail, "coord.unit-down", m, unit.clone()).seen("not running after the rebuild").expected("running").cause(format!("{unit} did not come back after the switch: see `journalctl -u {unit}` on {m}"))),
+                None => {
+                    let cause = match b.units.get(unit).and_then(|u| u.age) {
+                        Some(age) => format!("{unit} was running before the rebuild (for {age:.1}s) and did not come back after the switch: see `journalctl -u {unit}` on {m}"),
+                        None => format!("{unit} was not running before the rebuild either, and the switch did not start it: see `journalctl -u {unit}` on {m}"),
+                    };
+                    f.push(Finding::new(Severity::Fail, "coord.unit-down", m, unit.clone()).seen("not running after the rebuild").expected("running").cause(cause))
+                }
                 // Started before the switch (50 ms of clock slack): still the old settings.
                 Some(age) if due && age > a.now - a.switched + 0.05 => f.push(
                     Finding::new(Severity::Fail, "coord.not-restarted", m, format!("{unit} live state"))
@@ -59,10 +68,16 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
             }
         }
     }
+    let restarted = restarted_units(r);
     for v in &after {
         for x in &v.findings {
             let mut x = x.clone();
             x.subject = format!("after rebuild, {}: {}", v.criterion, x.subject);
+            if x.severity == Severity::Fail {
+                if let Some(cause) = after_cause(exp, &x, &restarted) {
+                    x.cause = cause;
+                }
+            }
             f.push(x);
         }
     }
@@ -74,4 +89,56 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
         .into_iter()
         .collect();
     Verdict::new(Criterion::Ac6, f, notes)
+}
+
+/// Per machine, the overlay unit's live state right after the switch: how long it had run, and
+/// whether it started after the switch (50 ms of clock slack). None: not running.
+type Live = BTreeMap<String, Option<(f64, bool)>>;
+
+fn restarted_units(r: &RebuildRound) -> BTreeMap<String, Live> {
+    r.after
+        .iter()
+        .filter_map(|(m, s)| Some((m.clone(), s.ok()?)))
+        .map(|(m, a)| {
+            let since = a.now - a.switched + 0.05;
+            let units = a
+                .units
+                .iter()
+                .map(|(u, l)| (u.clone(), l.age.map(|age| (age, age <= since))))
+                .collect();
+            (m, units)
+        })
+        .collect()
+}
+
+/// A cause for a finding re-observed after the rebuild that the state probe right after the
+/// switch contradicts or narrows: the overlay daemon restarted (so "not restarted" is ruled
+/// out), running then and failed now, or the peers' daemons running.
+fn after_cause(exp: &Expectations, x: &Finding, live: &BTreeMap<String, Live>) -> Option<String> {
+    let unit = exp.config.overlay.unit();
+    let m = x.machine.as_str();
+    let state = |machine: &str| live.get(machine).and_then(|u| u.get(unit)).copied();
+    match x.code {
+        "ygg.address-mismatch" | "zt.node-id-mismatch" => match state(m)? {
+            Some((age, true)) => Some(format!(
+                "{unit} on {m} was restarted after the switch ({age:.1}s before the state probe) and still runs another identity than the vars name: the key deployed on {m} is not the one in the clan repo's vars (a stale deployed secret, or the key was regenerated on the machine)"
+            )),
+            _ => None,
+        },
+        "ygg.unit" | "zt.unit" => state(m)?.map(|(age, _)| format!(
+            "{unit} was running on {m} right after the switch (for {age:.1}s at the state probe) and is not running at this later observation: it failed after the rebuild started it: see `journalctl -u {unit}` on {m}"
+        )),
+        "ygg.no-peers" => {
+            let peers: Vec<&str> = live
+                .iter()
+                .filter(|(p, u)| p.as_str() != m && u.get(unit).is_some_and(|l| l.is_some()))
+                .map(|(p, _)| p.as_str())
+                .collect();
+            (!peers.is_empty()).then(|| format!(
+                "{m}'s daemon reaches none of its configured peers although {unit} was running on {} after the switch (the state probe): not the peers' daemons; the underlay link, or Peers/listen ports that no longer match after the change",
+                peers.join(", ")
+            ))
+        }
+        _ => None,
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use super::coverage::{allowed, ObserverGap};
 use super::Round;
 
 /// A stretch of consecutive bad rounds for one direction.
@@ -24,6 +25,14 @@ pub struct Outage {
     pub rounds: u64,
     /// What the first bad round saw.
     pub first: String,
+    /// Least and largest loss of its rounds (%): below 100 throughout, echoes still got through.
+    pub loss: [f64; 2],
+    /// Its rounds in which the reverse direction (`to` → `from`) ran and answered.
+    pub reverse_answered: u64,
+    /// Its rounds in which the harness's own session to `to` failed too.
+    pub target_unobserved: u64,
+    /// Overlay status of either machine that was not `ok` during it (first per machine).
+    pub status: Vec<String>,
 }
 
 /// Per direction statistics.
@@ -35,6 +44,8 @@ pub struct Direction {
     pub to: String,
     /// Rounds with a measurement.
     pub samples: u64,
+    /// Rounds in which the ping did not run: the harness could not ask `from` (observer gap).
+    pub unobserved: u64,
     /// Rounds with loss or an error.
     pub bad_rounds: u64,
     /// Mean loss (%).
@@ -74,12 +85,16 @@ pub struct Summary {
     pub every: f64,
     /// Span required of it.
     pub required: f64,
+    /// Span the monitor was started for (`--for`, its first round's plan).
+    pub planned: f64,
     /// Checkpoints.
     pub checkpoints: Vec<Checkpoint>,
     /// Gaps.
     pub gaps: Vec<Gap>,
-    /// Disconnections.
+    /// Disconnections: failed pings from machines the harness did ask.
     pub outages: Vec<Outage>,
+    /// Stretches in which the harness could not ask a machine (not disconnections).
+    pub observer_gaps: Vec<ObserverGap>,
     /// Per direction.
     pub directions: Vec<Direction>,
     /// Rounds with errors other than a pair's loss (journal, SSH hop, overlay status), first line each.
@@ -105,8 +120,81 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Per direction while summarising: samples, bad rounds, summed loss, RTT averages.
-type Tally = (u64, u64, f64, Vec<f64>);
+/// Per direction while summarising.
+#[derive(Default)]
+struct Tally {
+    samples: u64,
+    unobserved: u64,
+    bad: u64,
+    loss: f64,
+    rtts: Vec<f64>,
+}
+
+/// An error line that is the harness's own trouble in a log written before sessions were
+/// recorded: an unreached machine, a skipped hop, a journal scan or hop the transport failed.
+fn legacy_observer_line(r: &Round, e: &str) -> bool {
+    let gapped: Vec<String> = r.observer_gaps().into_iter().map(|(m, _)| m).collect();
+    let of_gapped = |m: &str| gapped.iter().any(|g| g == m);
+    if let Some(rest) = e.strip_prefix("ssh ") {
+        let (from, detail) = rest
+            .split_once(" → ")
+            .and_then(|(f, t)| Some((f, t.split_once(": ")?.1)))
+            .unwrap_or(("", ""));
+        return detail.starts_with("skipped:") || super::collect::is_transport_error(from, detail);
+    }
+    match e.split_once(": ") {
+        Some((m, rest)) if of_gapped(m) => {
+            rest.starts_with("not reached: ") || rest.starts_with("journal: journal scan failed: ")
+        }
+        _ => false,
+    }
+}
+
+/// Adds a bad round of `p` to its open outage (opened at this round if none).
+fn extend_outage(open: &mut BTreeMap<(String, String), Outage>, r: &Round, p: &super::PairSample) {
+    let o = open
+        .entry((p.from.clone(), p.to.clone()))
+        .or_insert_with(|| Outage {
+            from: p.from.clone(),
+            to: p.to.clone(),
+            start: r.ts,
+            end: r.ts + r.secs,
+            ongoing: true,
+            rounds: 0,
+            first: p
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("{}% loss", p.loss)),
+            loss: [p.loss, p.loss],
+            reverse_answered: 0,
+            target_unobserved: 0,
+            status: Vec::new(),
+        });
+    o.rounds += 1;
+    o.end = r.ts + r.secs;
+    o.loss = [o.loss[0].min(p.loss), o.loss[1].max(p.loss)];
+    let reverse = r
+        .pairs
+        .iter()
+        .find(|q| q.from == p.to && q.to == p.from && !r.pair_unobserved(q));
+    if reverse.is_some_and(|q| q.loss == 0.0 && q.error.is_none()) {
+        o.reverse_answered += 1;
+    }
+    if r.session(&p.to).is_some_and(|s| s.state.is_gap()) {
+        o.target_unobserved += 1;
+    }
+    for m in [&p.from, &p.to] {
+        if let Some(s) = r
+            .machines
+            .get(m)
+            .filter(|s| s.reachable && s.overlay != "ok")
+        {
+            if !o.status.iter().any(|x| x.starts_with(&format!("{m}: "))) {
+                o.status.push(format!("{m}: {}", s.overlay));
+            }
+        }
+    }
+}
 
 /// Summarises rounds (in log order) against a required span.
 pub fn summarize(rounds: &[Round], required: f64) -> Summary {
@@ -145,28 +233,19 @@ pub fn summarize(rounds: &[Round], required: f64) -> Summary {
         for p in &r.pairs {
             let key = (p.from.clone(), p.to.clone());
             let st = stats.entry(key.clone()).or_default();
-            st.0 += 1;
-            st.2 += p.loss;
-            if let Some(a) = p.rtt_avg {
-                st.3.push(a);
+            // Not observed is not evidence either way: an open outage stays open over it.
+            if r.pair_unobserved(p) {
+                st.unobserved += 1;
+                continue;
             }
-            let bad = p.loss > 0.0 || p.error.is_some();
-            if bad {
-                st.1 += 1;
-                let o = open.entry(key).or_insert_with(|| Outage {
-                    from: p.from.clone(),
-                    to: p.to.clone(),
-                    start: r.ts,
-                    end: r.ts + r.secs,
-                    ongoing: true,
-                    rounds: 0,
-                    first: p
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| format!("{}% loss", p.loss)),
-                });
-                o.rounds += 1;
-                o.end = r.ts + r.secs;
+            st.samples += 1;
+            st.loss += p.loss;
+            if let Some(a) = p.rtt_avg {
+                st.rtts.push(a);
+            }
+            if p.loss > 0.0 || p.error.is_some() {
+                st.bad += 1;
+                extend_outage(&mut open, r, p);
             } else if let Some(mut o) = open.remove(&key) {
                 o.end = r.ts;
                 o.ongoing = false;
@@ -180,6 +259,7 @@ pub fn summarize(rounds: &[Round], required: f64) -> Summary {
                 !r.pairs
                     .iter()
                     .any(|p| e.starts_with(&format!("{} → {}:", p.from, p.to)))
+                    && !legacy_observer_line(r, e)
             })
             .collect();
         if let Some(first) = other.first() {
@@ -198,14 +278,17 @@ pub fn summarize(rounds: &[Round], required: f64) -> Summary {
     outages.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.from.cmp(&b.from)));
     let directions = stats
         .into_iter()
-        .map(|((from, to), (n, bad, loss, mut rtts))| {
+        .map(|((from, to), t)| {
+            let mut rtts = t.rtts;
             rtts.sort_by(f64::total_cmp);
+            let n = t.samples;
             Direction {
                 from,
                 to,
                 samples: n,
-                bad_rounds: bad,
-                mean_loss: if n > 0 { loss / n as f64 } else { 0.0 },
+                unobserved: t.unobserved,
+                bad_rounds: t.bad,
+                mean_loss: if n > 0 { t.loss / n as f64 } else { 0.0 },
                 rtt: (!rtts.is_empty()).then(|| {
                     [
                         percentile(&rtts, 50.0),
@@ -223,9 +306,11 @@ pub fn summarize(rounds: &[Round], required: f64) -> Summary {
         end,
         every,
         required,
+        planned: rounds.first().map_or(0.0, |r| r.for_secs),
         checkpoints,
         gaps,
         outages,
+        observer_gaps: super::coverage::observer_gaps(rounds),
         directions,
         error_rounds,
         reconnects,
@@ -294,6 +379,23 @@ pub fn render(s: &Summary) -> String {
             o.first
         );
     }
+    for g in &s.observer_gaps {
+        let _ = writeln!(
+            t,
+            "  observer gap {}: +{} to +{}{} ({} rounds): {}; the overlay was not observed from it (not a disconnection){}",
+            g.machine,
+            dur(g.start - s.start),
+            dur(g.end - s.start),
+            if g.ongoing { " (ongoing)" } else { "" },
+            g.rounds,
+            g.session.describe(&g.machine),
+            if g.breaks_coverage {
+                format!("; unobserved {}, more than the {} coverage allows", dur(g.unobserved), dur(allowed(s.every)))
+            } else {
+                String::new()
+            }
+        );
+    }
     for d in &s.directions {
         let rtt = d.rtt.map_or("no RTT".to_string(), |r| {
             format!(
@@ -301,9 +403,14 @@ pub fn render(s: &Summary) -> String {
                 r[0], r[1], r[2], r[3]
             )
         });
+        let unobserved = if d.unobserved > 0 {
+            format!(", {} not observed", d.unobserved)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             t,
-            "  {} → {}: {} samples, {} bad, mean loss {:.2}%, {rtt}",
+            "  {} → {}: {} samples{unobserved}, {} bad, mean loss {:.2}%, {rtt}",
             d.from, d.to, d.samples, d.bad_rounds, d.mean_loss
         );
     }

@@ -62,6 +62,16 @@ pub fn page(title: &str, rounds: &[Round], s: &Summary) -> String {
             dur(g.until - g.after)
         );
     }
+    for g in &s.observer_gaps {
+        let _ = write!(
+            svg,
+            r##"<rect x="{:.1}" y="{mt}" width="{:.1}" height="{}" fill="#ff7f0e" fill-opacity="0.15"><title>observer gap: {}</title></rect>"##,
+            x(g.start),
+            (x(g.end) - x(g.start)).max(2.0),
+            h - mt - mb,
+            esc(&g.session.describe(&g.machine)),
+        );
+    }
     for c in &s.checkpoints {
         let cx = x(s.start + c.offset);
         let color = if c.round.is_some() {
@@ -158,13 +168,14 @@ pub fn page(title: &str, rounds: &[Round], s: &Summary) -> String {
         && s.error_rounds.is_empty()
         && s.span() + s.every >= s.required
         && s.checkpoints.iter().all(|c| c.round.is_some())
+        && !s.observer_gaps.iter().any(|g| g.breaks_coverage)
     {
         r#"<p class="ok">stable: no disconnection, gap or error; every checkpoint covered</p>"#
     } else {
-        r#"<p class="bad">not stable: see the disconnections, gaps and errors below</p>"#
+        r#"<p class="bad">not stable: see the disconnections, gaps, observer gaps and errors below</p>"#
     };
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:24px;color:#222}}pre{{background:#f4f4f4;padding:12px;overflow:auto}}.ok{{color:#2ca02c;font-weight:bold}}.bad{{color:#d62728;font-weight:bold}}</style></head><body><h1>{t}</h1>{verdict}{svg}<p>Red bands: disconnections; grey bands: gaps without rounds; dashed lines: checkpoints (green covered, red missed).</p><h2>Summary</h2><pre>{sum}</pre></body></html>\n",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:24px;color:#222}}pre{{background:#f4f4f4;padding:12px;overflow:auto}}.ok{{color:#2ca02c;font-weight:bold}}.bad{{color:#d62728;font-weight:bold}}</style></head><body><h1>{t}</h1>{verdict}{svg}<p>Red bands: disconnections; grey bands: gaps without rounds; orange bands: observer gaps (the harness's session to a machine failed; the overlay was not observed from it); dashed lines: checkpoints (green covered, red missed).</p><h2>Summary</h2><pre>{sum}</pre></body></html>\n",
         t = esc(title),
         // The rounds were withheld when read; this guards a summary made some other way.
         sum = esc(&crate::redact::withhold(&render(s))),

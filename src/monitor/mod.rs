@@ -5,26 +5,27 @@
 //! is a data point.
 
 pub mod analysis;
+mod collect;
+pub mod coverage;
 pub mod html;
 mod log;
 mod redacted;
+pub mod session;
 
+pub use collect::{journal_cmd, round};
 pub use log::read_log;
+pub use session::{SessionSample, SessionState};
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::fleet::Fleet;
-use crate::observe::observe;
-use crate::plan::{Needs, Plan, Probe};
-use crate::probe::ssh::HopClass;
 use crate::rebuild::Progress;
-use crate::transport::Cmd;
 
 /// One direction of one pair in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +43,15 @@ pub struct PairSample {
     /// Why there is no measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The ping did not run: the harness's session to `from` failed (see that machine's
+    /// `session`). Not a measurement of the overlay; `loss` is 100 as for any ping that did
+    /// not run.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub observer_gap: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The SSH hop of one pair in one round.
@@ -55,6 +65,9 @@ pub struct HopSample {
     pub ok: bool,
     /// Classification or error.
     pub detail: String,
+    /// The hop did not run: the harness's session to `from` failed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub observer_gap: bool,
 }
 
 /// One machine in one round.
@@ -70,6 +83,10 @@ pub struct MachineSample {
     /// The machine has no readable journal (said once per round, not an error).
     #[serde(default)]
     pub journal_absent: bool,
+    /// What the harness's own session to it did in this round (absent in logs written before
+    /// it was recorded; see [`Round::session`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionSample>,
 }
 
 /// One round: one JSON line of the log.
@@ -99,13 +116,84 @@ pub struct Round {
 }
 
 impl Round {
-    /// No loss, no error.
+    /// No loss, no error, and every machine observed.
     pub fn clean(&self) -> bool {
         self.errors.is_empty()
+            && self.observer_gaps().is_empty()
             && self
                 .pairs
                 .iter()
                 .all(|p| p.loss == 0.0 && p.error.is_none())
+    }
+
+    /// What the harness's session to `m` did in this round: as recorded, or for logs written
+    /// before sessions were recorded, as their other fields show it (a machine whose status
+    /// could not be read, or a ping whose error is the transport's own, naming the machine).
+    pub fn session(&self, m: &str) -> Option<SessionSample> {
+        let s = self.machines.get(m)?;
+        if let Some(sess) = &s.session {
+            return Some(sess.clone());
+        }
+        let mut missed = Vec::new();
+        let mut error = None;
+        if !s.reachable {
+            missed.push("overlay status".to_string());
+            error = s.overlay.strip_prefix("not reached: ").map(String::from);
+        }
+        if let Some(e) = s
+            .journal
+            .iter()
+            .find_map(|l| l.strip_prefix("journal scan failed: "))
+        {
+            missed.push("journal scan".to_string());
+            error = error.or_else(|| Some(e.to_string()));
+        }
+        for p in self
+            .pairs
+            .iter()
+            .filter(|p| p.from == m && self.legacy_gap(p))
+        {
+            missed.push(format!("ping → {}", p.to));
+            error = error.or_else(|| p.error.clone());
+        }
+        let state = match &error {
+            _ if missed.is_empty() => SessionState::Connected,
+            Some(e) if e.contains("did not finish within") => SessionState::Stalled,
+            _ => SessionState::Dropped,
+        };
+        Some(SessionSample {
+            state,
+            waited: None,
+            error,
+            missed,
+        })
+    }
+
+    /// A ping of an old log (no sessions recorded) that did not run for the harness's reasons.
+    fn legacy_gap(&self, p: &PairSample) -> bool {
+        let from = self.machines.get(&p.from);
+        from.is_some_and(|s| s.session.is_none())
+            && p.rtt_avg.is_none()
+            && (from.is_some_and(|s| !s.reachable)
+                || p.error
+                    .as_deref()
+                    .is_some_and(|e| collect::is_transport_error(&p.from, e)))
+    }
+
+    /// The ping did not run because the harness could not ask `p.from`: no overlay evidence.
+    pub fn pair_unobserved(&self, p: &PairSample) -> bool {
+        p.observer_gap || self.legacy_gap(p)
+    }
+
+    /// Machines the harness could not fully ask in this round, with what it saw of its session.
+    pub fn observer_gaps(&self) -> Vec<(String, SessionSample)> {
+        self.machines
+            .keys()
+            .filter_map(|m| {
+                let s = self.session(m)?;
+                s.state.is_gap().then(|| (m.clone(), s))
+            })
+            .collect()
     }
 }
 
@@ -114,185 +202,6 @@ fn now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-/// `journalctl` for the overlay daemon and sshd since a time; says when the machine has no
-/// journal of its own (no journald socket: the lab, containers).
-const JOURNAL_SCRIPT: &str = r#"since="$1"; shift
-if ! command -v journalctl >/dev/null 2>&1 || ! [ -S /run/systemd/journal/socket ]; then echo "__no_journal__"; exit 0; fi
-out=$(journalctl --no-pager -q -o short-iso -p warning --since "@$since" $(for u in "$@"; do printf -- '-u %s ' "$u"; done) 2>&1)
-case "$out" in *"No journal files were found"*|*"No such file or directory"*) echo "__no_journal__" ;; *) printf '%s\n' "$out" | grep -v -e '^-- No entries --' -e '^$' || true ;; esac"#;
-
-fn units(fleet: &Fleet) -> Vec<String> {
-    let mut u = crate::plan::watched_units(&fleet.expect);
-    u.push("sshd.service".into());
-    u
-}
-
-/// Runs one round across the fleet.
-pub fn round(fleet: &Fleet, n: u64, since: f64, for_secs: f64, every_secs: f64) -> Round {
-    let start = Instant::now();
-    let ts = now();
-    let before = fleet.reconnects();
-    let mut errors = Vec::new();
-    let machines: BTreeMap<String, MachineSample> = fleet.each(|m| {
-        let mut s = MachineSample::default();
-        let overlay = fleet.expect.config.overlay;
-        match fleet.run(m, &overlay.monitor_cmd()) {
-            Ok(out) => {
-                s.reachable = true;
-                s.overlay = overlay.monitor_status(&out);
-            }
-            Err(e) => {
-                s.overlay = format!("not reached: {e}");
-                return s;
-            }
-        }
-        let cmd = Cmd::sh(JOURNAL_SCRIPT)
-            .arg(format!("{}", since.floor() as u64))
-            .args(units(fleet));
-        match fleet.run(m, &cmd) {
-            Ok(out) if out.stdout.trim() == "__no_journal__" => s.journal_absent = true,
-            Ok(out) => {
-                s.journal = out
-                    .stdout
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .take(50)
-                    .map(String::from)
-                    .collect()
-            }
-            Err(e) => s.journal = vec![format!("journal scan failed: {e}")],
-        }
-        s
-    });
-    for (m, s) in &machines {
-        if !s.reachable {
-            errors.push(format!("{m}: {}", s.overlay));
-        } else if s.overlay != "ok" {
-            errors.push(format!("{m}: overlay: {}", s.overlay));
-        }
-        errors.extend(s.journal.iter().map(|l| format!("{m}: journal: {l}")));
-    }
-    let reachable = |m: &str| machines.get(m).is_some_and(|s| s.reachable);
-    let pings = Needs {
-        pings: true,
-        ..Needs::default()
-    };
-    let pairs: Vec<PairSample> = observe(fleet, &Plan::new(&fleet.expect, pings))
-        .mesh
-        .into_iter()
-        .map(|((from, to), seen)| {
-            let (loss, rtt, error) = match &seen.value {
-                Ok(Ok(p)) => (p.loss_percent, p.rtt, None),
-                Ok(Err(e)) => (100.0, None, Some(e.to_string())),
-                Err(e) if !reachable(&from) => (
-                    100.0,
-                    None,
-                    Some(format!(
-                        "{from} not reached over SSH: {}",
-                        crate::redact::excerpt(e, 160)
-                    )),
-                ),
-                Err(e) => (100.0, None, Some(crate::redact::excerpt(e, 200))),
-            };
-            PairSample {
-                from,
-                to,
-                loss,
-                rtt_avg: rtt.map(|r| r.avg),
-                rtt_max: rtt.map(|r| r.max),
-                error,
-            }
-        })
-        .collect();
-    for p in &pairs {
-        if p.loss > 0.0 || p.error.is_some() {
-            errors.push(format!(
-                "{} → {}: {}% loss{}",
-                p.from,
-                p.to,
-                p.loss,
-                p.error
-                    .as_ref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
-            ));
-        }
-    }
-    let path_up = |from: &str, to: &str| {
-        pairs
-            .iter()
-            .any(|p| p.from == from && p.to == to && p.loss == 0.0 && p.error.is_none())
-    };
-    // Hops only over paths that just passed their pings: the others could only time out.
-    let mut hop_plan = Plan::new(
-        &fleet.expect,
-        Needs {
-            hops: true,
-            ..Needs::default()
-        },
-    );
-    for (from, steps) in hop_plan.machines.iter_mut() {
-        steps.retain(|s| matches!(&s.probe, Probe::Hop(to) if path_up(from, to)));
-    }
-    let mut hop_obs = observe(fleet, &hop_plan).hops;
-    for ((from, to), h) in hop_obs.iter_mut() {
-        if !path_up(from, to) && crate::overlay::expected_address(&fleet.expect, to).is_some() {
-            h.hop = crate::seen::Seen::not_run(
-                "skipped: the overlay path failed its pings in this round".into(),
-            );
-        }
-    }
-    let hops: Vec<HopSample> = hop_obs
-        .into_iter()
-        .map(|((from, to), h)| {
-            let (ok, detail) = match h.hop.ok() {
-                Some(hop) if hop.class == HopClass::CertificateVerified && h.hostname == to => {
-                    (true, "certificate verified".to_string())
-                }
-                Some(hop) => (false, format!("{:?}, hostname {:?}", hop.class, h.hostname)),
-                None => (
-                    false,
-                    h.hop
-                        .value
-                        .as_ref()
-                        .err()
-                        .map(|e| crate::redact::excerpt(e, 200))
-                        .unwrap_or_default(),
-                ),
-            };
-            HopSample {
-                from,
-                to,
-                ok,
-                detail,
-            }
-        })
-        .collect();
-    for h in hops.iter().filter(|h| !h.ok) {
-        errors.push(format!("ssh {} → {}: {}", h.from, h.to, h.detail));
-    }
-    let after = fleet.reconnects();
-    let reconnects = after
-        .iter()
-        .filter(|(m, n)| before.get(*m).is_some_and(|b| *n > b))
-        .map(|(m, _)| m.clone())
-        .collect();
-    // Remote texts are withheld here, once, before the round is logged or shown.
-    Round {
-        round: n,
-        ts,
-        secs: start.elapsed().as_secs_f64(),
-        for_secs,
-        every_secs,
-        pairs,
-        hops,
-        machines,
-        errors,
-        reconnects,
-    }
-    .redacted()
 }
 
 /// Options of `clan-coord monitor`.
@@ -405,10 +314,16 @@ pub fn run(fleet: &Fleet, opts: &MonitorOptions, progress: Progress) -> Result<u
             if r.clean() {
                 "clean".to_string()
             } else {
+                let gaps: Vec<String> = r
+                    .observer_gaps()
+                    .iter()
+                    .map(|(m, s)| format!("observer gap: {}", s.describe(m)))
+                    .collect();
+                let problems: Vec<&String> = r.errors.iter().chain(&gaps).collect();
                 format!(
                     "{} problem(s): {}",
-                    r.errors.len(),
-                    r.errors.first().cloned().unwrap_or_default()
+                    problems.len(),
+                    problems.first().map(|p| p.as_str()).unwrap_or_default()
                 )
             },
             if r.reconnects.is_empty() {

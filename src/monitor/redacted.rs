@@ -20,6 +20,9 @@ impl Round {
         let mut quoted = Vec::new();
         for s in self.machines.values_mut() {
             check(&mut s.overlay, &mut quoted);
+            if let Some(e) = s.session.as_mut().and_then(|x| x.error.as_mut()) {
+                check(e, &mut quoted);
+            }
             if let Some(kind) = detect(&s.journal.join("\n")) {
                 quoted.extend(s.journal.iter().map(|l| (l.clone(), kind)));
                 s.journal = withhold_lines(std::mem::take(&mut s.journal));

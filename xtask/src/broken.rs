@@ -380,20 +380,33 @@ fn lab_faults(b: &Base) -> Result<Vec<Fault>> {
     let ygg = units.get_mut(YGG).ok_or("too few units")?;
     *ygg = ygg.replace("ActiveState=active", "ActiveState=failed").replace("SubState=running", "SubState=failed").replace("Result=success", "Result=exit-code");
     let state = &b.find(G, |c| c.starts_with("sh -c ") && c.contains("profile-path")).ok_or("no state probe")?.command;
+    // gcp-vm's state probe as recorded: before and after AC5's rebuild, before and after AC6's.
+    let recs: Vec<&str> = b.entries(G)?.iter().filter(|e| &e.command == state).map(|e| e.output.stdout.as_str()).collect();
+    let [before5, after5, _before6, after6] = recs.as_slice() else {
+        return Err(format!("{G}: {} recordings of the state probe, not 4", recs.len()).into());
+    };
+    // Lines of the recordings after a rebuild (each once), changed by `to`.
+    let after = |prefix: &str, to: &dyn Fn(&str) -> String| -> Vec<Pair> {
+        let lines: BTreeSet<&str> = [after5, after6].iter().flat_map(|t| t.lines()).filter(|l| l.starts_with(prefix)).collect();
+        lines.iter().map(|l| pair(*l, to(l))).collect()
+    };
+    let word = |l: &str, i: usize| l.split_whitespace().nth(i).unwrap_or_default().to_string();
+    let unit_down = after("unit ", &|l| format!("unit {} 0 - {}", word(l, 1), word(l, 4)));
+    let artefact_missing = after("file ", &|l| format!("{} {} -", word(l, 0), word(l, 1)));
+    let old_current = before5.lines().find(|l| l.starts_with("current ")).ok_or("no current line")?.to_string();
+    let not_switched = after("current ", &|_| old_current.clone());
     // Every recording of gcp-vm's state probe (before/after each round), line by line.
-    let lines: BTreeSet<&str> = b.entries(G)?.iter().filter(|e| &e.command == state).flat_map(|e| e.output.stdout.lines()).collect();
+    let lines: BTreeSet<&str> = recs.iter().flat_map(|t| t.lines()).collect();
     let pairs = |prefix: &str, to: &dyn Fn(&str) -> String| -> Vec<Pair> {
         let mut p: Vec<Pair> = lines.iter().filter(|l| l.starts_with(prefix)).map(|l| pair(*l, to(l))).collect();
         p.sort();
         p
     };
-    let word = |l: &str, i: usize| l.split_whitespace().nth(i).unwrap_or_default().to_string();
-    let unit_down = pairs("unit ", &|l| format!("unit {} 0 - {}", word(l, 1), word(l, 4)));
-    let artefact_missing = pairs("file ", &|l| format!("{} {} -", word(l, 0), word(l, 1)));
     let no_generation: Vec<Pair> = pairs("profile system-", &|_| "profile system-1-link".into()).into_iter().filter(|(l, _)| l != "profile system-1-link").collect();
+    let rebuild_g = b.cassette.workstation.iter().find(|e| e.command.ends_with(&format!(" {G}"))).ok_or("no rebuild of gcp-vm")?;
     let state_r = || replacement(G, state);
     Ok(vec![
-        Fault { name: "rebuild-unit-down", description: "yggdrasil.service on gcp-vm is not running after the rebuild",
+        Fault { name: "rebuild-unit-down", description: "yggdrasil.service on gcp-vm ran before the rebuild and is not running after it",
             criterion: "AC6", code: "coord.unit-down", machine: G, also: &[],
             replace: vec![state_r().stdout_replace(unit_down)] },
         Fault { name: "rebuild-artefact-missing", description: "gcp-vm's new generation lacks /etc/nix/nix.conf",
@@ -402,9 +415,17 @@ fn lab_faults(b: &Base) -> Result<Vec<Fault>> {
         Fault { name: "rebuild-no-generation", description: "gcp-vm switched systems without registering a new profile generation",
             criterion: "AC5", code: "rebuild.no-generation", machine: G, also: &[("AC6", "rebuild.no-generation")],
             replace: vec![state_r().stdout_replace(no_generation)] },
-        Fault { name: "rebuild-not-switched", description: "gcp-vm built its new generation but still runs an older one",
+        Fault { name: "rebuild-not-switched", description: "gcp-vm registered its new generations but still runs the system it ran before the rebuilds",
             criterion: "AC5", code: "rebuild.not-switched", machine: G, also: &[("AC6", "rebuild.not-switched")],
-            replace: vec![state_r().stdout_replace(vec![pair("current /nix/store/", "current /nix/store/0stale0-")])] },
+            replace: vec![state_r().stdout_replace(not_switched)] },
+        Fault { name: "rebuild-failed", description: "gcp-vm's rebuild fails to evaluate (its yggdrasil_port override is not a port), so it keeps running its previous system",
+            criterion: "AC5", code: "rebuild.failed", machine: G, also: &[("AC6", "rebuild.failed")],
+            replace: vec![
+                replacement("workstation", &rebuild_g.command).exit(2)
+                    .stdout("evaluating the configuration of gcp-vm (/tmp/clan-coord-lab/clan/lab-config.json)\n")
+                    .stderr("error: lab: lab rebuild gcp-vm: error: A definition for option `services.yggdrasil.settings.Listen' of gcp-vm is not a port number: 70000\n"),
+                state_r().stdout(*before5),
+            ] },
         Fault { name: "ygg-address-mismatch", description: "gcp-vm's yggdrasil runs another key than its vars (new vars, daemon not restarted)",
             criterion: "AC1", code: "ygg.address-mismatch", machine: G, also: &[("AC6", "ygg.address-mismatch")],
             replace: vec![b.r(G, "yggdrasilctl -json getSelf")?.stdout_replace(vec![pair(gself.get("address")?.str()?, "203:1111:2222:3333:4444:5555:6666:7777")])] },

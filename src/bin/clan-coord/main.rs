@@ -1,7 +1,8 @@
 //! `clan-coord`: the harness from the command line.
 //!
-//! - `clan-coord check [--cassette FILE]`: run AC1–AC4 (live when built with `--features live`,
-//!   else replaying a cassette) and print the verdicts and the summary table.
+//! - `clan-coord check [--cassette FILE]`: run every criterion the fleet gives evidence for (live
+//!   when built with `--features live`: AC1–AC4; a replayed cassette: AC1–AC4, and AC5/AC6 when it
+//!   holds rebuilds) and print the verdicts, the summary table and which criteria did not run.
 //! - `clan-coord lab up|status|down|fault|heal|check`: the namespace lab fleet (see README).
 //! - `clan-coord plan [--json]`: print every command the checks would run on each machine, without
 //!   connecting (what will touch production, before it does).
@@ -49,7 +50,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run AC1–AC4 (or the criteria given with --only, AC5/AC6 included) and print verdicts.
+    /// Run every criterion the fleet gives evidence for (AC1–AC4; a replayed cassette holding
+    /// rebuilds also AC5/AC6), or those given with --only, and print verdicts and what did not run.
     Check {
         /// machines.toml (default: $COORD_MACHINES, else ./machines.toml).
         #[arg(long)]
@@ -57,7 +59,8 @@ enum Command {
         /// Replay this cassette instead of the default.
         #[arg(long)]
         cassette: Option<PathBuf>,
-        /// Run only these criteria (repeatable, e.g. `--only ac1 --only ac3`); default AC1–AC4.
+        /// Run only these criteria (repeatable, e.g. `--only ac1 --only ac3`); default: every
+        /// criterion the fleet gives evidence for.
         #[arg(long, value_parser = parse_criterion)]
         only: Vec<Criterion>,
     },
@@ -297,7 +300,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             let fleet = Fleet::open(&settings)?;
             let criteria = if only.is_empty() {
-                Criterion::OBSERVED.to_vec()
+                suite::default_criteria(&fleet)
             } else {
                 only
             };
@@ -327,7 +330,15 @@ pub(crate) fn check_fleet(
     for v in &verdicts {
         println!("{v}");
     }
-    println!("{}", report::summary(&verdicts.iter().collect::<Vec<_>>()));
+    print!("{}", report::summary(&verdicts.iter().collect::<Vec<_>>()));
+    let not_run = suite::not_run(fleet, criteria);
+    if let Some(line) = suite::not_run_line(&not_run) {
+        println!("{line}");
+    }
+    println!();
+    if let Some(dir) = &opts.report_dir {
+        report::record_not_run(dir, &fleet.origin.to_string(), &not_run)?;
+    }
     Ok(if verdicts.iter().all(Verdict::passed) {
         ExitCode::SUCCESS
     } else {

@@ -1,0 +1,91 @@
+//! `clan-coord check` replays every criterion its cassette holds evidence for, and says which it
+//! did not run and why (after the table, and as `not_run` in report.json): a cassette recording
+//! a failed rebuild fails AC5 and exits non-zero; the story fleet, which holds no rebuild, runs
+//! AC1–AC4 and names AC5, AC6 and AC7 as not run.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `check --cassette <cassette>` with a fresh report directory: exit code, stdout, and
+/// report.json's `not_run`.
+fn check(cassette: &str) -> (Option<i32>, String, serde_json::Value) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let report = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clan-coord"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("COORD_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .current_dir(root)
+        .args(["check", "--cassette", cassette])
+        .env("COORD_REPORT_DIR", report.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.path().join("report.json")).unwrap())
+            .unwrap();
+    (out.status.code(), stdout, json["not_run"].clone())
+}
+
+fn row<'a>(stdout: &'a str, id: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{id} ")) && l.contains("  "))
+        .unwrap_or_else(|| panic!("no {id} row in\n{stdout}"))
+}
+
+#[test]
+fn a_cassette_with_a_failed_rebuild_fails_ac5_and_exits_non_zero() {
+    let (code, out, not_run) = check("tests/cassettes/broken/rebuild-failed.json");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(row(&out, "AC5").contains(" FAIL "), "{out}");
+    assert!(row(&out, "AC6").contains(" FAIL "), "{out}");
+    for ac in ["AC1", "AC2", "AC3", "AC4"] {
+        assert!(row(&out, ac).contains(" PASS "), "{out}");
+    }
+    assert!(out.contains("(rebuild.failed)"), "{out}");
+    assert!(
+        out.contains("\nnot run: AC7 (judges a monitor log)\n"),
+        "{out}"
+    );
+    assert_eq!(
+        not_run,
+        serde_json::json!([{"criterion": "AC7", "reason": "judges a monitor log"}])
+    );
+}
+
+#[test]
+fn the_story_fleet_says_what_it_did_not_run() {
+    let (code, out, not_run) = check("tests/cassettes/story-fleet.json");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "\nnot run: AC5, AC6 (no rebuild in this cassette), AC7 (judges a monitor log)\n"
+        ),
+        "{out}"
+    );
+    assert!(!out.lines().any(|l| l.starts_with("AC5 ")), "{out}");
+    let ids: Vec<&str> = not_run
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["criterion"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["AC5", "AC6", "AC7"]);
+}
+
+/// The healthy lab recording holds both rebuild rounds: all six criteria run and pass.
+#[test]
+fn the_lab_recording_runs_ac5_and_ac6_and_passes() {
+    let (code, out, _) = check("tests/cassettes/lab/cassette.json");
+    assert_eq!(code, Some(0), "{out}");
+    for ac in ["AC1", "AC2", "AC3", "AC4", "AC5", "AC6"] {
+        assert!(row(&out, ac).contains(" PASS "), "{out}");
+    }
+    assert!(
+        out.contains("\nnot run: AC7 (judges a monitor log)\n"),
+        "{out}"
+    );
+}
