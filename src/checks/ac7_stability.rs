@@ -100,7 +100,8 @@ pub fn evaluate(s: &Summary) -> Verdict {
             )
             .to(&o.to)
             .seen(format!(
-                "down from {} to {}{} ({}, {} rounds): {}",
+                "{} from {} to {}{} ({}, {} rounds): {}",
+                if o.loss[1] < 100.0 { "lossy" } else { "down" },
                 at(o.start),
                 at(o.end),
                 if o.ongoing {
@@ -251,7 +252,7 @@ fn observer_gap(s: &Summary, g: &ObserverGap) -> Finding {
         (
             Severity::Fail,
             "ac7.coverage-gap",
-            format!("{what}; {m} went unobserved for {}, more than the {} the coverage rule allows, so AC7 cannot vouch for that time: fix the harness's access to {m} (management network, sshd) and monitor again", dur(g.unobserved), dur(crate::monitor::coverage::allowed(s.every))),
+            format!("{what}; {m} went unobserved for {}, more than the {} the coverage rule allows, so AC7 cannot vouch for that time: fix the harness's access to {m} (management network, sshd) and monitor again", dur(g.unobserved), dur(g.allowed)),
         )
     } else {
         (
@@ -260,7 +261,7 @@ fn observer_gap(s: &Summary, g: &ObserverGap) -> Finding {
             format!(
                 "{what}; within the coverage rule ({m} unobserved for {}, at most {} allowed)",
                 dur(g.unobserved),
-                dur(crate::monitor::coverage::allowed(s.every))
+                dur(g.allowed)
             ),
         )
     };
@@ -285,7 +286,13 @@ fn outage_cause(o: &Outage) -> String {
     let why = if o.first == PingError::NetworkUnreachable.to_string() {
         format!("{a} had no route to {b}'s overlay address (its ping said the network is unreachable): {a}'s overlay interface was down or its address not assigned")
     } else if o.loss[1] < 100.0 {
-        format!("a lossy path, not a broken one: {}–{}% of the echoes {a} → {b} were lost per round, the others answered", o.loss[0], o.loss[1])
+        let pct = |x: f64| format!("{}", (x * 10.0).round() / 10.0);
+        let lost = if o.loss[0] == o.loss[1] {
+            format!("{}%", pct(o.loss[1]))
+        } else {
+            format!("{}–{}%", pct(o.loss[0]), pct(o.loss[1]))
+        };
+        format!("a lossy path, not a broken one: {lost} of the echoes {a} → {b} were lost per round, the others answered")
     } else if o.reverse_answered == o.rounds {
         format!("one direction only: {b} → {a} answered in every one of these rounds, so both machines and their overlay daemons were up; something drops {a} → {b} (a firewall rule or an asymmetric route)")
     } else if o.target_unobserved == o.rounds {

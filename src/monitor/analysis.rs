@@ -390,7 +390,7 @@ pub fn render(s: &Summary) -> String {
             g.rounds,
             g.session.describe(&g.machine),
             if g.breaks_coverage {
-                format!("; unobserved {}, more than the {} coverage allows", dur(g.unobserved), dur(allowed(s.every)))
+                format!("; unobserved {}, more than the {} coverage allows", dur(g.unobserved), dur(g.allowed))
             } else {
                 String::new()
             }

@@ -38,6 +38,8 @@ struct Seen1 {
     machine: MachineSample,
     pairs: Vec<PairSample>,
     hops: Vec<HopSample>,
+    /// The longest the harness waited on one call there (what a reconnect cost).
+    slowest: Duration,
 }
 
 /// The harness's calls on one machine's session: each timed, each transport failure recorded.
@@ -45,6 +47,7 @@ struct Session<'a> {
     fleet: &'a Fleet,
     machine: &'a str,
     sample: SessionSample,
+    slowest: Duration,
 }
 
 impl Session<'_> {
@@ -55,11 +58,14 @@ impl Session<'_> {
 
     fn run(&mut self, what: &str, cmd: &Cmd) -> Option<Output> {
         let t = Instant::now();
-        match self.fleet.run(self.machine, cmd) {
+        let r = self.fleet.run(self.machine, cmd);
+        let waited = t.elapsed();
+        self.slowest = self.slowest.max(waited);
+        match r {
             Ok(o) => Some(o),
             Err(e) => {
                 let deadline = self.deadline(cmd);
-                self.sample.failed(what, &e, t.elapsed(), deadline);
+                self.sample.failed(what, &e, waited, deadline);
                 None
             }
         }
@@ -71,6 +77,7 @@ impl Session<'_> {
         let t = Instant::now();
         let outs = self.fleet.run_many(self.machine, &cmds);
         let waited = t.elapsed();
+        self.slowest = self.slowest.max(waited);
         outs.into_iter()
             .zip(steps)
             .map(|(r, step)| match r {
@@ -165,6 +172,7 @@ fn machine(fleet: &Fleet, plan: &Plan, m: &str, since: f64) -> Seen1 {
         fleet,
         machine: m,
         sample: SessionSample::default(),
+        slowest: Duration::ZERO,
     };
     let mut sample = MachineSample::default();
     let overlay = fleet.expect.config.overlay;
@@ -245,6 +253,7 @@ fn machine(fleet: &Fleet, plan: &Plan, m: &str, since: f64) -> Seen1 {
         machine: sample,
         pairs,
         hops,
+        slowest: s.slowest,
     }
 }
 
@@ -273,8 +282,10 @@ pub fn round(fleet: &Fleet, n: u64, since: f64, for_secs: f64, every_secs: f64) 
     let mut machines = BTreeMap::new();
     for (m, mut s) in std::mem::take(&mut seen) {
         if let Some(sess) = s.machine.session.as_mut() {
+            // Re-established and then answered: what the reconnect cost is the longest call.
             if !sess.state.is_gap() && reconnects.contains(&m) {
                 sess.state = super::session::SessionState::Reconnected;
+                sess.waited = Some((s.slowest.as_secs_f64() * 10.0).round() / 10.0);
             }
         }
         pairs.append(&mut s.pairs);

@@ -29,7 +29,9 @@ pub struct ObserverGap {
     /// Time without a round observing the machine: from the last one before the stretch (or
     /// the stretch's start) to the first one after it (or the log's end).
     pub unobserved: f64,
-    /// Longer than the coverage rule allows (see [`allowed`]).
+    /// The longest the coverage rule allows here (see [`allowed`]).
+    pub allowed: f64,
+    /// `unobserved` is longer than `allowed`.
     pub breaks_coverage: bool,
     /// Pings to the machine from machines the harness did reach, in these rounds: answered.
     pub pings_to_answered: u64,
@@ -37,11 +39,13 @@ pub struct ObserverGap {
     pub pings_to_failed: u64,
 }
 
-/// The longest time a machine may go unobserved: two intervals, as no round may be further than
-/// that from the next, with half an interval of slack for the jitter of round starts. One round
-/// in which the harness's session to a machine stalled stays within it; two in a row do not.
-pub fn allowed(every: f64) -> f64 {
-    2.5 * every
+/// The longest time a machine may go unobserved, as the fleet's own gap rule bounds the time
+/// between rounds: two intervals, or two of the slowest round around the stretch when it outlasted
+/// the interval (a round that waited on a stalled session starts the next one late), plus half an
+/// interval of slack for the jitter of round starts. One round in which the harness's session to
+/// a machine stalled stays within it; two in a row do not.
+pub fn allowed(every: f64, slowest_round: f64) -> f64 {
+    2.0 * every.max(slowest_round) + 0.5 * every
 }
 
 /// Every machine's unobserved stretches, in time order.
@@ -54,11 +58,13 @@ pub fn observer_gaps(rounds: &[Round]) -> Vec<ObserverGap> {
     let mut out = Vec::new();
     for m in machines {
         let mut open: Option<ObserverGap> = None;
-        let mut last_seen: Option<f64> = None;
+        let mut last_seen: Option<(f64, f64)> = None;
+        let mut slowest = 0.0_f64;
         for r in rounds {
             let gap = r.observer_gaps().into_iter().find(|(g, _)| g == m);
             match (gap, open.as_mut()) {
                 (Some((_, session)), None) => {
+                    slowest = last_seen.map_or(0.0, |(_, secs)| secs);
                     open = Some(ObserverGap {
                         machine: m.clone(),
                         first_round: r.round,
@@ -68,6 +74,7 @@ pub fn observer_gaps(rounds: &[Round]) -> Vec<ObserverGap> {
                         rounds: 0,
                         session,
                         unobserved: 0.0,
+                        allowed: 0.0,
                         breaks_coverage: false,
                         pings_to_answered: 0,
                         pings_to_failed: 0,
@@ -77,12 +84,14 @@ pub fn observer_gaps(rounds: &[Round]) -> Vec<ObserverGap> {
                 (None, Some(g)) => {
                     g.end = r.ts;
                     g.ongoing = false;
-                    g.unobserved = r.ts - last_seen.unwrap_or(g.start);
+                    g.unobserved = r.ts - last_seen.map_or(g.start, |(ts, _)| ts);
+                    g.allowed = allowed(every, slowest);
                     out.push(open.take());
                 }
                 (None, None) => {}
             }
             if let Some(g) = open.as_mut() {
+                slowest = slowest.max(r.secs);
                 g.rounds += 1;
                 g.end = r.ts + r.secs;
                 for p in r
@@ -97,17 +106,18 @@ pub fn observer_gaps(rounds: &[Round]) -> Vec<ObserverGap> {
                     }
                 }
             } else {
-                last_seen = Some(r.ts);
+                last_seen = Some((r.ts, r.secs));
             }
         }
         if let Some(mut g) = open {
-            g.unobserved = log_end - last_seen.unwrap_or(g.start);
+            g.unobserved = log_end - last_seen.map_or(g.start, |(ts, _)| ts);
+            g.allowed = allowed(every, slowest);
             out.push(Some(g));
         }
     }
     let mut gaps: Vec<ObserverGap> = out.into_iter().flatten().collect();
     for g in &mut gaps {
-        g.breaks_coverage = g.unobserved > allowed(every) + 1e-6;
+        g.breaks_coverage = g.unobserved > g.allowed + 1e-6;
     }
     gaps.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.machine.cmp(&b.machine)));
     gaps

@@ -45,7 +45,7 @@ fn partial_loss_is_a_lossy_path() {
     let f = failure(&rounds, "ac7.disconnection");
     assert!(
         f.cause
-            .starts_with("a lossy path, not a broken one: 40–40% of the echoes"),
+            .starts_with("a lossy path, not a broken one: 40% of the echoes"),
         "{f}"
     );
 }

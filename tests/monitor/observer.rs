@@ -225,3 +225,59 @@ fn a_machine_down_is_a_disconnection_and_an_observer_gap() {
         "no disconnection from gcp-vm, whose pings did not run\n{v}"
     );
 }
+
+/// Recorded on the lab: `clan-coord monitor --for 60s --every 5s` on a 2-machine lab while the
+/// sshd process of gcp-vm serving the harness's session (`sshd: root@notty` in its namespace)
+/// was stopped with SIGSTOP for 25 s from 0.05 s after round 3 was due, then continued. The harness's ping from gcp-vm timed out after 11.2 s;
+/// hetzner-vm → gcp-vm answered in the same round; round 4 reconnected. Before, that round was a
+/// 100% loss disconnection gcp-vm → hetzner-vm. (Round 12 really lost one echo of three, both
+/// ways: a lossy path, kept as recorded.)
+#[test]
+fn a_session_stalled_on_the_lab_is_an_observer_gap_within_coverage() {
+    let log =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/monitor/lab-stall-60s.jsonl");
+    let rounds = clan_coordination::monitor::read_log(&log).unwrap();
+    let s3 = rounds[3].machines[G].session.clone().unwrap();
+    assert_eq!(s3.state, SessionState::Stalled, "{s3:?}");
+    assert!(
+        s3.error
+            .as_deref()
+            .unwrap()
+            .contains("did not finish within"),
+        "{s3:?}"
+    );
+    assert_eq!(
+        rounds[4].machines[G].session.as_ref().unwrap().state,
+        SessionState::Reconnected
+    );
+    let v = ac7_stability::run(&log, 60.0);
+    let gap = v
+        .findings
+        .iter()
+        .find(|f| f.code == "ac7.observer-gap")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(
+        (gap.severity, gap.machine.as_str()),
+        (Severity::Warn, G),
+        "{gap}"
+    );
+    assert!(
+        gap.seen.starts_with(
+            "round 3 (+15s): the harness's session to gcp-vm stalled 11.2 s (gcp-vm: `ping -6"
+        ) && gap
+            .seen
+            .contains("1 ping(s) to gcp-vm from machines the harness did reach answered"),
+        "{gap}"
+    );
+    let outages: Vec<String> = v
+        .failures()
+        .filter(|f| f.code == "ac7.disconnection")
+        .map(|f| f.seen.clone())
+        .collect();
+    assert_eq!(outages.len(), 2, "{v}");
+    assert!(
+        outages.iter().all(|o| o.starts_with("lossy from +1m00s")),
+        "only round 12's real loss is a disconnection\n{v}"
+    );
+    assert!(v.failures().all(|f| f.code == "ac7.disconnection"), "{v}");
+}
