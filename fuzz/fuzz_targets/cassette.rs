@@ -26,6 +26,6 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(back.machines, c.machines);
             assert_eq!(back.workstation, c.workstation);
         }
-        Err(e) => quiet("cassette", &e.to_string()),
+        Err(e) => quiet("cassette", &e.to_string(), data),
     }
 });

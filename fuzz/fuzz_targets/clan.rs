@@ -15,17 +15,17 @@ fuzz_target!(|data: &[u8]| {
             names.iter().all(|n| MachineName::new(n).is_ok()),
             "{names:?}"
         ),
-        Err(e) => quiet("machines list", &e.to_string()),
+        Err(e) => quiet("machines list", &e.to_string(), data),
     }
     match parse_vars_list(&out) {
         Ok(vars) => {
             assert!(vars.iter().all(|v| !v.secret || v.value.is_none()));
             serializes("vars", &vars);
         }
-        Err(e) => quiet("vars list", &e.to_string()),
+        Err(e) => quiet("vars list", &e.to_string(), data),
     }
     match parse_var_path(&out) {
         Ok(p) => serializes("var path", &p),
-        Err(e) => quiet("var path", &e.to_string()),
+        Err(e) => quiet("var path", &e.to_string(), data),
     }
 });

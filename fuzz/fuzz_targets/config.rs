@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
             let lines = toml.lines().count().max(1);
             assert!(e.line <= lines + 1, "line {} of {lines}", e.line);
             assert!(e.line == 0 || e.column >= 1, "{e:?}");
-            quiet("config", &e.to_string());
+            quiet("config", &e.to_string(), data);
         }
     }
 });

@@ -12,12 +12,12 @@ fuzz_target!(|data: &[u8]| {
     let exit = exit(&status);
     match parse_user_hashes(&stdout, &stderr, exit) {
         Ok(h) => serializes("user hashes", &h),
-        Err(e) => quiet("user hashes", &e),
+        Err(e) => quiet("user hashes", &e, data),
     }
     match parse_file_hashes(&stdout) {
         Ok(m) => assert!(m
             .values()
             .all(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))),
-        Err(e) => quiet("file hashes", &e),
+        Err(e) => quiet("file hashes", &e, data),
     }
 });

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = snapshot_name(&inv);
             let _ = serde_json::to_string(&inv.snapshot_value()).expect("snapshot serialises");
         }
-        Err(e) => quiet("inventory", &e.to_string()),
+        Err(e) => quiet("inventory", &e.to_string(), data),
     }
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&json) {
         let u = unwrap_settings(&v);

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             }
             serializes("cert authorities", &cas);
         }
-        Err(e) => quiet("known_hosts", &e.to_string()),
+        Err(e) => quiet("known_hosts", &e.to_string(), data),
     }
     let _ = known_hosts_keys(&text, &name);
 });

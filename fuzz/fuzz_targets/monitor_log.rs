@@ -36,6 +36,6 @@ fuzz_target!(|data: &[u8]| {
             let _ = render(&s);
             let _ = html::page("fuzz", &rounds, &s);
         }
-        Err(e) => quiet("monitor log", &e),
+        Err(e) => quiet("monitor log", &e, data),
     }
 });

@@ -13,22 +13,22 @@ fuzz_target!(|data: &[u8]| {
     let out = text(data);
     match parse_state(&out) {
         Ok(s) => serializes("state", &s),
-        Err(e) => quiet("state", &e),
+        Err(e) => quiet("state", &e, data),
     }
     match parse_generations(&out) {
         Ok(g) => serializes("generations", &g),
-        Err(e) => quiet("generations", &e.to_string()),
+        Err(e) => quiet("generations", &e.to_string(), data),
     }
     match parse_profile_link(&out) {
         Ok(n) => assert_eq!(parse_profile_link(&format!("system-{n}-link")), Ok(n)),
-        Err(e) => quiet("profile link", &e.to_string()),
+        Err(e) => quiet("profile link", &e.to_string(), data),
     }
     match parse_system_paths(&out) {
         Ok(p) => serializes("system paths", &p),
-        Err(e) => quiet("system paths", &e.to_string()),
+        Err(e) => quiet("system paths", &e.to_string(), data),
     }
     match parse_nixos_version(&out) {
         Ok(_) => {}
-        Err(e) => quiet("nixos-version", &e.to_string()),
+        Err(e) => quiet("nixos-version", &e.to_string(), data),
     }
 });

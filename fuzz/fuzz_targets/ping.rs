@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     match parse_ping(&text(data)) {
         Ok(s) => serializes("ping", &s),
         Err(e) => {
-            quiet("ping", &e.to_string());
+            quiet("ping", &e.to_string(), data);
             serializes("ping error", &e);
         }
     }

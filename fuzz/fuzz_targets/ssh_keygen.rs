@@ -13,13 +13,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(c.principals.iter().all(|p| p.trim() == p), "{c:?}");
             serializes("keygen", &c);
         }
-        Err(e) => quiet("ssh-keygen -L", &e.to_string()),
+        Err(e) => quiet("ssh-keygen -L", &e.to_string(), data),
     }
     match parse_sshd_t(&out) {
         Ok(m) => {
             assert!(!m.is_empty());
             assert!(m.values().flatten().all(|v| v.trim() == v), "{m:?}");
         }
-        Err(e) => quiet("sshd -T", &e.to_string()),
+        Err(e) => quiet("sshd -T", &e.to_string(), data),
     }
 });

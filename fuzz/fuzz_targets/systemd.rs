@@ -15,17 +15,17 @@ fuzz_target!(|data: &[u8]| {
             assert!(units.iter().all(|u| !u.props.is_empty()), "{units:?}");
             serializes("show", &units);
         }
-        Err(e) => quiet("show", &e.to_string()),
+        Err(e) => quiet("show", &e.to_string(), data),
     }
     match parse_status(&out) {
         Ok(s) => serializes("status", &s),
-        Err(e) => quiet("status", &e.to_string()),
+        Err(e) => quiet("status", &e.to_string(), data),
     }
     match parse_is_active(&out, exit) {
         Ok(a) => {
             assert_eq!(a.state, out.trim());
             assert!(!a.state.is_empty() && a.state.bytes().all(|b| b.is_ascii_lowercase()));
         }
-        Err(e) => quiet("is-active", &e.to_string()),
+        Err(e) => quiet("is-active", &e.to_string(), data),
     }
 });

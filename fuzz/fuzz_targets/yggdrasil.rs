@@ -9,10 +9,10 @@ fuzz_target!(|data: &[u8]| {
     let out = text(data);
     match parse_self(&out) {
         Ok(s) => serializes("self", &s),
-        Err(e) => quiet("getSelf", &e.to_string()),
+        Err(e) => quiet("getSelf", &e.to_string(), data),
     }
     match parse_peers(&out) {
         Ok(p) => serializes("peers", &p),
-        Err(e) => quiet("getPeers", &e.to_string()),
+        Err(e) => quiet("getPeers", &e.to_string(), data),
     }
 });

@@ -19,10 +19,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again, info.address);
             serializes("info", &info);
         }
-        Err(e) => quiet("info", &e.to_string()),
+        Err(e) => quiet("info", &e.to_string(), data),
     }
     if let Some(e) = parse_cli_error(&out) {
-        quiet("cli error", &e.cause());
+        quiet("cli error", &e.cause(), data);
         serializes("cli error", &e);
     }
 });

@@ -18,6 +18,6 @@ fuzz_target!(|data: &[u8]| {
             }
             serializes("networks", &nets);
         }
-        Err(e) => quiet("listnetworks", &e.to_string()),
+        Err(e) => quiet("listnetworks", &e.to_string(), data),
     }
 });

@@ -9,6 +9,6 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     match parse_members(&text(data)) {
         Ok(m) => serializes("members", &m),
-        Err(e) => quiet("members", &e.to_string()),
+        Err(e) => quiet("members", &e.to_string(), data),
     }
 });

@@ -19,6 +19,6 @@ fuzz_target!(|data: &[u8]| {
             }
             serializes("peers", &peers);
         }
-        Err(e) => quiet("peers", &e.to_string()),
+        Err(e) => quiet("peers", &e.to_string(), data),
     }
 });
