@@ -93,3 +93,21 @@ pub fn parse_var_path(p: &str) -> Result<VarPath, ProbeError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::detect;
+
+    #[test]
+    fn a_rejected_line_is_not_quoted_when_it_holds_a_secret() {
+        // Found by fuzz/fuzz_targets/clan.rs (minimised): a yescrypt-shaped line was quoted
+        // raw in the error's problem, past the redaction point.
+        let e = parse_machines_list("$y$$emergecm").unwrap_err().to_string();
+        assert_eq!(detect(&e), None, "{e}");
+        assert!(e.contains("withheld"), "{e}");
+        // A plain bad name is still named.
+        let e = parse_machines_list("Bad_Name").unwrap_err().to_string();
+        assert!(e.contains("\"Bad_Name\" is not a machine name"), "{e}");
+    }
+}

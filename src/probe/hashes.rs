@@ -56,7 +56,28 @@ pub fn parse_file_hashes(stdout: &str) -> Result<BTreeMap<String, String>, Strin
                 continue;
             }
         }
-        return Err(format!("unexpected line {line:?}"));
+        return Err(format!("unexpected line {:?}", excerpt(line, 120)));
     }
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::detect;
+
+    #[test]
+    fn an_unexpected_line_is_not_quoted_when_it_holds_a_secret() {
+        // Found by fuzz/fuzz_targets/hashes.rs (minimised): a crypt-shaped line was quoted raw.
+        let e = parse_file_hashes("$2$$CCCCCCCf").unwrap_err();
+        assert_eq!(detect(&e), None, "{e}");
+        assert!(
+            e.starts_with("unexpected line \"<withheld: contains"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_file_hashes("/etc/x deadbeef").unwrap_err(),
+            "unexpected line \"/etc/x deadbeef\""
+        );
+    }
 }

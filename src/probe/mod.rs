@@ -25,10 +25,11 @@ pub struct ProbeError {
 }
 
 impl ProbeError {
+    /// `problem` may quote a line of the output, so it passes the redaction point too.
     pub(crate) fn new(probe: &'static str, problem: impl Into<String>, output: &str) -> Self {
         ProbeError {
             probe,
-            problem: problem.into(),
+            problem: crate::redact::withhold(&problem.into()).into_owned(),
             excerpt: excerpt(output, 120),
         }
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::ProbeError;
+use super::{excerpt, ProbeError};
 
 /// `readlink /nix/var/nix/profiles/system` → `system-<N>-link`.
 pub fn parse_profile_link(out: &str) -> Result<u32, ProbeError> {
@@ -196,7 +196,9 @@ pub fn parse_state(out: &str) -> Result<SystemState, String> {
             ["current", p] => s.current = p.to_string(),
             ["switched", t] => s.switched = t.parse().unwrap_or(0.0),
             ["now", t] => {
-                s.now = t.parse().map_err(|_| format!("bad clock line {line:?}"))?;
+                s.now = t
+                    .parse()
+                    .map_err(|_| format!("bad clock line {:?}", excerpt(line, 120)))?;
                 seen_now = true;
             }
             ["file", p, h] => {
@@ -212,11 +214,31 @@ pub fn parse_state(out: &str) -> Result<SystemState, String> {
                     },
                 );
             }
-            _ => return Err(format!("unexpected line {line:?}")),
+            _ => return Err(format!("unexpected line {:?}", excerpt(line, 120))),
         }
     }
     if !seen_now {
         return Err("no state lines (is this a NixOS machine?)".into());
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::detect;
+
+    #[test]
+    fn a_bad_state_line_is_not_quoted_when_it_holds_a_secret() {
+        // The shape fuzz/fuzz_targets/hashes.rs found in the file hash parser, here too.
+        for out in ["$2$$CCCCCCCf", "now $2$$CCCCCCCf"] {
+            let e = parse_state(out).unwrap_err();
+            assert_eq!(detect(&e), None, "{e}");
+            assert!(e.contains("withheld"), "{e}");
+        }
+        assert_eq!(
+            parse_state("now x").unwrap_err(),
+            "bad clock line \"now x\""
+        );
+    }
 }

@@ -90,12 +90,10 @@ impl fmt::Display for SecretKind {
     }
 }
 
-/// The first kind of secret `text` holds, if any. Linear in the text's length.
+/// The first kind of secret `text` holds, if any. Linear in the text's length. Short texts are
+/// scanned too: some patterns match 8 to 15 bytes (`"sops":{`, `$1$$` and 8 characters), and
+/// a short quote skipped here became a secret once glued into a longer message.
 pub fn detect(text: &str) -> Option<SecretKind> {
-    // The shortest secret, a DES hash in a shadow line (`a:<13>::`), is longer.
-    if text.len() < 16 {
-        return None;
-    }
     patterns::scan(text, 0)
 }
 
@@ -190,6 +188,18 @@ mod tests {
         assert_eq!(excerpt("  a\nb  ", 300), "a⏎b");
         assert_eq!(excerpt("abcdef", 3), "abc…");
         assert_eq!(withhold("plain"), "plain");
+    }
+
+    #[test]
+    fn short_texts_are_scanned_too() {
+        // fuzz/fuzz_targets/clan.rs and hashes.rs (minimised): under 16 bytes these were not
+        // looked at, so a parser quoted them as they were, and the message they went into was
+        // then a secret to the redaction point.
+        assert_eq!(detect("$y$$emergecm"), Some(SecretKind::PasswordHash));
+        assert_eq!(detect("$2$$CCCCCCCf"), Some(SecretKind::PasswordHash));
+        assert!(excerpt("$y$$emergecm", 120).starts_with("<withheld: contains a password hash"));
+        assert_eq!(detect("ok"), None);
+        assert_eq!(detect(""), None);
     }
 
     #[test]
