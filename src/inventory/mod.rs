@@ -389,8 +389,23 @@ impl Inventory {
 
 /// Snapshot name of a clan's instances (`instances-<meta.name>`), shared by the insta assertion
 /// in tests and the pure comparison in AC3.
+/// The clan's `meta.name` is untrusted text from the repo: anything but letters, digits, `-`,
+/// `_` and `.` (no leading `.`) becomes `_`, so the name cannot leave the snapshot directory.
 pub fn snapshot_name(inv: &Inventory) -> String {
-    format!("instances-{}", inv.name.as_deref().unwrap_or("clan"))
+    let name: String = inv
+        .name
+        .as_deref()
+        .unwrap_or("clan")
+        .chars()
+        .take(100)
+        .enumerate()
+        .map(|(i, c)| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+            '.' if i > 0 => c,
+            _ => '_',
+        })
+        .collect();
+    format!("instances-{name}")
 }
 
 /// The JSON body of a pinned insta snapshot file, if it exists.
@@ -526,5 +541,18 @@ mod tests {
             with(json!({"domain": null}), ok_m, ok_i).unwrap().domain,
             None
         );
+    }
+
+    #[test]
+    fn the_snapshot_name_cannot_leave_the_snapshot_directory() {
+        for (name, want) in [
+            ("lab-clan", "instances-lab-clan"),
+            ("../../etc/x", "instances-_._.._etc_x"),
+            ("/abs", "instances-_abs"),
+            (".hidden", "instances-_hidden"),
+        ] {
+            let inv = Inventory::from_value(&json!({"meta": {"name": name}, "instances": {}}), "t").unwrap();
+            assert_eq!(snapshot_name(&inv), want);
+        }
     }
 }

@@ -309,7 +309,7 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
         s.parse()
             .map_err(|e: super::zerotier_ids::IdError| ProbeError::new(P, e.to_string(), line))
     };
-    let lat = |s: &str| s.parse::<i64>().ok().filter(|l| *l >= 0).map(|l| l as u32);
+    let lat = |s: &str| s.parse::<i64>().ok().and_then(|l| u32::try_from(l).ok());
     if t.starts_with('[') {
         let v: Vec<Value> = serde_json::from_str(t)
             .map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
@@ -329,7 +329,7 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
             };
             peers.push(Peer {
                 address,
-                latency_ms: p["latency"].as_i64().filter(|l| *l >= 0).map(|l| l as u32),
+                latency_ms: p["latency"].as_i64().and_then(|l| u32::try_from(l).ok()),
                 role: p["role"].as_str().unwrap_or("").to_string(),
                 path,
             });
