@@ -551,7 +551,8 @@ mod tests {
             ("/abs", "instances-_abs"),
             (".hidden", "instances-_hidden"),
         ] {
-            let inv = Inventory::from_value(&json!({"meta": {"name": name}, "instances": {}}), "t").unwrap();
+            let inv = Inventory::from_value(&json!({"meta": {"name": name}, "instances": {}}), "t")
+                .unwrap();
             assert_eq!(snapshot_name(&inv), want);
         }
     }
