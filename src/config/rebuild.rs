@@ -82,20 +82,16 @@ pub(super) fn parse(src: &Source, raw: Option<RawRebuild>) -> Result<RebuildConf
         }
         rebuild.parallel = *p.get_ref();
     }
-    rebuild.timeout = Duration::from_secs(src.bounded(
+    let secs = |v: Option<&Spanned<u64>>, [default, least, most]: [u64; 3], field| {
+        src.bounded(v, default, least, most, field)
+            .map(Duration::from_secs)
+    };
+    rebuild.timeout = secs(
         r.timeout_secs.as_ref(),
-        TIMEOUT_SECS[0],
-        TIMEOUT_SECS[1],
-        TIMEOUT_SECS[2],
+        TIMEOUT_SECS,
         "rebuild.timeout_secs",
-    )?);
-    rebuild.settle = Duration::from_secs(src.bounded(
-        r.settle_secs.as_ref(),
-        SETTLE_SECS[0],
-        SETTLE_SECS[1],
-        SETTLE_SECS[2],
-        "rebuild.settle_secs",
-    )?);
+    )?;
+    rebuild.settle = secs(r.settle_secs.as_ref(), SETTLE_SECS, "rebuild.settle_secs")?;
     for u in r.restart_units {
         let unit = src.unit(&u, "rebuild.restart_units", "yggdrasil.service")?;
         rebuild.restart_units.push(unit.into_string());

@@ -24,16 +24,7 @@ fn one_round(gcp: Vec<Entry>) -> Round {
         root.join("tests/cassettes/story-fleet.json"),
     ))
     .unwrap();
-    let journal = Entry {
-        command: journal_cmd(&fleet, SINCE).text().to_string(),
-        output: Output {
-            stdout: "__no_journal__\n".into(),
-            stderr: String::new(),
-            exit: Some(0),
-            duration: Default::default(),
-        },
-        error: None,
-    };
+    let journal = no_journal(&fleet);
     let mut c = story.cassette;
     c.machines_file = Some(root.join("machines.toml").display().to_string());
     c.machines.get_mut("hetzner-vm").unwrap().push(journal);
@@ -97,16 +88,7 @@ fn a_ping_that_ran_and_lost_every_echo_is_a_loss_in_the_round() {
         root.join("tests/cassettes/story-fleet.json"),
     ))
     .unwrap();
-    gcp.push(Entry {
-        error: None,
-        command: journal_cmd(&fleet, SINCE).text().to_string(),
-        output: Output {
-            stdout: "__no_journal__\n".into(),
-            stderr: String::new(),
-            exit: Some(0),
-            duration: Default::default(),
-        },
-    });
+    gcp.push(no_journal(&fleet));
     let r = one_round(gcp);
     let p = r.pairs.iter().find(|p| p.from == "gcp-vm").unwrap();
     assert!(!p.observer_gap && p.loss == 100.0, "{p:?}");
@@ -124,4 +106,18 @@ fn a_ping_that_ran_and_lost_every_echo_is_a_loss_in_the_round() {
     let s = analysis::summarize(&[r], 2.0);
     assert_eq!(s.outages.len(), 1);
     assert!(s.observer_gaps.is_empty());
+}
+
+/// The journal scan's answer where no journald runs (the lab's stand-in).
+fn no_journal(fleet: &Fleet) -> Entry {
+    Entry {
+        command: journal_cmd(fleet, SINCE).text().to_string(),
+        output: Output {
+            stdout: "__no_journal__\n".into(),
+            stderr: String::new(),
+            exit: Some(0),
+            duration: Default::default(),
+        },
+        error: None,
+    }
 }
