@@ -122,6 +122,7 @@ fn start() -> Option<Loopback> {
         host_cert: Some(cert),
         authorized_keys: d.join("authorized_keys").display().to_string(),
         pid_file: d.join("sshd.pid"),
+        use_pam: false,
     };
     std::fs::write(d.join("sshd_config"), cfg.render()).unwrap();
     let log = std::fs::File::create(d.join("sshd.log")).unwrap();

@@ -5,12 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::daemon::start_daemon;
 use crate::error::LabError;
 use crate::files::{io, mkdir, write};
-use crate::process::stop;
 use crate::state::{LabMachine, LabState, StateLock};
-use crate::{binds, sshd, system};
+use crate::{binds, machine, sshd, system};
 
 /// root's password hash in the lab (of the lab-only test password `lab-only-test-password`):
 /// the users-root var deployed to every machine and the shadow field it must match.
@@ -30,10 +28,16 @@ pub(crate) fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<()
     let k = |f: &str| std::fs::read_to_string(keys.join(f)).map_err(|e| io(&keys.join(f), e));
     let run_dir = md.join("run");
     let etc = md.join("etc-ssh");
-    for d in [&run_dir, &etc, &md.join("root/.ssh"), &md.join("log")] {
+    for d in [
+        &run_dir,
+        &etc,
+        &md.join("root/.ssh"),
+        &md.join("log"),
+        &md.join("etc-yggdrasil"),
+    ] {
         mkdir(d)?;
     }
-    for d in ["sshd", "lab/units", "yggdrasil", "secrets/vars/shared"] {
+    for d in ["secrets/vars/shared", "secrets-for-users"] {
         mkdir(&run_dir.join(d))?;
     }
     // Deployed vars (current layout), as sops-nix leaves them.
@@ -89,28 +93,13 @@ pub(crate) fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<()
         host_cert: Some(PathBuf::from("/etc/ssh/ssh_host_ed25519_key-cert.pub")),
         authorized_keys: "/etc/ssh/authorized_keys.d/%u".into(),
         pid_file: PathBuf::from("/run/sshd.pid"),
+        use_pam: true,
     };
     write(&etc.join("sshd_config"), &cfg.render(), 0o644)?;
     // root's own key (clan's generateRootKey) for machine-to-machine SSH.
     write(&md.join("root/.ssh/id_ed25519"), &k("root")?, 0o600)?;
     write(&md.join("root/.ssh/id_ed25519.pub"), &k("root.pub")?, 0o644)?;
-    // A private shadow whose root hash is the users-root var.
-    let host_shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
-    let mut shadow = String::new();
-    let mut has_root = false;
-    for line in host_shadow.lines() {
-        let mut f: Vec<&str> = line.split(':').collect();
-        if f.first() == Some(&"root") && f.len() > 2 {
-            f[1] = LAB_ROOT_HASH;
-            has_root = true;
-        }
-        shadow.push_str(&f.join(":"));
-        shadow.push('\n');
-    }
-    if !has_root {
-        shadow = format!("root:{LAB_ROOT_HASH}:20000:0:99999:7:::\n{shadow}");
-    }
-    write(&md.join("shadow"), &shadow, 0o640)?;
+    // root's shadow hash is the users-root var: the machine's activation sets it at boot.
     // yggdrasil: listen on the underlay, peer with every other machine (clan builds peers from
     // the other machines' exported hosts), admin socket where NixOS puts it, no multicast.
     let sys = current_system(state, m)?;
@@ -121,7 +110,7 @@ pub(crate) fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<()
     conf["IfName"] = serde_json::json!("ygg0");
     conf["MulticastInterfaces"] = serde_json::json!([]);
     write(
-        &run_dir.join("yggdrasil/yggdrasil.conf"),
+        &md.join("etc-yggdrasil/yggdrasil.conf"),
         &serde_json::to_string_pretty(&conf).unwrap_or_default(),
         0o600,
     )
@@ -184,14 +173,19 @@ fn last_generation(state: &LabState, m: &str) -> u32 {
         .unwrap_or(0)
 }
 
-/// Registers `path` as generation `n` and switches to it (profile and /run/current-system).
+/// Registers `path` as generation `n` (the system profile) and, when the machine runs,
+/// activates it there, as `switch-to-configuration` does: the machine's activation unit points
+/// `/run/current-system` at it. A machine that is not up yet activates it when it boots.
 pub(crate) fn switch_to(state: &LabState, m: &str, n: u32, path: &str) -> Result<(), LabError> {
     let md = state.mdir(m);
     let profiles = md.join("nix/var/nix/profiles");
     mkdir(&profiles)?;
     relink(&profiles.join(format!("system-{n}-link")), path)?;
     relink(&profiles.join("system"), &format!("system-{n}-link"))?;
-    relink(&md.join("run/current-system"), path)
+    if state.init(m).is_ok() {
+        machine::systemctl(state, m, "restart", &["clan-lab-activation.service"])?;
+    }
+    Ok(())
 }
 
 fn relink(link: &Path, target: &str) -> Result<(), LabError> {
@@ -206,7 +200,7 @@ fn relink(link: &Path, target: &str) -> Result<(), LabError> {
 /// so that a deploy log keeps what ran before a failure.
 pub fn rebuild(dir: &Path, m: &str, log: &mut dyn FnMut(&str)) -> Result<(), LabError> {
     let _lock = StateLock::take(dir)?;
-    let mut state = LabState::require(dir)?;
+    let state = LabState::require(dir)?;
     let mach = state.machine(m)?.clone();
     let md = state.mdir(m);
     // The machine must still show what the lab deploys, or the rebuild proves nothing.
@@ -222,8 +216,9 @@ pub fn rebuild(dir: &Path, m: &str, log: &mut dyn FnMut(&str)) -> Result<(), Lab
     })?;
     let path = write_closure(&state, &mach, &sys)?;
     log(&format!("built {path}"));
-    let current = std::fs::read_link(md.join("run/current-system"))
-        .map(|p| p.display().to_string())
+    let current = state
+        .exec_in(m, &["readlink", "-f", "/run/current-system"])
+        .map(|p| p.trim().to_string())
         .unwrap_or_default();
     let in_lab = |store_path: &str| md.join(store_path.trim_start_matches('/'));
     let old_settings =
@@ -247,11 +242,7 @@ pub fn rebuild(dir: &Path, m: &str, log: &mut dyn FnMut(&str)) -> Result<(), Lab
             log(&format!(
                 "{m}: restarting yggdrasil.service (settings changed)"
             ));
-            if let Some(p) = state.tracked(&format!("{m}/yggdrasil")) {
-                stop(p)?;
-            }
-            start_daemon(&mut state, m, "yggdrasil")?;
-            state.save()?;
+            machine::restart_overlay(&state, m)?;
         } else {
             log(&format!("{m}: yggdrasil.service settings changed but the unit was not restarted (restart_on_switch = false)"));
         }

@@ -6,12 +6,14 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::daemon::{reload_sshd, start_daemon};
 use crate::deploy::{current_system, write_machine_files};
 use crate::error::LabError;
 use crate::files::{io, mkdir, write};
 use crate::lifecycle::await_ready;
-use crate::process::{alive, await_cond, descendants, ip, kill, spawn_detached, stop, READY};
+use crate::machine::{self, reload_sshd, restart_overlay, systemctl, unit_state};
+use crate::process::{
+    alive, comm, descendants, ip, kill, signal_and_await, spawn_detached, stop, READY,
+};
 use crate::state::{LabMachine, LabState, StateLock};
 use crate::statedir;
 use crate::{binds, keys};
@@ -19,11 +21,11 @@ use crate::{binds, keys};
 /// A fault `lab fault` can bring in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fault {
-    /// yggdrasil stopped.
+    /// `systemctl stop yggdrasil.service`.
     OverlayDown,
     /// The machine's underlay link down.
     LinkDown,
-    /// sshd stopped.
+    /// `systemctl stop sshd.service`.
     SshdDown,
     /// sshd serves a certificate signed by a CA the clan does not trust.
     ForeignCert,
@@ -33,7 +35,8 @@ pub enum Fault {
     UserKeyRevoked,
     /// The machine reaches its peers only through relays that add latency.
     SlowLink,
-    /// One-shot: every sshd process killed, the listener restarted (as by a reboot).
+    /// One-shot: every sshd process of the machine killed (as by the OOM killer); systemd
+    /// restarts the listener.
     SessionsCut,
 }
 
@@ -98,37 +101,42 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
     let mach = state.machine(m)?.clone();
     let md = state.mdir(m);
     match kind {
-        Fault::OverlayDown | Fault::SshdDown => {
-            let which = if kind == Fault::OverlayDown {
-                "yggdrasil"
-            } else {
-                "sshd"
-            };
-            if let Some(p) = state.tracked(&format!("{m}/{which}")) {
-                kill(p, "-TERM");
-                await_cond(m, &format!("{which} stopped"), READY, || Ok(!alive(p)))?;
-            }
+        Fault::OverlayDown => {
+            systemctl(&state, m, "stop", &["yggdrasil.service"])?;
+        }
+        Fault::SshdDown => {
+            systemctl(&state, m, "stop", &["sshd.service"])?;
         }
         Fault::LinkDown => {
             underlay_link(&state, &mach, false)?;
         }
         Fault::SessionsCut => {
-            // What a reboot or an OOM kill does to SSH: every sshd process of the machine dies,
-            // established sessions with it; the listener is back at once, as systemd restarts it.
-            // A one-shot event: nothing stays broken, so nothing is recorded to heal.
-            let key = format!("{m}/sshd");
-            if let Some(p) = state.tracked(&key) {
-                let mut victims = descendants(p);
-                victims.push(p);
-                for v in &victims {
-                    kill(*v, "-KILL");
-                }
-                await_cond(m, "sshd and its sessions ended", READY, || {
-                    Ok(victims.iter().all(|v| !alive(*v)))
-                })?;
-            }
-            start_daemon(&mut state, m, "sshd")?;
-            return state.save();
+            // What the OOM killer or a crash does to SSH: every sshd process of the machine
+            // dies, established sessions with it; systemd restarts the listener
+            // (Restart=on-failure). A one-shot event: nothing stays broken, nothing to heal.
+            let init = state.init(m)?;
+            let victims: Vec<u32> = descendants(init)
+                .into_iter()
+                .filter(|p| comm(*p) == "sshd")
+                .collect();
+            signal_and_await(
+                m,
+                "sshd.service restarted by systemd",
+                READY,
+                || unit_state(&state, m, "sshd.service").map_or(0, |(_, pid)| pid),
+                || victims.iter().for_each(|v| kill(*v, "-KILL")),
+                |before, now| {
+                    let left: Vec<&u32> = victims.iter().filter(|v| alive(**v)).collect();
+                    if left.is_empty() && *now != 0 && now != before {
+                        Ok(true)
+                    } else {
+                        Err(format!(
+                            "sshd.service MainPID {now} (was {before}); killed sshd processes still alive: {left:?}"
+                        ))
+                    }
+                },
+            )?;
+            return machine::await_served_cert(&state, m);
         }
         Fault::ForeignCert => {
             let tmp = md.join("keys/foreign");
@@ -193,7 +201,7 @@ fn underlay_link(state: &LabState, m: &LabMachine, up: bool) -> Result<(), LabEr
 fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
     let exe = state.relay_exe();
     statedir::check_file(&exe)?;
-    let anchor = state.anchor(m)?.to_string();
+    let netns = format!("--net=/run/netns/{}", state.ns(m));
     let md = state.mdir(m);
     let others: Vec<LabMachine> = state
         .machines
@@ -206,11 +214,7 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
         let port = 7000 + o.index;
         let argv: Vec<String> = vec![
             "nsenter".into(),
-            "-t".into(),
-            anchor.clone(),
-            "-n".into(),
-            "-u".into(),
-            "-m".into(),
+            netns.clone(),
             "--".into(),
             exe.display().to_string(),
             "lab".into(),
@@ -227,7 +231,7 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
         state.save()?;
         peers.push(format!("tcp://127.0.0.1:{port}"));
     }
-    let conf_path = md.join("run/yggdrasil/yggdrasil.conf");
+    let conf_path = md.join("etc-yggdrasil/yggdrasil.conf");
     let text = std::fs::read_to_string(&conf_path).map_err(|e| io(&conf_path, e))?;
     let mut conf: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| LabError::Invalid(format!("{}: {e}", conf_path.display())))?;
@@ -238,16 +242,13 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
         &serde_json::to_string_pretty(&conf).unwrap_or_default(),
         0o600,
     )?;
-    if let Some(p) = state.tracked(&format!("{m}/yggdrasil")) {
-        stop(p)?;
-    }
-    start_daemon(state, m, "yggdrasil")?;
+    restart_overlay(state, m)?;
     await_ready(state)
 }
 
 /// Undoes every fault on `m` (or on all machines): files rewritten from the lab's keys, links up,
-/// stopped daemons started, sshd reloaded, binds that no longer hold made again; then waits for
-/// the mesh.
+/// relays ended, stopped units started (a failed one reset first), sshd reloaded, a machine whose
+/// binds no longer hold rebooted; then waits for the mesh.
 pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
     let _lock = StateLock::take(dir)?;
     let mut state = LabState::require(dir)?;
@@ -260,36 +261,33 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
         let m = state.machines[i].clone();
         write_machine_files(&state, &m)?;
     }
+    let detached = binds::detached(&state);
     for name in &names {
         let mach = state.machine(name)?.clone();
         underlay_link(&state, &mach, true)?;
+        if detached.iter().any(|d| &d.machine == name) {
+            machine::reboot(&mut state, name)?;
+        }
         let relays: Vec<(String, u32)> = state
             .pids
             .iter()
             .filter(|(k, _)| k.starts_with(&format!("{name}/relay-")))
             .map(|(k, v)| (k.clone(), *v))
             .collect();
+        for (k, p) in &relays {
+            if state.check_pid(k, *p).is_ok() {
+                stop(*p)?;
+            }
+            state.pids.remove(k);
+        }
+        let units = ["sshd.service", "yggdrasil.service"];
+        systemctl(&state, name, "reset-failed", &units)?;
+        systemctl(&state, name, "start", &units)?;
         if !relays.is_empty() {
-            // The yggdrasil config was changed for the relays: restart it with the normal one.
-            if let Some(p) = state.tracked(&format!("{name}/yggdrasil")) {
-                stop(p)?;
-            }
-            for (k, p) in relays {
-                if state.check_pid(&k, p).is_ok() {
-                    stop(p)?;
-                }
-                state.pids.remove(&k);
-            }
+            // The yggdrasil configuration was changed for the relays: back to the normal one.
+            restart_overlay(&state, name)?;
         }
-        for which in ["sshd", "yggdrasil"] {
-            let running = state.tracked(&format!("{name}/{which}")).is_some();
-            if !running {
-                start_daemon(&mut state, name, which)?;
-            } else if which == "sshd" {
-                reload_sshd(&state, name)?;
-            }
-        }
-        binds::rebind(&state, name)?;
+        reload_sshd(&state, name)?;
         state.faults.remove(name);
     }
     state.save()?;

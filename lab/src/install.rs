@@ -120,7 +120,7 @@ pub fn services_in(file_list: &str) -> BTreeSet<Service> {
             let name = p.file_name()?.to_str()?.to_string();
             let dir = p.parent()?.to_str()?;
             let unit_dir = dir == "/lib/systemd/system" || dir == "/usr/lib/systemd/system";
-            let unit_kind = [".service", ".socket", ".timer", ".path"]
+            let unit_kind = [".service", ".socket", ".timer", ".path", ".target"]
                 .iter()
                 .any(|k| name.ends_with(k));
             if unit_dir && unit_kind && !name.contains('@') {
@@ -389,9 +389,11 @@ mod tests {
     fn only_services_the_install_enabled_are_disabled() {
         let files = "/.\n/lib/systemd/system/ssh.service\n/lib/systemd/system/ssh@.service\n\
             /lib/systemd/system/ssh.socket\n/lib/systemd/system/rescue-ssh.target\n\
-            /usr/lib/systemd/system/yggdrasil.service\n/etc/init.d/ssh\n/usr/sbin/sshd\n";
+            /usr/lib/systemd/system/yggdrasil.service\n/etc/init.d/ssh\n/usr/sbin/sshd\n\
+            /lib/systemd/system/machines.target\n";
         let new = services_in(files);
-        assert_eq!(new.len(), 4, "{new:?}");
+        // systemd-container's machines.target is enabled by its install: a target counts too.
+        assert_eq!(new.len(), 6, "{new:?}");
         // The host had yggdrasil enabled already: it stays as it was.
         let t = tempfile::tempdir().unwrap();
         let wants = t.path().join("etc/systemd/system/multi-user.target.wants");
@@ -412,6 +414,8 @@ mod tests {
         assert_eq!(
             cmds,
             [
+                "deb-systemd-helper disable machines.target",
+                "deb-systemd-helper disable rescue-ssh.target",
                 "deb-systemd-helper disable ssh.service",
                 "deb-systemd-helper disable ssh.socket",
                 "update-rc.d ssh disable",

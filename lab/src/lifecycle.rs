@@ -6,16 +6,16 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::daemon::{start_anchor, start_daemon};
 use crate::deploy::{current_system, switch_to, write_closure, write_machine_files};
 use crate::error::LabError;
 use crate::files::{io, mkdir, write};
-use crate::host::{free_subnets, is_root, unsupported};
+use crate::host::{free_subnets, inotify, is_root, unsupported};
 use crate::install::install_missing;
+use crate::machine::{self, await_booted, await_overlay_daemon};
 use crate::process::{alive, await_cond, in_parallel, ip, kill, run, POLL, READY};
 use crate::state::{machine_names, valid_prefix, LabMachine, LabState};
 use crate::statedir;
-use crate::{binds, keys, repo, shim};
+use crate::{binds, keys, repo, rootfs};
 
 /// Options of `lab up`.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct UpOptions {
     /// The clan-coord binary (for the `slow-link` relay and the rebuild command); None = this
     /// process's executable. The lab keeps its own link or copy of it in its state directory.
     pub exe: Option<PathBuf>,
+    /// Where the machines' root file system is cached ([`rootfs::DEFAULT_CACHE`]).
+    pub cache: PathBuf,
 }
 
 /// Brings the lab up (cleaning a previous one in the same directory first) and returns its state.
@@ -58,6 +60,7 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     }
     down_with(&opts.dir, notice)?;
     reap_orphans(&opts.prefix, notice)?;
+    let rootfs = rootfs::ensure(&opts.cache, notice)?;
     // Host safety: the lab's subnets must overlap nothing of the host's.
     let (mgmt_net, underlay_net) = free_subnets()?;
     let dir = statedir::create(&opts.dir)?;
@@ -92,7 +95,11 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
             .collect(),
         pids: BTreeMap::new(),
         faults: BTreeMap::new(),
+        rootfs,
+        inotify_restore: None,
     };
+    state.save()?;
+    state.inotify_restore = inotify::make_room(opts.machines, notice)?;
     state.save()?;
     let exe = match &opts.exe {
         Some(e) => e.clone(),
@@ -111,23 +118,15 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
         switch_to(&state, &m.name, 1, &path)?;
     }
     write(&state.machines_file(), &repo::machines_toml(&state), 0o644)?;
-    write(&dir.join("bin/systemctl"), shim::SYSTEMCTL, 0o755)?;
-    // Each machine mounts its own /nix; the host needs the (empty) mountpoint. It is created only
-    // when missing and never written to.
-    if !Path::new("/nix").exists() {
-        mkdir(Path::new("/nix"))?;
-        notice("lab: created an empty /nix on the host as the machines' mountpoint");
-    }
+    // Each machine mounts its own /nix; the host needs no mountpoint: nspawn makes it in the
+    // machine's overlay.
+    let rootfs = state.rootfs.clone();
     for i in 0..state.machines.len() {
         let name = state.machines[i].name.clone();
-        start_anchor(&mut state, &name)?;
+        machine::boot(&mut state, &name, &rootfs)?;
     }
-    for i in 0..state.machines.len() {
-        let name = state.machines[i].name.clone();
-        start_daemon(&mut state, &name, "sshd")?;
-        start_daemon(&mut state, &name, "yggdrasil")?;
-    }
-    state.save()?;
+    in_parallel(state.machines.iter(), |m| await_booted(&state, &m.name))?;
+    tracing::info!(elapsed = ?start.elapsed(), "lab machines booted");
     await_ready(&state)?;
     binds::require_bound(&state)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab up");
@@ -230,15 +229,10 @@ fn make_network(state: &LabState) -> Result<(), LabError> {
 pub(crate) fn await_ready(state: &LabState) -> Result<(), LabError> {
     let n = state.machines.len();
     in_parallel(state.machines.iter(), |m| {
-        let sock = format!(
-            "unix://{}",
-            state
-                .mdir(&m.name)
-                .join("run/yggdrasil/yggdrasil.sock")
-                .display()
-        );
+        await_overlay_daemon(state, &m.name)?;
         await_cond(&m.name, "yggdrasil peerings", READY, || {
-            let out = run("yggdrasilctl", &["-endpoint", &sock, "-json", "getPeers"])
+            let out = state
+                .exec_in(&m.name, &["yggdrasilctl", "-json", "getPeers"])
                 .map_err(|e| e.to_string())?;
             Ok(peer_count(&out)? >= n - 1)
         })?;
@@ -296,35 +290,35 @@ pub fn down_with(dir: &Path, notice: &mut dyn FnMut(&str)) -> Result<bool, LabEr
     let Some(state) = LabState::load(dir)? else {
         return Ok(false);
     };
-    // Daemons first, anchors last; TERM, then KILL after a bounded wait.
-    let mut pids: Vec<(String, u32)> = Vec::new();
+    // Relays and machines together: SIGTERM (nspawn powers its machine off cleanly), then
+    // KILL after a bounded wait.
+    let mut pids: Vec<u32> = Vec::new();
     for (k, p) in &state.pids {
         match state.check_pid(k, *p) {
-            Ok(()) => pids.push((k.clone(), *p)),
+            Ok(()) => pids.push(*p),
             Err(why) if alive(*p) => notice(&format!(
                 "lab down: not signalling pid {p} (tracked as {k}): {why}"
             )),
             Err(_) => {}
         }
     }
-    pids.sort_by_key(|(k, _)| k.ends_with("/anchor"));
-    for (_, p) in &pids {
-        kill(*p, "-TERM");
-    }
-    let start = Instant::now();
-    while pids.iter().any(|(_, p)| alive(*p)) && start.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(POLL);
-    }
-    for (k, p) in &pids {
-        // Re-checked: a pid that ended during the wait may have been reused.
-        if state.check_pid(k, *p).is_ok() {
-            kill(*p, "-KILL");
-        }
+    // Re-checked before KILL inside: a pid that ended during the wait is not signalled again.
+    machine::poweroff(&pids, |p| {
+        state
+            .pids
+            .iter()
+            .any(|(k, v)| *v == p && state.check_pid(k, p).is_ok())
+    });
+    for m in &state.machines {
+        machine::clean_up(&state.ns(&m.name));
     }
     for ns in state.namespaces() {
         if Path::new("/run/netns").join(&ns).exists() {
             ip(&["netns", "del", &ns])?;
         }
+    }
+    if let Some(n) = state.inotify_restore {
+        inotify::restore(n, notice)?;
     }
     let _ = std::fs::remove_file(dir.join("lab.json"));
     Ok(true)
@@ -355,6 +349,7 @@ fn reap_orphans(prefix: &str, notice: &mut dyn FnMut(&str)) -> Result<(), LabErr
             std::thread::sleep(POLL);
         }
         ip(&["netns", "del", &ns])?;
+        machine::clean_up(&ns);
     }
     Ok(())
 }
@@ -372,22 +367,30 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
         state.machines_file().display()
     );
     for m in &state.machines {
-        let st = |r: &str| {
-            let key = format!("{}/{r}", m.name);
-            match (state.pids.get(&key), state.tracked(&key)) {
-                (_, Some(p)) => format!("{r} {p}"),
-                (Some(_), None) => format!("{r} DOWN"),
-                (None, _) => format!("{r} -"),
+        let key = format!("{}/machine", m.name);
+        let machine = match (state.pids.get(&key), state.tracked(&key)) {
+            (_, Some(p)) => {
+                // systemd's own words: the system state and each unit's ActiveState.
+                let word = |argv: &[&str]| match state.exec_in(&m.name, argv) {
+                    Ok(w) => w.trim().replace('\n', " "),
+                    Err(LabError::Tool { reason, .. }) => reason.trim().replace('\n', " "),
+                    Err(e) => e.to_string(),
+                };
+                format!(
+                    "machine {p} ({}), sshd.service {}, yggdrasil.service {}",
+                    word(&["systemctl", "is-system-running"]),
+                    word(&["systemctl", "is-active", "sshd.service"]),
+                    word(&["systemctl", "is-active", "yggdrasil.service"]),
+                )
             }
+            (Some(_), None) => "machine DOWN".to_string(),
+            (None, _) => "machine -".to_string(),
         };
         s.push_str(&format!(
-            "  {:<11} mgmt {:<15} ygg {:<40} {}, {}, {}{}\n",
+            "  {:<11} mgmt {:<15} ygg {:<40} {machine}{}\n",
             m.name,
             m.mgmt_ip,
             m.ygg_address,
-            st("anchor"),
-            st("sshd"),
-            st("yggdrasil"),
             state
                 .faults
                 .get(&m.name)

@@ -1,7 +1,6 @@
 //! Host processes the lab runs and tracks: host tools run to completion, daemons started
 //! detached, bounded waits. Which pids are still the lab's own is [`crate::state`]'s to say.
 
-use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
@@ -101,42 +100,6 @@ pub(crate) fn comm(pid: u32) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
-}
-
-/// The TCP sockets `pid` listens on (inodes), from its descriptors and its network namespace's
-/// `/proc/<pid>/net/tcp{,6}`: they change when a daemon re-executes and listens afresh.
-pub(crate) fn listening_sockets(pid: u32) -> BTreeSet<u64> {
-    let held: BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let l = std::fs::read_link(e.path()).ok()?;
-            l.to_str()?
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
-        .collect();
-    ["tcp", "tcp6"]
-        .iter()
-        .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
-        .flat_map(|t| listening_inodes(&t))
-        .filter(|i| held.contains(i))
-        .collect()
-}
-
-/// Inodes of the listening (`st` 0A) sockets in a `/proc/net/tcp` table.
-fn listening_inodes(table: &str) -> Vec<u64> {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(3) == Some(&"0A")).then(|| f.get(9)?.parse().ok())?
-        })
-        .collect()
 }
 
 /// Waits (bounded, polling) until `cond` holds.
@@ -283,19 +246,6 @@ mod tests {
         .unwrap();
     }
 
-    #[test]
-    fn listening_sockets_are_read_from_the_tcp_table() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
-   1: 0100007F:0016 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 20 4 30 10 -1
-";
-        assert_eq!(listening_inodes(table), vec![4242]);
-        // This process listens on nothing; the call must not fail.
-        assert!(listening_sockets(std::process::id()).is_empty());
-    }
-
-    /// A daemon must not keep descriptors the lab's caller inherited: a `flock` on the lab-test
-    /// lock, held by a `sleep infinity` anchor, blocked every other lab test until `lab down`.
     #[test]
     fn daemons_inherit_no_descriptor_but_their_log() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! sshd configuration for lab machines and loopback tests: Debian's real OpenSSH server, keyed
 //! and certified as clan's `sshd` service configures it (host key + CA-signed certificate,
-//! root by key only). Lab stand-ins are named: `UsePAM no` and `StrictModes no`, because the
+//! root by key only). Lab machines use PAM as NixOS does (sessions get their own scopes);
+//! loopback tests run sshd on the host without it. `StrictModes no` is the one stand-in: the
 //! lab's files live in a state directory instead of a NixOS store.
 
 use std::fmt::Write as _;
@@ -20,6 +21,8 @@ pub struct SshdConfig {
     pub authorized_keys: String,
     /// Pid file.
     pub pid_file: PathBuf,
+    /// `UsePAM yes` (a lab machine, booted by systemd) or `no` (a loopback sshd on the host).
+    pub use_pam: bool,
 }
 
 impl SshdConfig {
@@ -35,12 +38,12 @@ impl SshdConfig {
         }
         let _ = writeln!(s, "AuthorizedKeysFile {}", self.authorized_keys);
         let _ = writeln!(s, "PidFile {}", self.pid_file.display());
+        let _ = writeln!(s, "UsePAM {}", if self.use_pam { "yes" } else { "no" });
         s.push_str(
             "PermitRootLogin prohibit-password\n\
              PasswordAuthentication no\n\
              KbdInteractiveAuthentication no\n\
              PubkeyAuthentication yes\n\
-             UsePAM no\n\
              StrictModes no\n\
              UseDNS no\n\
              LogLevel VERBOSE\n\

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
 use crate::files::{io, write};
-use crate::process::{alive, comm, run};
+use crate::process::{alive, comm};
 use crate::statedir;
 
 /// Machine names: the story's two first, then `vm-03` ...
@@ -61,6 +61,12 @@ pub struct LabState {
     /// Active faults: machine → kinds (as [`crate::Fault`] displays them).
     #[serde(default)]
     pub faults: BTreeMap<String, Vec<String>>,
+    /// The root file system the machines boot ([`crate::rootfs`]).
+    #[serde(default)]
+    pub rootfs: PathBuf,
+    /// `fs.inotify.max_user_instances` before the lab raised it, to restore at `lab down`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inotify_restore: Option<u64>,
 }
 
 /// A namespace prefix: what clan accepts as a machine name (lowercase letters, digits, inner
@@ -77,10 +83,8 @@ pub(crate) fn valid_prefix(p: &str) -> bool {
 /// The program a tracked role runs.
 fn expected_comm(role: &str) -> &'static str {
     match role {
-        "anchor" => "sleep",
-        "sshd" => "sshd",
-        r if r.starts_with("relay-") => "clan-coord",
-        _ => "yggdrasil",
+        "machine" => "systemd-nspawn",
+        _ => "clan-coord", // relay-<machine>
     }
 }
 
@@ -146,7 +150,7 @@ impl LabState {
         for key in self.pids.keys() {
             let ok = key.split_once('/').is_some_and(|(m, role)| {
                 known(m)
-                    && (["anchor", "sshd", "yggdrasil"].contains(&role)
+                    && (role == "machine"
                         || role
                             .strip_prefix("relay-")
                             .is_some_and(|o| known(o) && o != m))
@@ -157,6 +161,31 @@ impl LabState {
         }
         if let Some(m) = self.faults.keys().find(|m| !known(m)) {
             return Err(format!("faults of {m:?}, no lab machine"));
+        }
+        let rootfs_ok = self.rootfs.as_os_str().is_empty()
+            || (self.rootfs.is_absolute()
+                && self
+                    .rootfs
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("rootfs-"))
+                && self
+                    .rootfs
+                    .join("usr/lib/clan-coord-lab/rootfs.json")
+                    .exists());
+        if !rootfs_ok {
+            return Err(format!(
+                "rootfs {:?} is not a lab root file system",
+                self.rootfs
+            ));
+        }
+        if self
+            .inotify_restore
+            .is_some_and(|n| !(1..=1 << 20).contains(&n))
+        {
+            return Err(format!(
+                "inotify_restore {:?} is out of range",
+                self.inotify_restore
+            ));
         }
         Ok(())
     }
@@ -237,10 +266,11 @@ impl LabState {
             })
     }
 
-    /// The pid holding machine `m`'s namespaces, if it runs.
-    pub(crate) fn anchor(&self, m: &str) -> Result<u32, LabError> {
-        self.tracked(&format!("{m}/anchor"))
-            .ok_or_else(|| LabError::Invalid(format!("machine {m} is not running (no anchor)")))
+    /// The host pid of machine `m`'s container init (its pid 1), while it runs.
+    pub(crate) fn init(&self, m: &str) -> Result<u32, LabError> {
+        self.tracked(&format!("{m}/machine"))
+            .and_then(crate::machine::init_of)
+            .ok_or_else(|| LabError::Invalid(format!("machine {m} is not running")))
     }
 
     /// The pid tracked as `key` (`<machine>/<role>`) if it is still the lab's process: the only
@@ -285,14 +315,13 @@ impl LabState {
         self.dir.join("bin/clan-coord")
     }
 
-    /// Runs a program inside a machine's namespaces and returns its stdout.
+    /// Runs a program inside machine `m` (all its namespaces, as its root) and returns its
+    /// stdout.
     pub fn exec_in(&self, m: &str, argv: &[&str]) -> Result<String, LabError> {
-        let a = self.anchor(m)?.to_string();
-        let mut args = vec!["-t", a.as_str(), "-n", "-u", "-m", "--"];
-        args.extend(argv);
-        run("nsenter", &args)
+        crate::machine::exec(self, m, argv)
     }
 }
+
 /// An exclusive lock on the lab's state: rebuilds of several machines run at once (as
 /// `clan machines update` does), and each rewrites `lab.json`; the lock keeps their
 /// load-change-save sequences from overwriting each other's pids.

@@ -7,13 +7,11 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::binds::PRIVATE_DIRS;
 use crate::error::LabError;
 use crate::files::io;
 
 /// Where the lab keeps its state unless told otherwise: under `/var/lib`, which only root can
 /// write (a fixed name under world-writable `/tmp` can be made by anyone before the lab runs).
-/// Not `/run`: each machine has its own `/run`, and the machines must see the state directory.
 pub const DEFAULT_DIR: &str = "/var/lib/clan-coord-lab";
 
 /// This process's effective uid: the owner the state directory must have.
@@ -132,17 +130,7 @@ pub(crate) fn create(dir: &Path) -> Result<PathBuf, LabError> {
             .map_err(|e| io(dir, e))?;
         check(dir)?;
     }
-    let canonical = std::fs::canonicalize(dir).map_err(|e| io(dir, e))?;
-    if let Some(private) = PRIVATE_DIRS.iter().find(|p| canonical.starts_with(p)) {
-        return Err(LabError::UnsafeStateDir {
-            dir: canonical.clone(),
-            why: format!("lies under {private}, which each lab machine has its own of"),
-            fix: format!(
-                "the machines must see it: pass --dir elsewhere (the default is {DEFAULT_DIR})"
-            ),
-        });
-    }
-    Ok(canonical)
+    std::fs::canonicalize(dir).map_err(|e| io(dir, e))
 }
 
 #[cfg(test)]
@@ -205,18 +193,6 @@ mod tests {
         install_exe(&exe, &dst).unwrap();
         assert_ne!(ino(&dst), ino(&exe), "a writable one is copied");
         assert_eq!(std::fs::metadata(&dst).unwrap().mode() & 0o777, 0o700);
-    }
-
-    #[test]
-    fn a_directory_the_machines_cannot_see_is_refused() {
-        // /run is each machine's own; a lab there could not bind its files.
-        let d = Path::new("/run/clan-coord-lab-statedir-test");
-        let e = create(d).unwrap_err().to_string();
-        let _ = std::fs::remove_dir(d);
-        assert!(
-            e.contains("lies under /run") && e.contains("pass --dir elsewhere"),
-            "{e}"
-        );
     }
 
     #[test]

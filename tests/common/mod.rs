@@ -74,6 +74,7 @@ pub fn up(dir: &Path, prefix: &str) -> PathBuf {
             prefix: prefix.into(),
             install: false,
             exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
+            cache: lab::rootfs::DEFAULT_CACHE.into(),
         },
         &mut |notice| eprintln!("{notice}"),
     )

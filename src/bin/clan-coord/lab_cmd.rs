@@ -22,20 +22,20 @@ pub(crate) enum LabAction {
         #[command(flatten)]
         size: UpArgs,
     },
-    /// Show the lab's machines, daemons and faults, and any bound file that no longer holds
-    /// (exit code 1 then).
+    /// Show the lab's machines (systemd's state, sshd.service, yggdrasil.service) and faults,
+    /// and any bound directory that no longer holds (exit code 1 then).
     Status {
         #[command(flatten)]
         common: LabArgs,
     },
-    /// Stop the lab's processes and delete its namespaces (fine when none is up).
+    /// Power the lab's machines off and delete its namespaces (fine when none is up).
     Down {
         #[command(flatten)]
         common: LabArgs,
     },
     /// Bring a real fault into a machine: overlay-down, link-down, sshd-down, foreign-cert,
     /// shared-var-drift, user-key-revoked, slow-link, sessions-cut (one-shot: every sshd process
-    /// killed, the listener restarted, as by a reboot).
+    /// killed; systemd restarts the listener).
     Fault {
         #[command(flatten)]
         common: LabArgs,
@@ -95,11 +95,16 @@ pub(crate) struct UpArgs {
     /// Number of machines (2..=16).
     #[arg(long, default_value_t = 2)]
     machines: usize,
-    /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, ...) first, without
+    /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, systemd-container,
+    /// debootstrap, ...) first, without
     /// starting or enabling their services on the host; apt/dpkg output goes to
     /// /var/log/clan-coord-lab-apt.log.
     #[arg(long)]
     install: bool,
+    /// Where the machines' Debian root file system is built once and kept (debootstrap, about a
+    /// minute; rebuilt only when its package list changes).
+    #[arg(long, env = "COORD_LAB_CACHE", default_value = lab::rootfs::DEFAULT_CACHE)]
+    cache: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -151,6 +156,7 @@ pub(crate) fn lab_command(action: LabAction, settings: &Settings) -> Result<Exit
                 prefix: c.prefix.clone(),
                 install: size.install,
                 exe: None,
+                cache: size.cache.clone(),
             },
             &mut |notice| eprintln!("{notice}"),
         )?;
