@@ -1,5 +1,5 @@
-//! The lab fleet, live: bring up 2 namespace machines (real sshd, real yggdrasil, real
-//! certificates), pass AC1–AC4, then bring in each real fault, check that the intended criterion
+//! The lab fleet, live: bring up 2 machines booted by real systemd (real sshd, real yggdrasil,
+//! real certificates), pass AC1–AC4, then bring in each real fault, check that the intended criterion
 //! fails with the intended cause while the criteria that do not depend on the fault still pass,
 //! heal, and pass again. Skips with a visible reason where the lab cannot run (not root, packages
 //! missing); CI installs the packages so it runs there.
@@ -99,24 +99,19 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
         all_pass(&verdicts(&mf), &format!("healed after {kind}"));
     }
 
+    // Sessions opened by the checks above (the harness's and machine-to-machine hops) are
+    // still in the machines: down must end them with everything else.
+    let lab_netns = common::netns_ids(&state2.namespaces());
     let t = std::time::Instant::now();
     assert!(lab::down(dir).unwrap());
     eprintln!("lab down: {:.2?}", t.elapsed());
     // Down twice is fine; nothing of the lab is left.
     assert!(!lab::down(dir).unwrap());
-    for ns in state2.namespaces() {
-        assert!(
-            !Path::new("/run/netns").join(&ns).exists(),
-            "{ns} left behind"
-        );
-    }
-    for (k, p) in &state2.pids {
-        assert!(!lab::alive(*p), "{k} ({p}) still running");
-    }
+    common::assert_nothing_left(&state2, &lab_netns);
 }
 
-/// A tampered lab.json naming a process outside the lab (here a `sleep`, the program a lab
-/// anchor runs, in the host's own namespace) must not make `lab down` kill it.
+/// A tampered lab.json naming a process outside the lab (here a `sleep` in the host's own
+/// namespace) as a machine must not make `lab down` kill it.
 #[test]
 fn lab_down_does_not_kill_a_process_outside_the_lab() {
     if !lab::is_root() {
@@ -137,7 +132,7 @@ fn lab_down_does_not_kill_a_process_outside_the_lab() {
     let tampered = serde_json::json!({"dir": dir, "prefix": "clabx", "domain": "clan",
         "mgmt_net": "198.18.100.0", "underlay_net": "198.18.101.0",
         "machines": [machine(0, "hetzner-vm"), machine(1, "gcp-vm")],
-        "pids": {"hetzner-vm/anchor": pid}});
+        "pids": {"hetzner-vm/machine": pid}});
     std::fs::write(dir.join("lab.json"), tampered.to_string()).unwrap();
     // The machine's namespace exists, as in a running lab; the outsider is not in it.
     let ns = "clabx-hetzner-vm";
@@ -158,7 +153,7 @@ fn lab_down_does_not_kill_a_process_outside_the_lab() {
     );
     assert!(was.unwrap(), "the (tampered) lab was there");
     let why = format!(
-        "not signalling pid {pid} (tracked as hetzner-vm/anchor): it is not in the lab namespace {ns}"
+        "not signalling pid {pid} (tracked as hetzner-vm/machine): it is not in the lab namespace {ns}"
     );
     assert!(
         notices.iter().any(|n| n.contains(&why)),
@@ -170,11 +165,12 @@ fn lab_down_does_not_kill_a_process_outside_the_lab() {
     );
 }
 
-/// A single-file bind mount holds the inode it was made on: when the file is replaced by a
-/// rename (as a package manager replaces /etc/shadow), the machine no longer sees the lab's file.
-/// `lab status` must say so, and `lab heal` must bind it again.
+/// A bind holds the directory it was made on: when the lab's directory is replaced (removed and
+/// made again), the machine keeps seeing the old one; when a bind is taken away, it sees its root
+/// file system's path. `lab status` must say which, and `lab heal` must bind it again (it reboots
+/// the machine, as a real machine picks up a new mount).
 #[test_log::test]
-fn lab_status_reports_a_file_no_longer_bound_and_heal_binds_it_again() {
+fn lab_status_reports_a_directory_no_longer_bound_and_heal_binds_it_again() {
     let Some(l) = common::Lab::start("clabs") else {
         return;
     };
@@ -182,42 +178,59 @@ fn lab_status_reports_a_file_no_longer_bound_and_heal_binds_it_again() {
     assert!(!lab::status(dir).unwrap().contains("no longer bound"));
     let src = std::fs::canonicalize(dir)
         .unwrap()
-        .join("machines/gcp-vm/shadow");
-    let text = std::fs::read_to_string(&src).unwrap();
-    let new = src.with_extension("new");
-    std::fs::write(&new, &text).unwrap();
-    std::fs::rename(&new, &src).unwrap();
+        .join("machines/gcp-vm/etc-ssh");
+    let old = src.with_extension("old");
+    std::fs::rename(&src, &old).unwrap();
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&old)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::fs::write(src.join("marker"), "new directory\n").unwrap();
     let status = lab::status(dir).unwrap();
     let want = format!(
-        "lab machine gcp-vm: /etc/shadow no longer bound to {}",
+        "lab machine gcp-vm: /etc/ssh no longer bound to {}",
         src.display()
     );
     assert!(
         status.contains(&want),
         "status does not report it:\n{status}"
     );
-    assert!(!status.contains("hetzner-vm: /etc/shadow"), "{status}");
-    assert!(status.contains("the lab's file was replaced"), "{status}");
+    assert!(!status.contains("hetzner-vm: /etc/ssh"), "{status}");
+    assert!(
+        status.contains("the lab's directory was replaced"),
+        "{status}"
+    );
     lab::heal(dir, None).unwrap();
     let status = lab::status(dir).unwrap();
     assert!(
         !status.contains("no longer bound"),
         "heal did not bind it again:\n{status}"
     );
-
-    // What the kernel does when the host's package manager renames a new file over a bound one:
-    // the bind is gone in the machine, which sees the host's file. (Made here without touching
-    // the host's /etc/shadow: the bind is taken away inside the machine.)
     let state = lab::LabState::load(dir).unwrap().unwrap();
-    let anchor = state.pids["gcp-vm/anchor"].to_string();
+    let marker = state
+        .exec_in("gcp-vm", &["cat", "/etc/ssh/marker"])
+        .unwrap();
+    assert_eq!(marker, "new directory\n");
+
+    // A bind taken away inside the machine: it sees its root file system's /etc/ssh.
     let ok = std::process::Command::new("nsenter")
-        .args(["-t", &anchor, "-m", "--", "umount", "/etc/shadow"])
+        .args([
+            "-t",
+            &common::init_pid(&state, "gcp-vm"),
+            "-m",
+            "--",
+            "umount",
+            "/etc/ssh",
+        ])
         .status()
         .unwrap();
     assert!(ok.success());
     let status = lab::status(dir).unwrap();
     assert!(
-        status.contains(&want) && status.contains("the host replaced the file"),
+        status.contains(&want) && status.contains("the bind is gone"),
         "{status}"
     );
     lab::heal(dir, Some("gcp-vm")).unwrap();
@@ -226,8 +239,11 @@ fn lab_status_reports_a_file_no_longer_bound_and_heal_binds_it_again() {
         !status.contains("no longer bound"),
         "heal did not bind it again:\n{status}"
     );
-    // The machine sees the lab's root hash again, as AC3 reads it.
-    let shadow = state.exec_in("gcp-vm", &["cat", "/etc/shadow"]).unwrap();
+    // The rebooted machine's activation set root's hash from its deployed var, as AC3 reads it.
+    let state = lab::LabState::load(dir).unwrap().unwrap();
+    let shadow = state
+        .exec_in("gcp-vm", &["getent", "shadow", "root"])
+        .unwrap();
     assert!(shadow.contains(lab::LAB_ROOT_HASH), "{shadow}");
 }
 

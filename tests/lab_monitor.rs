@@ -2,7 +2,8 @@
 //! crash and resumes its log, and passes AC7; an overlay outage mid-run shows as a disconnection
 //! with the right start and end and fails AC7 naming it; with sshd down on one machine the
 //! monitor keeps going and records it (its own session survives; new connections are refused);
-//! with every sshd process killed, the monitor reconnects and records it. Skips with a visible
+//! with every sshd process killed, the monitor reconnects and records it; the overlay daemon
+//! killed shows in the report as the journal's error line (real journald). Skips with a visible
 //! reason where the lab cannot run.
 
 use std::path::{Path, PathBuf};
@@ -173,4 +174,25 @@ fn monitor_on_the_lab() {
     assert!(s.gaps.is_empty(), "no gap: {:?}", s.gaps);
     let text = analysis::render(&s);
     assert!(text.contains("reconnected gcp-vm"), "{text}");
+
+    // The overlay daemon killed on gcp-vm: systemd logs the failure and restarts it; the journal
+    // scan brings the line into the log and the report.
+    let log = dir.join("crash.jsonl");
+    let mut m = monitor(&mf, &log, "8s");
+    wait_rounds(&log, 2);
+    lab::fault(dir, "gcp-vm", lab::Fault::OverlayCrash).unwrap();
+    assert!(m.wait().unwrap().success(), "the monitor must not stop");
+    let rounds = read_log(&log).unwrap();
+    let s = analysis::summarize(&rounds, 8.0);
+    assert!(
+        s.journal_absent.is_empty(),
+        "every lab machine has a journal: {:?}",
+        s.journal_absent
+    );
+    let text = analysis::render(&s);
+    assert!(
+        text.contains("gcp-vm: journal: ")
+            && text.contains("yggdrasil.service: Main process exited, code=killed, status=9/KILL"),
+        "{text}"
+    );
 }

@@ -38,11 +38,14 @@ pub enum Fault {
     /// One-shot: every sshd process of the machine killed (as by the OOM killer); systemd
     /// restarts the listener.
     SessionsCut,
+    /// One-shot: the overlay daemon killed (SIGKILL, as by a crash); systemd logs the failure
+    /// in the journal and restarts it (`Restart=always`, as NixOS's unit has).
+    OverlayCrash,
 }
 
 impl Fault {
     /// Every fault, in the order `lab fault --help` names them.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::OverlayDown,
         Fault::LinkDown,
         Fault::SshdDown,
@@ -51,6 +54,7 @@ impl Fault {
         Fault::UserKeyRevoked,
         Fault::SlowLink,
         Fault::SessionsCut,
+        Fault::OverlayCrash,
     ];
 
     /// The kind's name on the command line and in `lab.json`.
@@ -64,6 +68,7 @@ impl Fault {
             Fault::UserKeyRevoked => "user-key-revoked",
             Fault::SlowLink => "slow-link",
             Fault::SessionsCut => "sessions-cut",
+            Fault::OverlayCrash => "overlay-crash",
         }
     }
 }
@@ -137,6 +142,26 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
                 },
             )?;
             return machine::await_served_cert(&state, m);
+        }
+        Fault::OverlayCrash => {
+            let unit = "yggdrasil.service";
+            signal_and_await(
+                m,
+                "yggdrasil.service restarted by systemd",
+                READY,
+                || unit_state(&state, m, unit).map_or(0, |(_, pid)| pid),
+                || {
+                    let _ = systemctl(&state, m, "kill", &["--signal=SIGKILL", unit]);
+                },
+                |before, now| {
+                    if *now != 0 && now != before {
+                        Ok(true)
+                    } else {
+                        Err(format!("{unit} MainPID {now} (was {before})"))
+                    }
+                },
+            )?;
+            return machine::await_overlay_daemon(&state, m);
         }
         Fault::ForeignCert => {
             let tmp = md.join("keys/foreign");

@@ -215,10 +215,14 @@ pub fn disable_steps(before: &BTreeSet<Service>, new: &BTreeSet<Service>) -> Vec
     new.iter()
         .filter(|s| !before.contains(s))
         .map(|s| match s {
+            // deb-systemd-helper does nothing (and exits 0) unless it believes dpkg runs it.
             Service::Unit(u) => Step {
                 program: "deb-systemd-helper",
                 args: vec!["disable".into(), u.clone()],
-                env: vec![],
+                env: vec![
+                    ("DPKG_MAINTSCRIPT_PACKAGE", "clan-coord-lab"),
+                    ("DPKG_MAINTSCRIPT_NAME", "postinst"),
+                ],
             },
             Service::InitScript(n) => Step {
                 program: "update-rc.d",
@@ -289,8 +293,25 @@ pub fn install_missing(notice: &mut dyn FnMut(&str)) -> Result<(), LabError> {
     installed?;
     restored?;
     let files = run("dpkg-query", &[&["-L"], missing.as_slice()].concat())?;
-    for step in disable_steps(&before, &services_in(&files)) {
+    let new = services_in(&files);
+    for step in disable_steps(&before, &new) {
         run_logged(&step, log)?;
+    }
+    // Checked, not assumed: a service the install left enabled is an error naming it.
+    let left: Vec<String> = enabled_services(root)
+        .difference(&before)
+        .filter(|s| new.contains(s))
+        .map(|s| format!("{s:?}"))
+        .collect();
+    if !left.is_empty() {
+        return Err(LabError::Tool {
+            tool: "deb-systemd-helper disable".into(),
+            reason: format!(
+                "the install left {} enabled on the host; see {}",
+                left.join(", "),
+                log.display()
+            ),
+        });
     }
     Ok(())
 }

@@ -296,10 +296,15 @@ pub(crate) fn await_served_cert(state: &LabState, m: &str) -> Result<(), LabErro
                     &ip,
                 ],
             )
-            .unwrap_or_default();
+            .map_err(|e| e.to_string())?;
+            // `-c` prints `<cert type> <blob>` per certificate (no host column).
             let served: Vec<&str> = out
                 .lines()
-                .filter_map(|l| l.split_whitespace().nth(2))
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    w.position(|x| x.ends_with("-cert-v01@openssh.com"))?;
+                    w.next()
+                })
                 .collect();
             if served.contains(&want.as_str()) {
                 Ok(true)

@@ -1,6 +1,7 @@
 //! Shared by the lab tests: bring a lab up in a temporary directory under its own namespace
 //! prefix, and tear it down however the test ends. Shared by the lab and the replay tests: the
-//! verdicts of a fleet.
+//! verdicts of a fleet. (Each test binary uses part of it.)
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -80,4 +81,92 @@ pub fn up(dir: &Path, prefix: &str) -> PathBuf {
     )
     .unwrap()
     .machines_file()
+}
+
+/// The identities (device, inode) of the lab's network namespaces, read while they exist.
+pub fn netns_ids(names: &[String]) -> Vec<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    names
+        .iter()
+        .filter_map(|n| std::fs::metadata(Path::new("/run/netns").join(n)).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
+}
+
+/// The host pid of a running lab machine's init (pid 1 inside its container).
+pub fn init_pid(state: &lab::LabState, m: &str) -> String {
+    let nspawn = state.pids[&format!("{m}/machine")];
+    // The machine's init is the descendant of nspawn whose pid inside its namespace is 1.
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        let nspid: Vec<&str> = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .map(|v| v.split_whitespace().collect())
+            .unwrap_or_default();
+        if nspid.len() >= 2 && nspid.last() == Some(&"1") {
+            let ppid: u32 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let grand: u32 = std::fs::read_to_string(format!("/proc/{ppid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if ppid == nspawn || grand == nspawn {
+                return nspid[0].to_string();
+            }
+        }
+    }
+    panic!("no init below nspawn {nspawn} of {m}")
+}
+
+/// Nothing of a lab that was brought down is left on the host: no namespace, no tracked
+/// process, no process in any of its network namespaces (an orphaned `sshd: root@notty`
+/// session would be one, in a namespace that no longer has a name), no cgroup and nothing
+/// under `/run/systemd/nspawn` of its machines.
+pub fn assert_nothing_left(state: &lab::LabState, netns: &[(u64, u64)]) {
+    use std::os::unix::fs::MetadataExt;
+    for ns in state.namespaces() {
+        assert!(
+            !Path::new("/run/netns").join(&ns).exists(),
+            "{ns} left behind"
+        );
+    }
+    for (k, p) in &state.pids {
+        assert!(!lab::alive(*p), "{k} ({p}) still running");
+    }
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(m) = std::fs::metadata(e.path().join("ns/net")) else {
+            continue;
+        };
+        if netns.contains(&(m.dev(), m.ino())) {
+            let cmd = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
+            let state = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // A zombie waiting for its reaper holds nothing; anything else is left behind.
+            assert!(
+                state
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, r)| r.starts_with('Z')),
+                "process {:?} ({}) left in a lab namespace",
+                e.file_name(),
+                cmd.replace('\0', " ")
+            );
+        }
+    }
+    for m in &state.machines {
+        let ns = format!("{}-{}", state.prefix, m.name);
+        for h in ["systemd", "unified", ""] {
+            let cg = Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join("clan-coord-lab")
+                .join(&ns);
+            assert!(!cg.exists(), "cgroup {} left behind", cg.display());
+        }
+        let p = Path::new("/run/systemd/nspawn/propagate").join(&ns);
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
 }

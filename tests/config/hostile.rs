@@ -228,6 +228,8 @@ fn every_machines_toml_the_repo_and_the_lab_write_is_accepted() {
                 .collect(),
             pids: Default::default(),
             faults: Default::default(),
+            rootfs: Default::default(),
+            inotify_restore: None,
         };
         let clan = root.join("examples/test-clan");
         let text = repo::machines_toml_with(&state, &clan.display().to_string(), "test");

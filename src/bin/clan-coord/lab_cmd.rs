@@ -34,8 +34,9 @@ pub(crate) enum LabAction {
         common: LabArgs,
     },
     /// Bring a real fault into a machine: overlay-down, link-down, sshd-down, foreign-cert,
-    /// shared-var-drift, user-key-revoked, slow-link, sessions-cut (one-shot: every sshd process
-    /// killed; systemd restarts the listener).
+    /// shared-var-drift, user-key-revoked, slow-link; one-shot: sessions-cut (every sshd process
+    /// killed; systemd restarts the listener), overlay-crash (the overlay daemon killed; systemd
+    /// logs it and restarts it).
     Fault {
         #[command(flatten)]
         common: LabArgs,
