@@ -151,8 +151,17 @@ pub(crate) mod inotify {
         Ok(Some(limit))
     }
 
-    /// Puts the limit back to `old` (the value before `lab up` raised it).
+    /// Puts the limit back to `old` (the value before `lab up` raised it), unless what is in use
+    /// now (another lab's machines) would not fit under it: then it stays, and says why.
     pub(crate) fn restore(old: u64, notice: &mut dyn FnMut(&str)) -> Result<(), LabError> {
+        let used = in_use();
+        if used + PER_MACHINE > old {
+            notice(&format!(
+                "lab: fs.inotify.max_user_instances stays raised: {used} instances are in use \
+                 (other labs' machines), more than its old value {old} leaves room for"
+            ));
+            return Ok(());
+        }
         std::fs::write(LIMIT, format!("{old}\n")).map_err(|e| io(Path::new(LIMIT), e))?;
         notice(&format!("lab: fs.inotify.max_user_instances back to {old}"));
         Ok(())

@@ -1,7 +1,6 @@
 //! Shared by the lab tests: bring a lab up in a temporary directory under its own namespace
 //! prefix, and tear it down however the test ends. Shared by the lab and the replay tests: the
-//! verdicts of a fleet. (Each test binary uses part of it.)
-#![allow(dead_code)]
+//! verdicts of a fleet.
 
 use std::path::{Path, PathBuf};
 
@@ -83,6 +82,7 @@ pub fn up(dir: &Path, prefix: &str) -> PathBuf {
     .machines_file()
 }
 
+#[allow(dead_code)] // each test binary uses part of this module
 /// The identities (device, inode) of the lab's network namespaces, read while they exist.
 pub fn netns_ids(names: &[String]) -> Vec<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
@@ -93,6 +93,7 @@ pub fn netns_ids(names: &[String]) -> Vec<(u64, u64)> {
         .collect()
 }
 
+#[allow(dead_code)] // each test binary uses part of this module
 /// The host pid of a running lab machine's init (pid 1 inside its container).
 pub fn init_pid(state: &lab::LabState, m: &str) -> String {
     let nspawn = state.pids[&format!("{m}/machine")];
@@ -124,6 +125,7 @@ pub fn init_pid(state: &lab::LabState, m: &str) -> String {
     panic!("no init below nspawn {nspawn} of {m}")
 }
 
+#[allow(dead_code)] // each test binary uses part of this module
 /// Nothing of a lab that was brought down is left on the host: no namespace, no tracked
 /// process, no process in any of its network namespaces (an orphaned `sshd: root@notty`
 /// session would be one, in a namespace that no longer has a name), no cgroup and nothing
