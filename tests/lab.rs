@@ -52,6 +52,7 @@ const FAULTS: &[(&str, &str, &str, &str, &[&str])] = &[
         &["AC1", "AC2"],
     ),
     ("overlay-down", "gcp-vm", "AC1", "probe.failed", &["AC4"]),
+    ("overlay-fail", "gcp-vm", "AC3", "ygg.unit", &["AC4"]),
     ("link-down", "gcp-vm", "AC1", "mesh.loss", &["AC3", "AC4"]),
     ("sshd-down", "gcp-vm", "AC2", "ssh.refused", &[]),
     (
@@ -88,6 +89,14 @@ fn lab_fleet_passes_fails_on_each_real_fault_and_heals() {
             .find(|x| x.code == *code && (x.machine == *m || x.to.as_deref() == Some(*m)));
         let hit = hit.unwrap_or_else(|| panic!("{kind}: no {code} naming {m}\n{v}"));
         assert!(!hit.cause.is_empty(), "{kind}: no likely cause: {hit}");
+        if *kind == "overlay-fail" {
+            // A unit that really failed: systemd's Result says how.
+            let said = hit.to_string();
+            assert!(
+                said.contains("ActiveState=failed") && said.contains("Result=exit-code"),
+                "{said}"
+            );
+        }
         for v in vs.iter().filter(|v| still.contains(&v.criterion.id())) {
             assert!(v.passed(), "{kind}: {} should still pass\n{v}", v.criterion);
         }

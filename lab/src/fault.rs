@@ -12,7 +12,7 @@ use crate::files::{io, mkdir, write};
 use crate::lifecycle::await_ready;
 use crate::machine::{self, reload_sshd, restart_overlay, systemctl, unit_state};
 use crate::process::{
-    alive, comm, descendants, ip, kill, signal_and_await, spawn_detached, stop, READY,
+    alive, await_cond, comm, descendants, ip, kill, signal_and_await, spawn_detached, stop, READY,
 };
 use crate::state::{LabMachine, LabState, StateLock};
 use crate::statedir;
@@ -38,6 +38,9 @@ pub enum Fault {
     /// One-shot: every sshd process of the machine killed (as by the OOM killer); systemd
     /// restarts the listener.
     SessionsCut,
+    /// The overlay daemon's deployed configuration broken (as by a bad deploy): its unit fails
+    /// for real (systemd restarts it until its start limit, then `failed`, `Result=exit-code`).
+    OverlayFail,
     /// One-shot: the overlay daemon killed (SIGKILL, as by a crash); systemd logs the failure
     /// in the journal and restarts it (`Restart=always`, as NixOS's unit has).
     OverlayCrash,
@@ -45,7 +48,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault, in the order `lab fault --help` names them.
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::OverlayDown,
         Fault::LinkDown,
         Fault::SshdDown,
@@ -53,6 +56,7 @@ impl Fault {
         Fault::SharedVarDrift,
         Fault::UserKeyRevoked,
         Fault::SlowLink,
+        Fault::OverlayFail,
         Fault::SessionsCut,
         Fault::OverlayCrash,
     ];
@@ -69,6 +73,7 @@ impl Fault {
             Fault::SlowLink => "slow-link",
             Fault::SessionsCut => "sessions-cut",
             Fault::OverlayCrash => "overlay-crash",
+            Fault::OverlayFail => "overlay-fail",
         }
     }
 }
@@ -142,6 +147,23 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
                 },
             )?;
             return machine::await_served_cert(&state, m);
+        }
+        Fault::OverlayFail => {
+            write(
+                &md.join("etc-yggdrasil/yggdrasil.conf"),
+                "{ this is not a yggdrasil configuration\n",
+                0o600,
+            )?;
+            systemctl(&state, m, "restart", &["yggdrasil.service"])?;
+            await_cond(m, "yggdrasil.service failed", READY, || {
+                let (active, _) =
+                    unit_state(&state, m, "yggdrasil.service").map_err(|e| e.to_string())?;
+                if active == "failed" {
+                    Ok(true)
+                } else {
+                    Err(format!("ActiveState={active}"))
+                }
+            })?;
         }
         Fault::OverlayCrash => {
             let unit = "yggdrasil.service";

@@ -143,20 +143,47 @@ fn unit_check(
                 .seen("active")
                 .expected("active"),
         ),
-        Some(u) => f.push(
-            Finding::new(Severity::Fail, code, m, format!("{unit} ({role})"))
-                .evidence(&st.units)
-                .seen(format!(
-                    "LoadState={} ActiveState={} SubState={}",
-                    u.get("LoadState"),
+        Some(u) => {
+            // systemd says how the unit ended: a failed unit's last run failed (its Result and
+            // exit status say how); an inactive one with Result=success was stopped or never
+            // started.
+            let failed = u.get("ActiveState") == "failed";
+            let how = if failed {
+                format!(
+                    "{unit} failed on {m} (Result={}, ExecMainStatus={}): its process exited with \
+                     an error or was killed, and systemd gave up restarting it",
+                    u.get("Result"),
+                    u.get("ExecMainStatus")
+                )
+            } else if u.loaded() {
+                format!(
+                    "{unit} is {} on {m} without having failed (Result={}): it was stopped or \
+                     never started",
                     u.get("ActiveState"),
-                    u.get("SubState")
-                ))
-                .expected("loaded and active")
-                .cause(format!(
-                    "{unit} is not running on a member of {role}: see `journalctl -u {unit}`"
-                )),
-        ),
+                    u.get("Result")
+                )
+            } else {
+                format!(
+                    "{unit} is not installed on {m} (LoadState={})",
+                    u.get("LoadState")
+                )
+            };
+            f.push(
+                Finding::new(Severity::Fail, code, m, format!("{unit} ({role})"))
+                    .evidence(&st.units)
+                    .seen(format!(
+                        "LoadState={} ActiveState={} SubState={} Result={}",
+                        u.get("LoadState"),
+                        u.get("ActiveState"),
+                        u.get("SubState"),
+                        u.get("Result")
+                    ))
+                    .expected("loaded and active")
+                    .cause(format!(
+                        "{how}; it should run on every member of {role}: see `journalctl -u {unit}`"
+                    )),
+            )
+        }
     }
 }
 
