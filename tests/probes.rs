@@ -144,6 +144,10 @@ const REJECTED: &[(&str, &str)] = &[
         "zerotier/zerotier-members-allow-ok-reconstructed.txt",
         "not an error shape",
     ),
+    (
+        "zerotier/zerotier-members-allow-ok-1.14.1-lab.txt",
+        "not an error shape",
+    ),
 ];
 
 /// Key values that must come out of specific fixtures.
@@ -160,6 +164,13 @@ const VALUES: &[(&str, &str)] = &[
     ("zerotier/listnetworks-json-ok-clan-reconstructed.txt", "fddb:4344:343b:14b9:399:93db:4344:343b, 88"),
     ("zerotier/listnetworks-port-error-windows-1.2.2.txt", "status: \"PORT_ERROR\""),
     ("zerotier/peers-tunneled-relay-1.10.2.txt", "path: Tunneled"),
+    // Real ZeroTier 1.14.1 on the lab (private planet whose only root is the controller).
+    ("zerotier/info-json-online-1.14.1-lab-controller.txt", "version: \"1.14.1\", status: Online"),
+    ("zerotier/listnetworks-json-ok-1.14.1-lab-peer.txt", "status: \"OK\", kind: \"PRIVATE\""),
+    ("zerotier/listnetworks-json-ok-1.14.1-lab-peer.txt", "fd5f:5f0c:dcd4:2398:2b99:934f:235:2627, 88"),
+    ("zerotier/peers-private-planet-1.14.1-lab.txt", "role: \"PLANET\", path: Direct"),
+    ("zerotier/peers-json-private-planet-1.14.1-lab.txt", "role: \"PLANET\", path: Direct"),
+    ("zerotier/zerotier-members-list-1.14.1-lab.txt", "authorized: true"),
     ("zerotier/peers-direct-and-relay-1.8.6.txt", "path: Relay"),
     ("zerotier/error-service-not-running-connection-failed-reconstructed.txt", "ServiceNotRunning"),
     ("zerotier/error-401-unauthorized.txt", "Unauthorized"),

@@ -109,6 +109,9 @@ pub(crate) fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<()
     conf["AdminListen"] = serde_json::json!("unix:///run/yggdrasil/yggdrasil.sock");
     conf["IfName"] = serde_json::json!("ygg0");
     conf["MulticastInterfaces"] = serde_json::json!([]);
+    if state.zerotier.is_some() {
+        return Ok(()); // the ZeroTier lab runs no yggdrasil
+    }
     write(
         &md.join("etc-yggdrasil/yggdrasil.conf"),
         &serde_json::to_string_pretty(&conf).unwrap_or_default(),

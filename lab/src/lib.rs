@@ -54,6 +54,7 @@ pub mod sshd;
 pub mod state;
 pub mod statedir;
 pub mod system;
+pub mod zerotier;
 
 pub use deploy::{rebuild, LAB_ROOT_HASH};
 pub use error::LabError;

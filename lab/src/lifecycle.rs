@@ -33,6 +33,12 @@ pub struct UpOptions {
     pub exe: Option<PathBuf>,
     /// Where the machines' root file system is cached ([`rootfs::DEFAULT_CACHE`]).
     pub cache: PathBuf,
+    /// The overlay: `yggdrasil` or `zerotier`.
+    pub overlay: String,
+    /// ZeroTier's vendored source (ZeroTier lab), built once into the cache.
+    pub zerotier_src: PathBuf,
+    /// clan-core's vendored source (ZeroTier lab: clan's zerotier tools).
+    pub clan_core_src: PathBuf,
 }
 
 /// Brings the lab up (cleaning a previous one in the same directory first) and returns its state.
@@ -60,7 +66,24 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     }
     down_with(&opts.dir, notice)?;
     reap_orphans(&opts.prefix, notice)?;
+    if !["yggdrasil", "zerotier"].contains(&opts.overlay.as_str()) {
+        return Err(LabError::Invalid(format!(
+            "--overlay {:?}: the lab runs yggdrasil or zerotier",
+            opts.overlay
+        )));
+    }
     let rootfs = rootfs::ensure(&opts.cache, notice)?;
+    let zerotier = if opts.overlay == "zerotier" {
+        let z = crate::zerotier::install::ensure(&opts.cache, &opts.zerotier_src, notice)?;
+        let tools = crate::zerotier::clan_tools(&opts.cache, &opts.clan_core_src)?;
+        Some(crate::zerotier::ZtLab {
+            network_id: String::new(),
+            bin: z.bin,
+            tools,
+        })
+    } else {
+        None
+    };
     // Host safety: the lab's subnets must overlap nothing of the host's.
     let (mgmt_net, underlay_net) = free_subnets()?;
     let dir = statedir::create(&opts.dir)?;
@@ -91,11 +114,15 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
                 underlay_ip: host_octets(underlay_net, i),
                 ygg_address: String::new(),
                 ygg_key: String::new(),
+                zt_node: String::new(),
+                zt_ip: String::new(),
             })
             .collect(),
         pids: BTreeMap::new(),
         faults: BTreeMap::new(),
         rootfs,
+        overlay: opts.overlay.clone(),
+        zerotier: None,
         inotify_restore: None,
     };
     state.save()?;
@@ -107,6 +134,12 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     };
     statedir::install_exe(&exe, &state.relay_exe())?;
     make_keys(&mut state)?;
+    if let Some(mut zt) = zerotier {
+        crate::zerotier::generate_vars(&mut state, &mut zt)?;
+        crate::zerotier::write_shared_bin(&state)?;
+        state.zerotier = Some(zt);
+        state.save()?;
+    }
     tracing::info!(elapsed = ?start.elapsed(), "lab keys");
     make_network(&state)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab network");
@@ -114,6 +147,9 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     for i in 0..state.machines.len() {
         let m = state.machines[i].clone();
         write_machine_files(&state, &m)?;
+        if let Some(zt) = &state.zerotier {
+            crate::zerotier::write_machine_files(&state, zt, &m.name)?;
+        }
         let path = write_closure(&state, &m, &current_system(&state, &m)?)?;
         switch_to(&state, &m.name, 1, &path)?;
     }
@@ -127,7 +163,10 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     }
     in_parallel(state.machines.iter(), |m| await_booted(&state, &m.name))?;
     tracing::info!(elapsed = ?start.elapsed(), "lab machines booted");
-    await_ready(&state)?;
+    match &state.zerotier {
+        Some(zt) => crate::zerotier::await_ready(&state, zt)?,
+        None => await_ready(&state)?,
+    }
     binds::require_bound(&state)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab up");
     Ok(state)
@@ -376,21 +415,35 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
                     Err(LabError::Tool { reason, .. }) => reason.trim().replace('\n', " "),
                     Err(e) => e.to_string(),
                 };
+                let overlay = if state.zerotier.is_some() {
+                    "zerotierone.service"
+                } else {
+                    "yggdrasil.service"
+                };
                 format!(
-                    "machine {p} ({}), sshd.service {}, yggdrasil.service {}",
+                    "machine {p} ({}), sshd.service {}, {overlay} {}",
                     word(&["systemctl", "is-system-running"]),
                     word(&["systemctl", "is-active", "sshd.service"]),
-                    word(&["systemctl", "is-active", "yggdrasil.service"]),
+                    word(&["systemctl", "is-active", overlay]),
                 )
             }
             (Some(_), None) => "machine DOWN".to_string(),
             (None, _) => "machine -".to_string(),
         };
         s.push_str(&format!(
-            "  {:<11} mgmt {:<15} ygg {:<40} {machine}{}\n",
+            "  {:<11} mgmt {:<15} {} {:<40} {machine}{}\n",
             m.name,
             m.mgmt_ip,
-            m.ygg_address,
+            if state.zerotier.is_some() {
+                "zt "
+            } else {
+                "ygg"
+            },
+            if state.zerotier.is_some() {
+                &m.zt_ip
+            } else {
+                &m.ygg_address
+            },
             state
                 .faults
                 .get(&m.name)

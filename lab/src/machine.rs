@@ -89,6 +89,16 @@ pub(crate) fn boot(state: &mut LabState, m: &str, rootfs: &Path) -> Result<(), L
     for (src, target) in binds(state, m) {
         argv.push(format!("--bind={}:{target}", src.display()));
     }
+    if let Some(zt) = &state.zerotier {
+        for (src, target) in crate::zerotier::binds(state, zt, m) {
+            let ro = if target.starts_with("/usr/") {
+                "-ro"
+            } else {
+                ""
+            };
+            argv.push(format!("--bind{ro}={}:{target}", src.display()));
+        }
+    }
     let log = state.mdir(m).join("log/console.log");
     let pid = spawn_detached(&argv, &log)?;
     state.pids.insert(format!("{m}/machine"), pid);

@@ -206,6 +206,65 @@ pub(crate) fn stop(pid: u32) -> Result<(), LabError> {
     })
 }
 
+/// Runs a long host tool (a build, debootstrap) in `cwd`, its output appended to `log` after a
+/// header line, calling `tick` with the time so far every 30 s while it runs; an error carries
+/// its exit status and the log's last lines.
+pub(crate) fn run_logged(
+    prog: &str,
+    args: &[&str],
+    cwd: Option<&Path>,
+    log: &Path,
+    tick: &mut dyn FnMut(Duration),
+) -> Result<(), LabError> {
+    use std::io::Write as _;
+    let io = |e| crate::files::io(log, e);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io)?;
+    let _ = writeln!(f, "\n== clan-coord lab: {prog} {}", args.join(" "));
+    let err = f.try_clone().map_err(io)?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(f)
+        .stderr(err);
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd.spawn().map_err(|e| LabError::Tool {
+        tool: prog.into(),
+        reason: format!("cannot start: {e}"),
+    })?;
+    let (started, mut last) = (Instant::now(), Instant::now());
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| LabError::Tool {
+            tool: prog.into(),
+            reason: e.to_string(),
+        })? {
+            break s;
+        }
+        if last.elapsed() >= Duration::from_secs(30) {
+            last = Instant::now();
+            tick(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if status.success() {
+        Ok(())
+    } else {
+        Err(LabError::Tool {
+            tool: format!("{prog} {}", args.join(" ")),
+            reason: format!(
+                "{status}; last lines of {}: {}",
+                log.display(),
+                tail(log, 4)
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,19 +36,30 @@ pub fn inventory(state: &LabState) -> Value {
             )
         })
         .collect();
-    json!({
+    let mut inv = json!({
         "meta": {"name": state.clan_name(), "description": "clan-coord lab fleet (Linux namespaces)", "icon": null, "tld": null, "domain": state.domain},
         "machines": machines,
         "instances": {
-            "yggdrasil": {"module": {"input": "clan-core", "name": "yggdrasil"}, "roles": {"default": role_all(json!({}))}},
             "sshd-clan": {"module": {"input": "clan-core", "name": "sshd"}, "roles": {"server": role_all(json!({})), "client": role_all(json!({}))}},
             "emergency-access": {"module": {"input": "clan-core", "name": "emergency-access"}, "roles": {"default": role_all(json!({}))}},
             "users-root": {"module": {"input": "clan-core", "name": "users"}, "roles": {"default": role_all(json!({"user": "root", "prompt": false, "share": true}))}}
         }
-    })
+    });
+    inv["instances"][crate::zerotier::INSTANCE] = match state.zerotier {
+        Some(_) => crate::zerotier::inventory_instance(state, &wrap),
+        None => Value::Null,
+    };
+    if state.zerotier.is_none() {
+        if let Some(i) = inv["instances"].as_object_mut() {
+            i.remove(crate::zerotier::INSTANCE);
+            i.insert("yggdrasil".into(), json!({"module": {"input": "clan-core", "name": "yggdrasil"}, "roles": {"default": role_all(json!({}))}}));
+        }
+    }
+    inv
 }
 
-fn secret(dir: &Path, recipients: &[&str]) -> Result<(), LabError> {
+/// A secret var in the repo: a placeholder and its recipients.
+pub(crate) fn secret(dir: &Path, recipients: &[&str]) -> Result<(), LabError> {
     write(&dir.join("secret"), PLACEHOLDER, 0o644)?;
     for r in recipients {
         let link = dir.join("machines").join(r);
@@ -84,6 +95,9 @@ pub fn write_repo(state: &LabState) -> Result<(), LabError> {
     for m in &state.machines {
         write_machine_vars(state, m, &vars.join("per-machine").join(&m.name))?;
     }
+    if let Some(zt) = &state.zerotier {
+        crate::zerotier::write_repo_vars(state, zt, &shared)?;
+    }
     write(
         &clan.join("inventory.json"),
         &serde_json::to_string_pretty(&inventory(state)).unwrap_or_default(),
@@ -110,15 +124,17 @@ fn write_machine_vars(state: &LabState, m: &LabMachine, dir: &Path) -> Result<()
         &dir.join("openssh-cert/ssh.id_ed25519-cert.pub"),
         &k("host-cert.pub")?,
     )?;
-    value(
-        &dir.join("yggdrasil/address"),
-        &format!("{}\n", m.ygg_address),
-    )?;
-    value(
-        &dir.join("yggdrasil/publicKey"),
-        &format!("{}\n", m.ygg_key),
-    )?;
-    secret(&dir.join("yggdrasil/privateKey"), &[&m.name])?;
+    if state.zerotier.is_none() {
+        value(
+            &dir.join("yggdrasil/address"),
+            &format!("{}\n", m.ygg_address),
+        )?;
+        value(
+            &dir.join("yggdrasil/publicKey"),
+            &format!("{}\n", m.ygg_key),
+        )?;
+        secret(&dir.join("yggdrasil/privateKey"), &[&m.name])?;
+    }
     value(
         &dir.join("emergency-access/password-hash"),
         crate::deploy::LAB_ROOT_HASH,
@@ -144,13 +160,14 @@ pub fn machines_toml_with(state: &LabState, clan_dir: &str, note: &str) -> Strin
         "# Written by `clan-coord lab up`: the lab fleet, reached from its workstation namespace.\n\
          # {note}\n\n\
          [fleet]\nclan_dir = \"{clan_dir}\"\ninventory_json = \"{clan_dir}/inventory.json\"\n\
-         overlay = \"yggdrasil\"\ndomain = \"{}\"\n\n\
+         overlay = \"{}\"\ndomain = \"{}\"\n\n\
          [ssh]\nauth = \"identity_file\"\nidentity_file = \"{d}/workstation/id_ed25519\"\n\
          user = \"root\"\nnetns = \"{}\"\nconnect_timeout_secs = 5\ncommand_timeout_secs = 20\n\n\
          [thresholds]\nmax_rtt_ms = 200\nping_count = 3\nping_interval_secs = 0.2\nping_timeout_secs = 2\n\n\
          # `clan machines update` stand-in: applies the lab repo's lab-config.json to a machine.\n\
          [rebuild]\ncommand = \"{} lab rebuild --dir {d} {{machine}}\"\nparallel = 4\ntimeout_secs = 120\n\n\
          [[rebuild.artefact]]\npath = \"/run/current-system/etc/nix/nix.conf\"\n",
+        state.overlay,
         state.domain,
         state.ns_ws(),
         state.relay_exe().display(),

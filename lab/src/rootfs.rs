@@ -12,20 +12,22 @@
 //! - `clan-lab-activation.service`: the stand-in for NixOS's activation at boot and on switch:
 //!   `/run/current-system` from the system profile, root's password hash from its deployed var.
 //! - `libpam-systemd` installed (sessions in their own scopes, so restarting sshd leaves no
-//!   process behind), `/etc/default/locale` present (pam_env logs an error per login without
+//!   process behind), `/etc/hosts` present (minbase has none: `localhost` would not resolve),
+//!   `/etc/default/locale` present (pam_env logs an error per login without
 //!   it), an empty `/etc/machine-id` (each machine makes its own), no `/etc/hostname` (the machine
 //!   is named by nspawn), the console getty and Debian's periodic jobs masked.
 
-use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use sha2::Digest;
 
 use crate::error::LabError;
-use crate::files::{io, mkdir, write};
-use crate::process::tail;
+use crate::files::{io, lock_exclusive, mkdir, write};
+use crate::process::run_logged;
+
+/// Bumped when the layer's code changes what it writes (the texts below are keyed themselves).
+const LAYER_VERSION: &str = "2: /etc/hosts";
 
 /// Where the root file systems are cached by default (outside any checkout).
 pub const DEFAULT_CACHE: &str = "/var/cache/clan-coord-lab";
@@ -70,6 +72,8 @@ const YGGDRASIL_UNIT: &str = "[Unit]
 Description=Yggdrasil Network Service
 Wants=network-online.target
 After=network-online.target clan-lab-activation.service
+# Only on machines the lab gives a yggdrasil configuration (not on the ZeroTier lab's).
+ConditionPathExists=/etc/yggdrasil/yggdrasil.conf
 
 [Service]
 ExecStart=/usr/sbin/yggdrasil -useconffile /etc/yggdrasil/yggdrasil.conf
@@ -165,6 +169,7 @@ pub fn key(suite: &str) -> String {
     let mut h = sha2::Sha256::new();
     for part in [
         suite,
+        LAYER_VERSION,
         &PACKAGES.join(","),
         &MASKED.join(","),
         YGGDRASIL_UNIT,
@@ -205,18 +210,7 @@ pub fn ensure(cache: &Path, notice: &mut dyn FnMut(&str)) -> Result<PathBuf, Lab
     if root.join("usr/lib/clan-coord-lab/rootfs.json").exists() {
         return Ok(root);
     }
-    let lock_path = cache.join("build.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| io(&lock_path, e))?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io(&lock_path, std::io::Error::last_os_error()));
-    }
+    let _lock = lock_exclusive(&cache.join("build.lock"))?;
     if root.join("usr/lib/clan-coord-lab/rootfs.json").exists() {
         return Ok(root); // another lab built it while this one waited
     }
@@ -231,7 +225,7 @@ pub fn ensure(cache: &Path, notice: &mut dyn FnMut(&str)) -> Result<PathBuf, Lab
         root.display()
     ));
     let started = std::time::Instant::now();
-    debootstrap(&suite, &mirror, &partial)?;
+    debootstrap(&suite, &mirror, &partial, notice)?;
     layer(&partial)?;
     std::fs::rename(&partial, &root).map_err(|e| io(&root, e))?;
     notice(&format!(
@@ -256,45 +250,18 @@ pub fn ensure(cache: &Path, notice: &mut dyn FnMut(&str)) -> Result<PathBuf, Lab
     Ok(root)
 }
 
-fn debootstrap(suite: &str, mirror: &str, target: &Path) -> Result<(), LabError> {
-    let log = Path::new(BUILD_LOG);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| io(log, e))?;
+fn debootstrap(
+    suite: &str,
+    mirror: &str,
+    target: &Path,
+    notice: &mut dyn FnMut(&str),
+) -> Result<(), LabError> {
     let include = format!("--include={}", PACKAGES.join(","));
-    let args = [
-        "--variant=minbase",
-        &include,
-        suite,
-        &target.display().to_string(),
-        mirror,
-    ];
-    let _ = writeln!(f, "\n== clan-coord lab: debootstrap {}", args.join(" "));
-    let err = f.try_clone().map_err(|e| io(log, e))?;
-    let status = Command::new("debootstrap")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(f)
-        .stderr(err)
-        .status()
-        .map_err(|e| LabError::Tool {
-            tool: "debootstrap".into(),
-            reason: format!("cannot start: {e} (install it: apt-get install debootstrap, or `lab up --install`)"),
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(LabError::Tool {
-            tool: format!("debootstrap {}", args.join(" ")),
-            reason: format!(
-                "{status}; last lines of {}: {}",
-                log.display(),
-                tail(log, 4)
-            ),
-        })
-    }
+    let target = target.display().to_string();
+    let args = ["--variant=minbase", &include, suite, &target, mirror];
+    run_logged("debootstrap", &args, None, Path::new(BUILD_LOG), &mut |t| {
+        notice(&format!("lab: debootstrap running, {t:.0?} so far"))
+    })
 }
 
 fn symlink(target: &str, link: &Path) -> Result<(), LabError> {
@@ -322,6 +289,13 @@ pub(crate) fn layer(root: &Path) -> Result<(), LabError> {
     symlink("/etc/machine-id", &root.join("var/lib/dbus/machine-id"))?;
     remove(&etc.join("hostname"))?;
     write(&etc.join("default/locale"), "LANG=C.UTF-8\n", 0o644)?;
+    // minbase has no /etc/hosts: `localhost` would not resolve (clan's zerotier-members talks
+    // to the daemon at localhost:9993).
+    write(
+        &etc.join("hosts"),
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        0o644,
+    )?;
     // Enablement links the packages made; the lab says what runs.
     remove(&units.join("sshd.service"))?;
     for wants in [

@@ -39,6 +39,12 @@ pub struct LabMachine {
     pub ygg_address: String,
     /// yggdrasil public key (hex).
     pub ygg_key: String,
+    /// ZeroTier node id (ZeroTier lab), from its identity var.
+    #[serde(default)]
+    pub zt_node: String,
+    /// ZeroTier rfc4193 address (ZeroTier lab), clan's `zerotier-ip` var.
+    #[serde(default)]
+    pub zt_ip: String,
 }
 
 /// Everything `lab down`, `lab fault` and `lab heal` need, kept in `<dir>/lab.json`.
@@ -64,9 +70,19 @@ pub struct LabState {
     /// The root file system the machines boot ([`crate::rootfs`]).
     #[serde(default)]
     pub rootfs: PathBuf,
+    /// The overlay the machines run: `yggdrasil` or `zerotier`.
+    #[serde(default = "default_overlay")]
+    pub overlay: String,
+    /// The ZeroTier lab's network and programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zerotier: Option<crate::zerotier::ZtLab>,
     /// `fs.inotify.max_user_instances` before the lab raised it, to restore at `lab down`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inotify_restore: Option<u64>,
+}
+
+fn default_overlay() -> String {
+    "yggdrasil".into()
 }
 
 /// A namespace prefix: what clan accepts as a machine name (lowercase letters, digits, inner
@@ -178,6 +194,11 @@ impl LabState {
                 self.rootfs
             ));
         }
+        match (self.overlay.as_str(), &self.zerotier) {
+            ("yggdrasil", None) => {}
+            ("zerotier", Some(z)) => z.validate()?,
+            (o, _) => return Err(format!("overlay {o:?} without its settings, or unknown")),
+        }
         if self
             .inotify_restore
             .is_some_and(|n| !(1..=1 << 20).contains(&n))
@@ -213,10 +234,16 @@ impl LabState {
 
     /// The lab clan's name (its inventory snapshot is pinned for the default 2 machines).
     pub fn clan_name(&self) -> String {
-        if self.machines.len() == 2 {
-            "lab-clan".into()
+        // Each overlay's lab has its own clan, and so its own pinned instance snapshot.
+        let base = if self.zerotier.is_some() {
+            "lab-clan-zerotier"
         } else {
-            format!("lab-clan-{}", self.machines.len())
+            "lab-clan"
+        };
+        if self.machines.len() == 2 {
+            base.into()
+        } else {
+            format!("{base}-{}", self.machines.len())
         }
     }
 
@@ -332,20 +359,10 @@ pub(crate) struct StateLock {
 impl StateLock {
     /// Waits for and holds the lock until dropped.
     pub(crate) fn take(dir: &Path) -> Result<StateLock, LabError> {
-        use std::os::fd::AsRawFd;
         statedir::check(dir)?;
-        let p = dir.join("lab.lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| io(&p, e))?;
-        // SAFETY: flock on an fd we own; released when the file is closed (on drop).
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io(&p, std::io::Error::last_os_error()));
-        }
-        Ok(StateLock { _held: f })
+        Ok(StateLock {
+            _held: crate::files::lock_exclusive(&dir.join("lab.lock"))?,
+        })
     }
 }
 

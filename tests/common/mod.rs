@@ -43,6 +43,7 @@ pub struct Lab {
 impl Lab {
     /// Brings the lab up under namespace `prefix`; None (after reporting the skip, see `skip`)
     /// where the lab cannot run, so the test passes visibly skipped.
+    #[allow(dead_code)] // each test binary uses part of this module
     pub fn start(prefix: &str) -> Option<Lab> {
         if let Some(why) = lab::unsupported() {
             crate::skip::skip(&why);
@@ -50,6 +51,27 @@ impl Lab {
         }
         let tmp = tempfile::tempdir().unwrap();
         let machines = up(tmp.path(), prefix);
+        Some(Lab { tmp, machines })
+    }
+
+    /// [`Lab::start`] with the ZeroTier overlay; None (skipped, with the reason) where the lab or
+    /// ZeroTier's vendored source is not there.
+    #[allow(dead_code)] // each test binary uses part of this module
+    pub fn start_zerotier(prefix: &str) -> Option<Lab> {
+        if let Some(why) = lab::unsupported() {
+            crate::skip::skip(&why);
+            return None;
+        }
+        let src = zerotier_src();
+        if !src.is_file() {
+            crate::skip::skip(&format!(
+                "ZeroTier's vendored source {} is not there",
+                src.display()
+            ));
+            return None;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let machines = up_with(tmp.path(), prefix, "zerotier");
         Some(Lab { tmp, machines })
     }
 
@@ -65,8 +87,22 @@ impl Drop for Lab {
     }
 }
 
+/// ZeroTier's vendored source: `COORD_ZEROTIER_SRC`, else `../shared/vendor/` beside the project.
+fn zerotier_src() -> PathBuf {
+    std::env::var_os("COORD_ZEROTIER_SRC").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vendor/zerotierone-1.14.1.tar.gz"),
+        PathBuf::from,
+    )
+}
+
 /// Brings up a 2-machine lab in `dir` with namespace `prefix`; returns its machines.toml.
+#[allow(dead_code)] // each test binary uses part of this module
 pub fn up(dir: &Path, prefix: &str) -> PathBuf {
+    up_with(dir, prefix, "yggdrasil")
+}
+
+/// [`up`] with the given overlay (`yggdrasil` or `zerotier`).
+pub fn up_with(dir: &Path, prefix: &str, overlay: &str) -> PathBuf {
     lab::up(
         &lab::UpOptions {
             machines: 2,
@@ -75,6 +111,15 @@ pub fn up(dir: &Path, prefix: &str) -> PathBuf {
             install: false,
             exe: Some(env!("CARGO_BIN_EXE_clan-coord").into()),
             cache: lab::rootfs::DEFAULT_CACHE.into(),
+            overlay: overlay.into(),
+            zerotier_src: zerotier_src(),
+            clan_core_src: std::env::var_os("COORD_CLAN_CORE_SRC").map_or_else(
+                || {
+                    Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../shared/vendor/clan-core-d7c35d91.tar.gz")
+                },
+                PathBuf::from,
+            ),
         },
         &mut |notice| eprintln!("{notice}"),
     )

@@ -224,11 +224,15 @@ fn every_machines_toml_the_repo_and_the_lab_write_is_accepted() {
                     underlay_ip: Ipv4Addr::new(198, 18, 1, 10 + i as u8),
                     ygg_address: String::new(),
                     ygg_key: String::new(),
+                    zt_node: String::new(),
+                    zt_ip: String::new(),
                 })
                 .collect(),
             pids: Default::default(),
             faults: Default::default(),
             rootfs: Default::default(),
+            overlay: "yggdrasil".into(),
+            zerotier: None,
             inotify_restore: None,
         };
         let clan = root.join("examples/test-clan");

@@ -106,6 +106,24 @@ pub(crate) struct UpArgs {
     /// minute; rebuilt only when its package list changes).
     #[arg(long, env = "COORD_LAB_CACHE", default_value = lab::rootfs::DEFAULT_CACHE)]
     cache: PathBuf,
+    /// The machines' overlay: yggdrasil, or zerotier (the story's: hetzner-vm the controller,
+    /// built once from the vendored source, private planet).
+    #[arg(long, default_value = "yggdrasil")]
+    overlay: String,
+    /// ZeroTier's vendored source (zerotierone-1.14.1.tar.gz, sha256 checked).
+    #[arg(
+        long,
+        env = "COORD_ZEROTIER_SRC",
+        default_value = "../shared/vendor/zerotierone-1.14.1.tar.gz"
+    )]
+    zerotier_src: PathBuf,
+    /// clan-core's vendored source (its zerotier tools), sha256 checked.
+    #[arg(
+        long,
+        env = "COORD_CLAN_CORE_SRC",
+        default_value = "../shared/vendor/clan-core-d7c35d91.tar.gz"
+    )]
+    clan_core_src: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -158,6 +176,9 @@ pub(crate) fn lab_command(action: LabAction, settings: &Settings) -> Result<Exit
                 install: size.install,
                 exe: None,
                 cache: size.cache.clone(),
+                overlay: size.overlay.clone(),
+                zerotier_src: size.zerotier_src.clone(),
+                clan_core_src: size.clan_core_src.clone(),
             },
             &mut |notice| eprintln!("{notice}"),
         )?;

@@ -1,0 +1,88 @@
+//! The ZeroTier lab, live: 2 machines booted by real systemd running real ZeroTier 1.14.1 (built
+//! from the vendored source), hetzner-vm the controller of the clan instance `zerotier`, gcp-vm a
+//! peer, vars made by clan-core's own `zerotier-generate`, members allowed by clan-core's own
+//! `zerotier-members`, a private planet whose only root is the controller. AC1–AC4 pass as on the
+//! story's fleet; nothing of the lab knows a public root. Skips with a visible reason where the
+//! lab or ZeroTier's source is not there.
+
+use clan_coord_lab as lab;
+
+mod common;
+mod skip;
+
+#[test_log::test]
+fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
+    let t = std::time::Instant::now();
+    let Some(l) = common::Lab::start_zerotier("clabz") else {
+        return;
+    };
+    eprintln!("zerotier lab up: {:.2?}", t.elapsed());
+    let dir = l.dir();
+    let state = lab::LabState::load(dir).unwrap().unwrap();
+    let zt = state.zerotier.clone().unwrap();
+    let cfg = clan_coordination::config::load(&l.machines).unwrap();
+    let fleet = clan_coordination::fleet::Fleet::live(cfg, None, std::path::Path::new("snapshots"))
+        .unwrap();
+    for v in common::verdicts(&fleet) {
+        assert!(
+            v.passed(),
+            "{} should pass on the healthy ZeroTier lab\n{v}",
+            v.criterion
+        );
+    }
+    // Every node's only root is the controller (the private planet): no public root is known.
+    let controller = &state.machines[0];
+    for m in &state.machines {
+        let peers = state
+            .exec_in(&m.name, &["zerotier-cli", "-j", "peers"])
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&peers).unwrap();
+        for p in v.as_array().unwrap() {
+            let role = p["role"].as_str().unwrap_or_default();
+            if role == "PLANET" {
+                assert_eq!(
+                    p["address"],
+                    controller.zt_node.as_str(),
+                    "{m:?}: {peers}",
+                    m = m.name
+                );
+            }
+            for path in p["paths"].as_array().into_iter().flatten() {
+                let addr = path["address"].as_str().unwrap_or_default();
+                assert!(
+                    addr.starts_with(
+                        &state.underlay_net.to_string()[..state.underlay_net.to_string().len() - 1]
+                    ),
+                    "{}: a path outside the lab underlay: {addr}",
+                    m.name
+                );
+            }
+        }
+        // Every member has its clan address on the instance's network.
+        let nets = state
+            .exec_in(&m.name, &["zerotier-cli", "-j", "listnetworks"])
+            .unwrap();
+        assert!(
+            nets.contains(&zt.network_id) && nets.contains(&m.zt_ip),
+            "{nets}"
+        );
+    }
+    // The controller's clan-core tool lists both members as authorised.
+    let members = state
+        .exec_in(
+            &controller.name,
+            &["zerotier-members", "--network-id", &zt.network_id, "list"],
+        )
+        .unwrap();
+    for m in &state.machines {
+        assert!(
+            members
+                .lines()
+                .any(|l| l.starts_with(&m.zt_node) && l.trim_end().ends_with("True")),
+            "{members}"
+        );
+    }
+    let lab_netns = common::netns_ids(&state.namespaces());
+    assert!(lab::down(dir).unwrap());
+    common::assert_nothing_left(&state, &lab_netns);
+}
