@@ -127,7 +127,12 @@ pub(crate) fn write_closure(
     sys: &system::System,
 ) -> Result<String, LabError> {
     use sha2::Digest;
-    let files = system::closure(m, sys);
+    let mut files = system::closure(m, sys, state.zerotier.is_none());
+    if let Some(zt) = &state.zerotier {
+        files.extend(crate::zerotier::closure_files(
+            state, zt, &m.name, sys.zt_mtu,
+        ));
+    }
     let mut h = sha2::Sha256::new();
     for (p, c) in &files {
         h.update(p.as_bytes());
@@ -224,11 +229,17 @@ pub fn rebuild(dir: &Path, m: &str, log: &mut dyn FnMut(&str)) -> Result<(), Lab
         .map(|p| p.trim().to_string())
         .unwrap_or_default();
     let in_lab = |store_path: &str| md.join(store_path.trim_start_matches('/'));
-    let old_settings =
-        std::fs::read_to_string(in_lab(&current).join("etc/yggdrasil/settings.json"))
-            .unwrap_or_default();
-    let new_settings = std::fs::read_to_string(in_lab(&path).join("etc/yggdrasil/settings.json"))
-        .unwrap_or_default();
+    // As NixOS's switch does: the overlay unit is restarted when its definition changed.
+    let unit = if state.zerotier.is_some() {
+        "zerotierone.service"
+    } else {
+        "yggdrasil.service"
+    };
+    let definition = |store_path: &str| {
+        std::fs::read_to_string(in_lab(store_path).join("etc/systemd/system").join(unit))
+            .unwrap_or_default()
+    };
+    let (old_def, new_def) = (definition(&current), definition(&path));
     if current == path {
         log(&format!(
             "{m}: the system closure did not change; generation {} stays active",
@@ -240,14 +251,22 @@ pub fn rebuild(dir: &Path, m: &str, log: &mut dyn FnMut(&str)) -> Result<(), Lab
     write_machine_files(&state, &mach)?;
     switch_to(&state, m, n, &path)?;
     log(&format!("{m}: switched to generation {n}"));
-    if old_settings != new_settings {
+    if let Some(zt) = &state.zerotier {
+        crate::zerotier::write_machine_files(&state, zt, m)?;
+    }
+    if old_def != new_def {
         if sys.restart_on_switch {
-            log(&format!(
-                "{m}: restarting yggdrasil.service (settings changed)"
-            ));
-            machine::restart_overlay(&state, m)?;
+            log(&format!("{m}: restarting {unit} (its definition changed)"));
+            if state.zerotier.is_some() {
+                machine::systemctl(&state, m, "daemon-reload", &[])?;
+                machine::systemctl(&state, m, "restart", &[unit])?;
+            } else {
+                machine::restart_overlay(&state, m)?;
+            }
         } else {
-            log(&format!("{m}: yggdrasil.service settings changed but the unit was not restarted (restart_on_switch = false)"));
+            log(&format!(
+                "{m}: {unit} changed but was not restarted (restart_on_switch = false)"
+            ));
         }
     }
     Ok(())

@@ -15,6 +15,7 @@ pub fn default_config() -> Value {
     json!({
         "nix_conf": "experimental-features = nix-command flakes\ntrusted-users = root\n",
         "yggdrasil_port": 6443,
+        "zerotier_mtu": 2800,
         "machines": {}
     })
 }
@@ -28,6 +29,8 @@ pub struct System {
     pub port: u16,
     /// Peers' underlay URIs.
     pub peers: Vec<String>,
+    /// The zerotier instance's network MTU (the controller's network settings; clan's default).
+    pub zt_mtu: u32,
     /// Whether switching restarts daemons whose settings changed (false mirrors
     /// `clan machines update` leaving services running after a vars/settings change).
     pub restart_on_switch: bool,
@@ -72,6 +75,13 @@ pub fn evaluate(state: &LabState, cfg: &Value, m: &LabMachine) -> Result<System,
             port_of(cfg, &o.name).unwrap_or(6443)
         ));
     }
+    let default_mtu = json!(2800);
+    let mtu = cfg.get("zerotier_mtu").unwrap_or(&default_mtu);
+    let zt_mtu = mtu
+        .as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| (1280..=10000).contains(v))
+        .ok_or_else(|| format!("error: A definition for option `clan.core.zerotier.networks.zerotier.settings.mtu' is not an MTU ZeroTier accepts (1280-10000): {mtu}"))?;
     let restart_on_switch = cfg["machines"][&m.name]
         .get("restart_on_switch")
         .and_then(Value::as_bool)
@@ -80,19 +90,34 @@ pub fn evaluate(state: &LabState, cfg: &Value, m: &LabMachine) -> Result<System,
         nix_conf,
         port,
         peers,
+        zt_mtu,
         restart_on_switch,
     })
 }
 
-/// The closure's content files (path in the closure → content).
-pub fn closure(m: &LabMachine, sys: &System) -> Vec<(String, String)> {
-    vec![
+/// The closure's content files (path in the closure → content); a ZeroTier lab machine's
+/// overlay files come from [`crate::zerotier::closure_files`] instead of yggdrasil's.
+pub fn closure(m: &LabMachine, sys: &System, yggdrasil: bool) -> Vec<(String, String)> {
+    let mut files = vec![
         ("etc/nix/nix.conf".into(), sys.nix_conf.clone()),
+        (
+            "nixos-version".into(),
+            "26.05.lab (clan-coord lab)\n".into(),
+        ),
+    ];
+    if !yggdrasil {
+        return files;
+    }
+    files.extend(ygg_files(m, sys));
+    files
+}
+
+fn ygg_files(m: &LabMachine, sys: &System) -> Vec<(String, String)> {
+    vec![
         (
             "etc/yggdrasil/settings.json".into(),
             serde_json::to_string_pretty(&json!({"Listen": [format!("tcp://{}:{}", m.underlay_ip, sys.port)], "Peers": sys.peers})).unwrap_or_default(),
         ),
-        ("nixos-version".into(), "26.05.lab (clan-coord lab)\n".into()),
         (
             // The unit's definition names its settings, as a NixOS unit names its config file
             // in the store: a settings change changes the unit file.

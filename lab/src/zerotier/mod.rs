@@ -216,10 +216,10 @@ pub(crate) fn generate_vars(state: &mut LabState, zt: &mut ZtLab) -> Result<(), 
 }
 
 /// The controller's network as clan's module writes it into `controller.d` (`default.nix`).
-fn network_json(nwid: &str) -> serde_json::Value {
+fn network_json(nwid: &str, mtu: u32) -> serde_json::Value {
     json!({
         "authTokens": [null], "authorizationEndpoint": "", "capabilities": [], "clientId": "",
-        "dns": {}, "enableBroadcast": true, "id": nwid, "ipAssignmentPools": [], "mtu": 2800,
+        "dns": {}, "enableBroadcast": true, "id": nwid, "ipAssignmentPools": [], "mtu": mtu,
         "multicastLimit": 32, "name": INSTANCE, "uwid": nwid, "objtype": "network", "private": true,
         "remoteTraceLevel": 0, "remoteTraceTarget": null, "revision": 1, "routes": [],
         "rules": [{"not": false, "or": false, "type": "ACTION_ACCEPT"}], "rulesSource": "",
@@ -282,6 +282,7 @@ pub(crate) fn write_machine_files(state: &LabState, zt: &ZtLab, m: &str) -> Resu
     let nwid = &zt.network_id;
     let controller = &state.machines[0];
     let is_controller = controller.name == m;
+    let mtu = crate::deploy::current_system(state, state.machine(m)?)?.zt_mtu;
     write(
         &md.join(format!(
             "run/secrets/vars/zerotier-identity-{m}/identity-secret"
@@ -318,31 +319,14 @@ pub(crate) fn write_machine_files(state: &LabState, zt: &ZtLab, m: &str) -> Resu
     if is_controller {
         write(
             &home.join(format!("controller.d/network/{nwid}.json")),
-            &network_json(nwid).to_string(),
+            &network_json(nwid, mtu).to_string(),
             0o644,
         )?;
     }
-    // Units, as clan's module makes them (paths of the lab's programs).
     let units = md.join("units");
-    let mut post = String::new();
-    if is_controller {
-        post = format!(
-            "ExecStartPost=+/bin/sh -c 'zerotier-members --network-id {nwid} allow {}'\n",
-            &nwid[..10]
-        );
-    }
     write(
         &units.join("zerotierone.service"),
-        &format!(
-            "[Unit]\nDescription=ZeroTierOne\nAfter=network-online.target clan-lab-activation.service\nWants=network-online.target\n\n\
-             [Service]\n\
-             # clan's init-zerotier-identity: the identity from its deployed var\n\
-             ExecStartPre=+/bin/sh -c 'cmp -s /run/secrets/vars/zerotier-identity-{m}/identity-secret /var/lib/zerotier-one/identity.secret || {{ cp /run/secrets/vars/zerotier-identity-{m}/identity-secret /var/lib/zerotier-one/identity.secret; zerotier-idtool getpublic /var/lib/zerotier-one/identity.secret > /var/lib/zerotier-one/identity.public; }}'\n\
-             ExecStart=/usr/local/lib/zerotier-one/zerotier-one -p9993\n\
-             # clan's configure-interface waits for the local API before anything uses it\n\
-             ExecStartPost=/bin/sh -c 'i=0; until zerotier-cli info >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 300 ] || exit 1; sleep 0.1; done'\n\
-             {post}Restart=always\n\n[Install]\nWantedBy=multi-user.target\n"
-        ),
+        &unit_text(state, zt, m, mtu),
         0o644,
     )?;
     let wants = units.join("multi-user.target.wants");
@@ -373,6 +357,52 @@ pub(crate) fn write_machine_files(state: &LabState, zt: &ZtLab, m: &str) -> Resu
         std::os::unix::fs::symlink(format!("../{u}"), &link).map_err(|e| io(&link, e))?;
     }
     Ok(())
+}
+
+/// `zerotierone.service` of machine `m`, as clan's module makes it (with the lab's program
+/// paths). On the controller the definition names the network settings it installs, as clan's
+/// `ExecStartPre` names its store file: a settings change changes the controller's unit.
+pub(crate) fn unit_text(state: &LabState, zt: &ZtLab, m: &str, mtu: u32) -> String {
+    let nwid = &zt.network_id;
+    let mut post = String::new();
+    if state.machines.first().is_some_and(|c| c.name == m) {
+        post = format!(
+            "# clan's init-zerotier-controller: network {nwid} with mtu {mtu} in controller.d\n\
+             ExecStartPost=+/bin/sh -c 'zerotier-members --network-id {nwid} allow {}'\n",
+            &nwid[..10]
+        );
+    }
+    format!(
+        "[Unit]\nDescription=ZeroTierOne\nAfter=network-online.target clan-lab-activation.service\nWants=network-online.target\n\n\
+         [Service]\n\
+         # clan's init-zerotier-identity: the identity from its deployed var\n\
+         ExecStartPre=+/bin/sh -c 'cmp -s /run/secrets/vars/zerotier-identity-{m}/identity-secret /var/lib/zerotier-one/identity.secret || {{ cp /run/secrets/vars/zerotier-identity-{m}/identity-secret /var/lib/zerotier-one/identity.secret; zerotier-idtool getpublic /var/lib/zerotier-one/identity.secret > /var/lib/zerotier-one/identity.public; }}'\n\
+         ExecStart=/usr/local/lib/zerotier-one/zerotier-one -p9993\n\
+         # clan's configure-interface waits for the local API before anything uses it\n\
+         ExecStartPost=/bin/sh -c 'i=0; until zerotier-cli info >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 300 ] || exit 1; sleep 0.1; done'\n\
+         {post}Restart=always\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
+}
+
+/// The ZeroTier files of machine `m`'s system closure: its unit, and on the controller the
+/// network settings.
+pub(crate) fn closure_files(
+    state: &LabState,
+    zt: &ZtLab,
+    m: &str,
+    mtu: u32,
+) -> Vec<(String, String)> {
+    let mut files = vec![(
+        "etc/systemd/system/zerotierone.service".to_string(),
+        unit_text(state, zt, m, mtu),
+    )];
+    if state.machines.first().is_some_and(|c| c.name == m) {
+        files.push((
+            format!("etc/zerotier/{}.json", zt.network_id),
+            network_json(&zt.network_id, mtu).to_string(),
+        ));
+    }
+    files
 }
 
 /// Waits until every machine is ONLINE, has the network OK with its clan address, and pings

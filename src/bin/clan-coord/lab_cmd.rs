@@ -151,6 +151,15 @@ fn lab_change(state: &lab::LabState, c: Criterion) -> Result<(), lab::LabError> 
                 "lab: changed the shared nix.conf in the lab repo; rebuilding every machine (AC5)"
             );
         }
+        Criterion::Ac6 if state.zerotier.is_some() => {
+            lab::system::change(state, |c| {
+                let mtu = c["zerotier_mtu"].as_u64().unwrap_or(2800);
+                c["zerotier_mtu"] = (if mtu == 2800 { 2700 } else { 2800 }).into();
+            })?;
+            println!(
+                "lab: changed the zerotier instance's network MTU in the lab repo; rebuilding (AC6)"
+            );
+        }
         Criterion::Ac6 => {
             lab::system::change(state, |c| {
                 let port = c["yggdrasil_port"].as_u64().unwrap_or(6443);
