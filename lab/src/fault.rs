@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::deploy::{current_system, write_machine_files};
 use crate::error::LabError;
 use crate::files::{io, mkdir, write};
-use crate::lifecycle::await_ready;
+use crate::lifecycle::{await_mesh, await_ready};
 use crate::machine::{self, reload_sshd, restart_overlay, systemctl, unit_state};
 use crate::process::{
     alive, await_cond, comm, descendants, ip, kill, signal_and_await, spawn_detached, stop, READY,
@@ -21,7 +21,7 @@ use crate::{binds, keys};
 /// A fault `lab fault` can bring in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fault {
-    /// `systemctl stop yggdrasil.service`.
+    /// `systemctl stop` of the overlay's unit (`yggdrasil.service`, `zerotierone.service`).
     OverlayDown,
     /// The machine's underlay link down.
     LinkDown,
@@ -41,6 +41,9 @@ pub enum Fault {
     /// The overlay daemon's deployed configuration broken (as by a bad deploy): its unit fails
     /// for real (systemd restarts it until its start limit, then `failed`, `Result=exit-code`).
     OverlayFail,
+    /// ZeroTier lab: the controller deauthorises the machine (its member `authorized: false`
+    /// through the controller's local API, as an operator's `zerotier-cli`/API call would).
+    ZtDeauthorize,
     /// One-shot: the overlay daemon killed (SIGKILL, as by a crash); systemd logs the failure
     /// in the journal and restarts it (`Restart=always`, as NixOS's unit has).
     OverlayCrash,
@@ -48,7 +51,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault, in the order `lab fault --help` names them.
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 11] = [
         Fault::OverlayDown,
         Fault::LinkDown,
         Fault::SshdDown,
@@ -59,6 +62,7 @@ impl Fault {
         Fault::OverlayFail,
         Fault::SessionsCut,
         Fault::OverlayCrash,
+        Fault::ZtDeauthorize,
     ];
 
     /// The kind's name on the command line and in `lab.json`.
@@ -74,6 +78,7 @@ impl Fault {
             Fault::SessionsCut => "sessions-cut",
             Fault::OverlayCrash => "overlay-crash",
             Fault::OverlayFail => "overlay-fail",
+            Fault::ZtDeauthorize => "zt-deauthorize",
         }
     }
 }
@@ -112,7 +117,7 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
     let md = state.mdir(m);
     match kind {
         Fault::OverlayDown => {
-            systemctl(&state, m, "stop", &["yggdrasil.service"])?;
+            systemctl(&state, m, "stop", &[machine::overlay_unit(&state)])?;
         }
         Fault::SshdDown => {
             systemctl(&state, m, "stop", &["sshd.service"])?;
@@ -148,6 +153,12 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
             )?;
             return machine::await_served_cert(&state, m);
         }
+        Fault::OverlayFail | Fault::SlowLink if state.zerotier.is_some() => {
+            return Err(LabError::Invalid(format!(
+                "{kind} is a yggdrasil lab fault (the ZeroTier lab has overlay-down, overlay-crash, zt-deauthorize, link-down)"
+            )));
+        }
+        Fault::ZtDeauthorize => zt_deauthorize(&state, m)?,
         Fault::OverlayFail => {
             write(
                 &md.join("etc-yggdrasil/yggdrasil.conf"),
@@ -166,10 +177,10 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
             })?;
         }
         Fault::OverlayCrash => {
-            let unit = "yggdrasil.service";
+            let unit = machine::overlay_unit(&state);
             signal_and_await(
                 m,
-                "yggdrasil.service restarted by systemd",
+                "the overlay daemon restarted by systemd",
                 READY,
                 || unit_state(&state, m, unit).map_or(0, |(_, pid)| pid),
                 || {
@@ -226,6 +237,38 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
         f.push(kind.to_string());
     }
     state.save()
+}
+
+/// The ZeroTier controller's local API call that deauthorises machine `m`'s member; what clan's
+/// `zerotier-members allow` does with `true`.
+const DEAUTHORIZE: &str = r#"import http.client, sys
+nwid, member = sys.argv[1], sys.argv[2]
+token = open("/var/lib/zerotier-one/authtoken.secret").read()
+c = http.client.HTTPConnection("localhost", 9993)
+c.request("POST", f"/controller/network/{nwid}/member/{member}", '{"authorized": false}', {"X-ZT1-AUTH": token})
+r = c.getresponse()
+print(r.status, r.reason)
+sys.exit(0 if r.status == 200 else 1)
+"#;
+
+fn zt_deauthorize(state: &LabState, m: &str) -> Result<(), LabError> {
+    let Some(zt) = &state.zerotier else {
+        return Err(LabError::Invalid(
+            "zt-deauthorize is a ZeroTier lab fault (lab up --overlay zerotier)".into(),
+        ));
+    };
+    let controller = &state.machines[0].name;
+    if controller == m {
+        return Err(LabError::Invalid(format!(
+            "{m} is the controller: deauthorise a peer"
+        )));
+    }
+    let node = state.machine(m)?.zt_node.clone();
+    state.exec_in(
+        controller,
+        &["python3", "-c", DEAUTHORIZE, &zt.network_id, &node],
+    )?;
+    Ok(())
 }
 
 /// Sets a machine's underlay link (its port on the underlay bridge) up or down.
@@ -327,7 +370,7 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
             }
             state.pids.remove(k);
         }
-        let units = ["sshd.service", "yggdrasil.service"];
+        let units = ["sshd.service", machine::overlay_unit(&state)];
         systemctl(&state, name, "reset-failed", &units)?;
         systemctl(&state, name, "start", &units)?;
         if !relays.is_empty() {
@@ -335,9 +378,19 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
             restart_overlay(&state, name)?;
         }
         reload_sshd(&state, name)?;
+        let deauthorized = state
+            .faults
+            .get(name)
+            .is_some_and(|f| f.iter().any(|k| k == Fault::ZtDeauthorize.as_str()));
+        if deauthorized {
+            // clan's auto-accept unit allows every member again.
+            let controller = state.machines[0].name.clone();
+            let unit = format!("zerotier-autoaccept-{}.service", crate::zerotier::INSTANCE);
+            systemctl(&state, &controller, "restart", &[&unit])?;
+        }
         state.faults.remove(name);
     }
     state.save()?;
     binds::require_bound(&state)?;
-    await_ready(&state)
+    await_mesh(&state)
 }

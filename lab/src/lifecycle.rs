@@ -163,10 +163,7 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     }
     in_parallel(state.machines.iter(), |m| await_booted(&state, &m.name))?;
     tracing::info!(elapsed = ?start.elapsed(), "lab machines booted");
-    match &state.zerotier {
-        Some(zt) => crate::zerotier::await_ready(&state, zt)?,
-        None => await_ready(&state)?,
-    }
+    await_mesh(&state)?;
     binds::require_bound(&state)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab up");
     Ok(state)
@@ -264,6 +261,14 @@ fn make_network(state: &LabState) -> Result<(), LabError> {
     }
     Ok(())
 }
+/// Waits until the lab's overlay connects every machine with every other (either overlay).
+pub(crate) fn await_mesh(state: &LabState) -> Result<(), LabError> {
+    match &state.zerotier {
+        Some(zt) => crate::zerotier::await_ready(state, zt),
+        None => await_ready(state),
+    }
+}
+
 /// Waits until every machine peers with every other over yggdrasil and reaches it by ping.
 pub(crate) fn await_ready(state: &LabState) -> Result<(), LabError> {
     let n = state.machines.len();

@@ -329,8 +329,30 @@ pub(crate) fn await_served_cert(state: &LabState, m: &str) -> Result<(), LabErro
     )
 }
 
-/// Waits until machine `m`'s yggdrasil answers on its admin socket.
+/// The unit of the lab's overlay daemon, named as on NixOS.
+pub(crate) fn overlay_unit(state: &LabState) -> &'static str {
+    if state.zerotier.is_some() {
+        "zerotierone.service"
+    } else {
+        "yggdrasil.service"
+    }
+}
+
+/// Waits until machine `m`'s overlay daemon answers: yggdrasil on its admin socket, ZeroTier on
+/// its local API (`zerotier-cli -j info`).
 pub(crate) fn await_overlay_daemon(state: &LabState, m: &str) -> Result<(), LabError> {
+    if state.zerotier.is_some() {
+        return await_cond(
+            m,
+            "zerotierone.service answering",
+            crate::process::READY,
+            || {
+                let out =
+                    exec(state, m, &["zerotier-cli", "-j", "info"]).map_err(|e| e.to_string())?;
+                Ok(out.contains("\"address\""))
+            },
+        );
+    }
     await_cond(
         m,
         "yggdrasil.service answering",
@@ -346,9 +368,9 @@ pub(crate) fn await_overlay_daemon(state: &LabState, m: &str) -> Result<(), LabE
     )
 }
 
-/// `systemctl restart yggdrasil.service` on machine `m`, then waits until it answers.
+/// `systemctl restart` of the overlay's unit on machine `m`, then waits until it answers.
 pub(crate) fn restart_overlay(state: &LabState, m: &str) -> Result<(), LabError> {
-    systemctl(state, m, "restart", &["yggdrasil.service"])?;
+    systemctl(state, m, "restart", &[overlay_unit(state)])?;
     await_overlay_daemon(state, m)
 }
 
