@@ -103,6 +103,8 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
             hit.cause
         );
         if kind == "zt-deauthorize" {
+            // The cause names the membership, from the controller's own records.
+            assert!(hit.cause.contains("as not authorised"), "{}", hit.cause);
             // ZeroTier keeps saying OK for about 45 s after a deauthorisation; the pings fail at
             // once, and AC1 with them.
             let nets = state

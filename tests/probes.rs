@@ -28,6 +28,11 @@ fn parse(dir: &str, name: &str, text: &str) -> Result<String, String> {
         "zerotier" if name.contains("peers") => d(zerotier::parse_peers(text)
             .map(|v| format!("{v:?}"))
             .map_err(|e| e.to_string())),
+        "zerotier" if name.starts_with("controller-member-files") => {
+            d(zerotier::parse_member_files(text)
+                .map(|v| format!("{v:?}"))
+                .map_err(|e| e.to_string()))
+        }
         "zerotier" if name.contains("members-list") => d(zerotier::parse_members(text)
             .map(|v| format!("{v:?}"))
             .map_err(|e| e.to_string())),
@@ -171,6 +176,7 @@ const VALUES: &[(&str, &str)] = &[
     ("zerotier/peers-private-planet-1.14.1-lab.txt", "role: \"PLANET\", path: Direct"),
     ("zerotier/peers-json-private-planet-1.14.1-lab.txt", "role: \"PLANET\", path: Direct"),
     ("zerotier/zerotier-members-list-1.14.1-lab.txt", "authorized: true"),
+    ("zerotier/controller-member-files-1.14.1-lab-deauthorized.txt", "authorized: false"),
     ("zerotier/peers-direct-and-relay-1.8.6.txt", "path: Relay"),
     ("zerotier/error-service-not-running-connection-failed-reconstructed.txt", "ServiceNotRunning"),
     ("zerotier/error-401-unauthorized.txt", "Unauthorized"),

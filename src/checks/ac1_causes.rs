@@ -36,6 +36,9 @@ pub(super) fn no_reply(obs: &Observations, a: &str, b: &str, p: &PingSummary) ->
             "{b} answers the other way ({b} → {a}: {got} of {sent} replies), so both daemons and the overlay path are up: one direction is filtered, a firewall on {b} dropping ICMPv6 echo requests from {a} or one on {a} dropping the replies{icmp}"
         );
     }
+    if let Some(revoked) = overlay::zerotier::revoked_membership(obs, a, b) {
+        return format!("no reply from {b} either way: {revoked}{icmp}");
+    }
     match daemon_report(obs, b) {
         Some(report) => format!(
             "no reply from {b} either way, though on {b} {report}: the path between them is cut (underlay or relay), or a firewall drops ICMPv6 on the overlay interface{icmp}"

@@ -394,6 +394,49 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
     Ok(peers)
 }
 
+/// The controller's member records, as clan's `zerotier-members list` reads them (the controller's
+/// files under `controller.d`); nothing on a machine that is no controller. The records hold
+/// public identities only.
+pub const MEMBER_FILES_SCRIPT: &str = r#"cd /var/lib/zerotier-one/controller.d/network 2>/dev/null || exit 0; for f in */member/*.json; do if [ -r "$f" ]; then cat "$f"; echo; fi; done; true"#;
+
+/// One member record of a controller.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ControllerMember {
+    /// The network.
+    pub network: NetworkId,
+    /// The member's node id.
+    pub id: NodeId,
+    /// Authorised on the network.
+    pub authorized: bool,
+}
+
+/// The output of [`MEMBER_FILES_SCRIPT`]: one JSON object per member record.
+pub fn parse_member_files(out: &str) -> Result<Vec<ControllerMember>, ProbeError> {
+    const P: &str = "controller member records";
+    let mut rows = Vec::new();
+    for v in serde_json::Deserializer::from_str(out).into_iter::<Value>() {
+        let v = v.map_err(|e| ProbeError::new(P, format!("not JSON: {e}"), out))?;
+        let field = |k: &str| {
+            v[k].as_str()
+                .ok_or_else(|| ProbeError::new(P, format!("no {k}"), &v.to_string()))
+        };
+        rows.push(ControllerMember {
+            network: field("nwid")?
+                .parse()
+                .map_err(|e: super::zerotier_ids::IdError| {
+                    ProbeError::new(P, e.to_string(), &v.to_string())
+                })?,
+            id: field("id")?
+                .parse()
+                .map_err(|e: super::zerotier_ids::IdError| {
+                    ProbeError::new(P, e.to_string(), &v.to_string())
+                })?,
+            authorized: v["authorized"].as_bool().unwrap_or(false),
+        });
+    }
+    Ok(rows)
+}
+
 /// A row of clan's controller-side `zerotier-members list`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Member {

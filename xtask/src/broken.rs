@@ -227,6 +227,15 @@ fn story_faults(b: &Base, real: &ssh::Real) -> Result<Vec<Fault>> {
     let other_ca = "AAAAC3NzaC1lZDI1NTE5AAAAIE0v1Yq3bwqBPhS1KcmuAdKrKUtYyBEOCzPW3tu0Kb9R";
     let ssh::Existing { foreign_ca, principal_hop, user_key_hop, no_ca, ca_differs } = ssh::existing(b, real, ca_line, other_ca)?;
     let status = |from: &str, to: &str| vec![pair(format!("\"status\": \"{from}\""), format!("\"status\": \"{to}\""))];
+    // The controller's member records with gcp-vm deauthorised (the lab's zt-deauthorize).
+    let het_ip = b.zt_ip(H)?;
+    let gcp_node = Json::parse(b.stdout(G, "zerotier-cli -j info")?)?.get("address")?.str()?.to_string();
+    let records: String = b.stdout(H, "sh -c 'cd /var/lib/zerotier-one/controller.d")?
+        .lines()
+        .map(|l| if l.contains(&format!("\"id\":\"{gcp_node}\"")) { l.replace("\"authorized\":true", "\"authorized\":false") } else { l.to_string() } + "\n")
+        .collect();
+    let loss = |ip: &str| format!("PING {ip} ({ip}) 56 data bytes\n\n--- {ip} ping statistics ---\n5 packets transmitted, 0 received, 100% packet loss, time 4093ms\n\n");
+    let timeout = |ip: &str| format!("ssh: connect to host {ip} port 22: Connection timed out\n");
     Ok(vec![
         Fault { name: "zt-access-denied", description: "gcp-vm's network membership not authorised by the controller (new peer, controller not redeployed)",
             criterion: "AC1", code: "zt.access-denied", machine: G, also: &[],
@@ -249,6 +258,11 @@ fn story_faults(b: &Base, real: &ssh::Real) -> Result<Vec<Fault>> {
         Fault { name: "mesh-loss-one-direction", description: "hetzner-vm → gcp-vm loses every echo (one direction only)",
             criterion: "AC1", code: "mesh.loss", machine: H, also: &[],
             replace: vec![b.r(H, "ping -6")?.exit(1).stdout(format!("PING {gcp_ip} ({gcp_ip}) 56 data bytes\n\n--- {gcp_ip} ping statistics ---\n5 packets transmitted, 0 received, 100% packet loss, time 4093ms\n\n"))] },
+        Fault { name: "zt-deauthorized", description: "the controller deauthorised gcp-vm: pings and SSH fail both ways at once while gcp-vm's listnetworks still says OK (ZeroTier keeps its cached config about 45 s; as the ZeroTier lab's zt-deauthorize shows)",
+            criterion: "AC1", code: "mesh.loss", machine: G, also: &[("AC2", "ssh.timeout")],
+            replace: vec![b.r(H, "ping -6")?.exit(1).stdout(loss(&gcp_ip)), b.r(G, "ping -6")?.exit(1).stdout(loss(&het_ip)),
+                b.r(H, "sh -c 'cd /var/lib/zerotier-one/controller.d")?.stdout(records),
+                b.r(H, "ssh -v")?.exit(255).stdout("").stderr(timeout(&gcp_ip)), b.r(G, "ssh -v")?.exit(255).stdout("").stderr(timeout(&het_ip))] },
         Fault { name: "mesh-one-slow-echo", description: "one of gcp-vm's five echoes to hetzner-vm takes 264 ms (a busy moment), the others 119 ms",
             criterion: "AC1", code: "mesh.rtt-high", machine: G, also: &[],
             replace: vec![b.r(G, "ping -6")?.stdout_replace(b.slow_ping(G, &["119.0", "264.2", "120.2", "118.8", "119.4"], "rtt min/avg/max/mdev = 118.800/148.320/264.200/57.940 ms")?)] },

@@ -275,6 +275,23 @@ impl Story {
                  "role": "PLANET", "tunneled": false, "version": "-1.-1.-1"},
             ]))?);
         }
+        if cmd.starts_with("sh -c 'cd /var/lib/zerotier-one/controller.d") {
+            // The controller's member records (both authorised by clan's auto-accept); none
+            // on a peer.
+            if m != "hetzner-vm" {
+                return plain(String::new());
+            }
+            let recs: Vec<String> = MACHINES
+                .into_iter()
+                .map(|x| {
+                    json!({"activeBridge": false, "authorized": true, "id": node(x),
+                           "identity": format!("{}:0:<public key>", node(x)), "ipAssignments": [],
+                           "nwid": self.nwid, "objtype": "member", "revision": 3})
+                    .to_string()
+                })
+                .collect();
+            return plain(recs.join("\n") + "\n");
+        }
         if cmd.starts_with("systemctl show") {
             let blocks: Vec<&str> = cmd
                 .split_whitespace()
