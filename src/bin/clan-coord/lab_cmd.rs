@@ -106,9 +106,9 @@ pub(crate) struct UpArgs {
     /// minute; rebuilt only when its package list changes).
     #[arg(long, env = "COORD_LAB_CACHE", default_value = lab::rootfs::DEFAULT_CACHE)]
     cache: PathBuf,
-    /// The machines' overlay: yggdrasil, or zerotier (the story's: hetzner-vm the controller,
-    /// built once from the vendored source, private planet).
-    #[arg(long, default_value = "yggdrasil")]
+    /// The machines' overlay: zerotier (the story's: hetzner-vm the controller, built once from
+    /// the vendored source, private planet), or yggdrasil.
+    #[arg(long, default_value = "zerotier")]
     overlay: String,
     /// ZeroTier's vendored source (zerotierone-1.14.1.tar.gz, sha256 checked).
     #[arg(
