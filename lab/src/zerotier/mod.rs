@@ -148,10 +148,16 @@ fn read_trim(p: &Path) -> Result<String, LabError> {
 /// The vars, as clan's generators make them: identities, the network id (from the controller's
 /// identity), each machine's ip. Kept under `<dir>/machines/<m>/keys/` (secrets) and in the state.
 pub(crate) fn generate_vars(state: &mut LabState, zt: &mut ZtLab) -> Result<(), LabError> {
-    let keys = |s: &LabState, m: &str| s.dir.join("machines").join(m).join("keys");
-    let names: Vec<String> = state.machines.iter().map(|m| m.name.clone()).collect();
-    for m in &names {
-        let secret = keys(state, m).join("zerotier-identity-secret");
+    let keys: Vec<PathBuf> = state
+        .machines
+        .iter()
+        .map(|m| state.dir.join("machines").join(&m.name).join("keys"))
+        .collect();
+    let arg = |p: PathBuf| p.display().to_string();
+    // Each machine's generators are independent of the others': run them in parallel, as the
+    // workstation's `clan vars generate` may.
+    in_parallel(keys.iter(), |k| {
+        let secret = k.join("zerotier-identity-secret");
         clan_tool(
             zt,
             "generate",
@@ -159,13 +165,12 @@ pub(crate) fn generate_vars(state: &mut LabState, zt: &mut ZtLab) -> Result<(), 
                 "--mode",
                 "identity-only",
                 "--identity-secret",
-                &secret.display().to_string(),
+                &arg(secret.clone()),
             ],
         )?;
         std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(|e| io(&secret, e))?;
-    }
-    let controller = keys(state, &names[0]).join("zerotier-identity-secret");
+            .map_err(|e| io(&secret, e))
+    })?;
     let nwid_file = state.dir.join("clan-network-id");
     clan_tool(
         zt,
@@ -174,43 +179,40 @@ pub(crate) fn generate_vars(state: &mut LabState, zt: &mut ZtLab) -> Result<(), 
             "--mode",
             "network-id",
             "--identity-secret-file",
-            &controller.display().to_string(),
+            &arg(keys[0].join("zerotier-identity-secret")),
             "--network-id",
-            &nwid_file.display().to_string(),
+            &arg(nwid_file.clone()),
         ],
     )?;
     zt.network_id = read_trim(&nwid_file)?;
-    for i in 0..state.machines.len() {
-        let m = state.machines[i].name.clone();
-        let secret = keys(state, &m).join("zerotier-identity-secret");
-        let ip_file = keys(state, &m).join("zerotier-ip");
+    let zt_ro: &ZtLab = zt;
+    in_parallel(keys.iter(), |k| {
+        let secret = k.join("zerotier-identity-secret");
         clan_tool(
-            zt,
+            zt_ro,
             "generate",
             &[
                 "--mode",
                 "compute-ip",
                 "--identity-secret",
-                &secret.display().to_string(),
+                &arg(secret.clone()),
                 "--network-id-file",
-                &nwid_file.display().to_string(),
+                &arg(nwid_file.clone()),
                 "--ip",
-                &ip_file.display().to_string(),
+                &arg(k.join("zerotier-ip")),
             ],
         )?;
-        state.machines[i].zt_ip = read_trim(&ip_file)?;
-        // The node id is the identity's first field.
-        let id = read_trim(&secret)?;
-        state.machines[i].zt_node = id.split(':').next().unwrap_or_default().to_string();
         let public = run(
-            &zt.bin.join("zerotier-idtool").display().to_string(),
-            &["getpublic", &secret.display().to_string()],
+            &arg(zt_ro.bin.join("zerotier-idtool")),
+            &["getpublic", &arg(secret)],
         )?;
-        write(
-            &keys(state, &m).join("zerotier-identity.public"),
-            &public,
-            0o644,
-        )?;
+        write(&k.join("zerotier-identity.public"), &public, 0o644)
+    })?;
+    for (m, k) in state.machines.iter_mut().zip(&keys) {
+        m.zt_ip = read_trim(&k.join("zerotier-ip"))?;
+        // The node id is the identity's first field.
+        let id = read_trim(&k.join("zerotier-identity-secret"))?;
+        m.zt_node = id.split(':').next().unwrap_or_default().to_string();
     }
     Ok(())
 }
@@ -453,18 +455,41 @@ pub(crate) fn await_ready(state: &LabState, zt: &ZtLab) -> Result<(), LabError> 
                 }
             },
         )?;
-        for o in state.machines.iter().filter(|o| o.name != m.name) {
-            await_cond(
-                &m.name,
-                &format!("zerotier route to {}", o.name),
-                limit,
-                || {
-                    Ok(state
-                        .exec_in(&m.name, &["ping", "-6", "-c", "1", "-W", "1", &o.zt_ip])
-                        .is_ok())
-                },
-            )?;
-        }
+        // Every peer pinged at once each round: a peer whose path is still being set up costs
+        // one ping timeout per round, not one per peer.
+        let mut left: Vec<&crate::state::LabMachine> =
+            state.machines.iter().filter(|o| o.name != m.name).collect();
+        await_cond(&m.name, "zerotier routes to every peer", limit, || {
+            let ok: Vec<bool> = std::thread::scope(|sc| {
+                let hs: Vec<_> = left
+                    .iter()
+                    .map(|o| {
+                        sc.spawn(move || {
+                            state
+                                .exec_in(&m.name, &["ping", "-6", "-c", "1", "-W", "1", &o.zt_ip])
+                                .is_ok()
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap_or(false)).collect()
+            });
+            let mut i = 0;
+            left.retain(|_| {
+                i += 1;
+                !ok[i - 1]
+            });
+            if left.is_empty() {
+                Ok(true)
+            } else {
+                Err(format!(
+                    "no reply yet from {}",
+                    left.iter()
+                        .map(|o| o.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        })?;
         Ok(())
     })
 }
