@@ -124,6 +124,52 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
             );
         }
     }
+    // AC7's monitor on the ZeroTier lab, compressed, with a ZeroTier fault in the middle: the
+    // daemon killed on gcp-vm. The report shows systemd's journal line for it.
+    let log = dir.join("monitor.jsonl");
+    let mut mon = std::process::Command::new(env!("CARGO_BIN_EXE_clan-coord"))
+        .args(["monitor", "--machines"])
+        .arg(&l.machines)
+        .args(["--for", "10s", "--every", "2s", "--log"])
+        .arg(&log)
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while clan_coordination::monitor::read_log(&log)
+        .map(|r| r.len())
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "monitor stalled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    lab::fault(dir, "gcp-vm", lab::Fault::OverlayCrash).unwrap();
+    assert!(mon.wait().unwrap().success(), "the monitor must not stop");
+    let rounds = clan_coordination::monitor::read_log(&log).unwrap();
+    let summary = clan_coordination::monitor::analysis::summarize(&rounds, 10.0);
+    let report = clan_coordination::monitor::analysis::render(&summary);
+    eprintln!("{report}");
+    // The report shows the outage (a disconnection, the node offline on gcp-vm); the log keeps
+    // systemd's journal line for the killed daemon.
+    assert!(
+        report.contains("disconnection gcp-vm → hetzner-vm")
+            || report.contains("gcp-vm: overlay: node"),
+        "{report}"
+    );
+    assert!(
+        rounds
+            .iter()
+            .flat_map(|r| r.errors.iter())
+            .any(|e| e.starts_with("gcp-vm: journal: ")
+                && e.contains(
+                    "zerotierone.service: Main process exited, code=killed, status=9/KILL"
+                )),
+        "no journal line in the log: {:?}",
+        rounds.iter().map(|r| &r.errors).collect::<Vec<_>>()
+    );
     let lab_netns = common::netns_ids(&state.namespaces());
     assert!(lab::down(dir).unwrap());
     common::assert_nothing_left(&state, &lab_netns);
