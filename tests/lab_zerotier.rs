@@ -20,10 +20,12 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
     let dir = l.dir();
     let state = lab::LabState::load(dir).unwrap().unwrap();
     let zt = state.zerotier.clone().unwrap();
-    let cfg = clan_coordination::config::load(&l.machines).unwrap();
-    let fleet = clan_coordination::fleet::Fleet::live(cfg, None, std::path::Path::new("snapshots"))
-        .unwrap();
-    for v in common::verdicts(&fleet) {
+    // A fresh fleet per run, as an operator's run reads the repo's vars as they are then.
+    let fleet = || {
+        let cfg = clan_coordination::config::load(&l.machines).unwrap();
+        clan_coordination::fleet::Fleet::live(cfg, None, std::path::Path::new("snapshots")).unwrap()
+    };
+    for v in common::verdicts(&fleet()) {
         assert!(
             v.passed(),
             "{} should pass on the healthy ZeroTier lab\n{v}",
@@ -86,10 +88,11 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
     for (kind, code) in [
         ("overlay-down", "probe.failed"),
         ("zt-deauthorize", "mesh.loss"),
+        ("zt-identity-drift", "zt.node-id-mismatch"),
     ] {
         let t = std::time::Instant::now();
         lab::fault(dir, "gcp-vm", kind.parse().unwrap()).unwrap();
-        let vs = common::verdicts(&fleet);
+        let vs = common::verdicts(&fleet());
         let ac1 = vs.iter().find(|v| v.criterion.id() == "AC1").unwrap();
         let hit = ac1
             .failures()
@@ -116,7 +119,7 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
             );
         }
         lab::heal(dir, None).unwrap();
-        for v in common::verdicts(&fleet) {
+        for v in common::verdicts(&fleet()) {
             assert!(
                 v.passed(),
                 "healed after {kind}: {} should pass\n{v}",

@@ -44,6 +44,9 @@ pub enum Fault {
     /// ZeroTier lab: the controller deauthorises the machine (its member `authorized: false`
     /// through the controller's local API, as an operator's `zerotier-cli`/API call would).
     ZtDeauthorize,
+    /// ZeroTier lab: the machine's identity regenerated (`clan vars generate`) and deployed, its
+    /// daemon not restarted: it runs the old identity while the vars name a new node id and ip.
+    ZtIdentityDrift,
     /// One-shot: the overlay daemon killed (SIGKILL, as by a crash); systemd logs the failure
     /// in the journal and restarts it (`Restart=always`, as NixOS's unit has).
     OverlayCrash,
@@ -51,7 +54,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault, in the order `lab fault --help` names them.
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 12] = [
         Fault::OverlayDown,
         Fault::LinkDown,
         Fault::SshdDown,
@@ -63,6 +66,7 @@ impl Fault {
         Fault::SessionsCut,
         Fault::OverlayCrash,
         Fault::ZtDeauthorize,
+        Fault::ZtIdentityDrift,
     ];
 
     /// The kind's name on the command line and in `lab.json`.
@@ -79,6 +83,7 @@ impl Fault {
             Fault::OverlayCrash => "overlay-crash",
             Fault::OverlayFail => "overlay-fail",
             Fault::ZtDeauthorize => "zt-deauthorize",
+            Fault::ZtIdentityDrift => "zt-identity-drift",
         }
     }
 }
@@ -159,6 +164,14 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
             )));
         }
         Fault::ZtDeauthorize => zt_deauthorize(&state, m)?,
+        Fault::ZtIdentityDrift => match &state.zerotier {
+            Some(zt) => crate::zerotier::identity_drift(&state, zt, m)?,
+            None => {
+                return Err(LabError::Invalid(
+                    "zt-identity-drift is a ZeroTier lab fault (lab up --overlay zerotier)".into(),
+                ))
+            }
+        },
         Fault::OverlayFail => {
             write(
                 &md.join("etc-yggdrasil/yggdrasil.conf"),
@@ -346,10 +359,17 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
         Some(m) => vec![state.machine(m)?.name.clone()],
         None => state.machines.iter().map(|m| m.name.clone()).collect(),
     };
-    // Authorized keys live on the peers: rewrite every machine's files.
+    // Authorized keys live on the peers: rewrite every machine's files (and the repo's
+    // zerotier vars, which identity drift changed).
     for i in 0..state.machines.len() {
         let m = state.machines[i].clone();
         write_machine_files(&state, &m)?;
+        if let Some(zt) = &state.zerotier {
+            crate::zerotier::write_machine_files(&state, zt, &m.name)?;
+        }
+    }
+    if let Some(zt) = &state.zerotier {
+        crate::zerotier::write_repo_vars(&state, zt, &state.dir.join("clan/vars/shared"))?;
     }
     let detached = binds::detached(&state);
     for name in &names {

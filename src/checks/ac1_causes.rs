@@ -25,12 +25,34 @@ fn daemon_report(obs: &Observations, m: &str) -> Option<String> {
 }
 
 /// `a` sent echoes to `b` and none came back.
-pub(super) fn no_reply(obs: &Observations, a: &str, b: &str, p: &PingSummary) -> String {
+pub(super) fn no_reply(
+    exp: &Expectations,
+    obs: &Observations,
+    a: &str,
+    b: &str,
+    p: &PingSummary,
+) -> String {
     let icmp = p
         .icmp_error
         .as_ref()
         .map(|e| format!(" (ICMP: {e})"))
         .unwrap_or_default();
+    // The pings went to the address the vars give b: if b's own daemon holds other addresses,
+    // nobody answers there, whatever the path (an identity the vars no longer name).
+    if let (Some(addr), Some(held)) = (
+        overlay::expected_address(exp, b),
+        obs.status
+            .get(b)
+            .and_then(|s| overlay::held_addresses(&s.overlay)),
+    ) {
+        if !held.contains(&addr) {
+            let list: Vec<String> = held.iter().map(ToString::to_string).collect();
+            return format!(
+                "{b}'s overlay daemon does not hold {addr}, the address the vars give it: it holds {} (see {b}'s node findings), so the echoes went to an address nobody answers{icmp}",
+                if list.is_empty() { "none".to_string() } else { list.join(", ") }
+            );
+        }
+    }
     if let Some((got, sent)) = reverse(obs, a, b) {
         return format!(
             "{b} answers the other way ({b} → {a}: {got} of {sent} replies), so both daemons and the overlay path are up: one direction is filtered, a firewall on {b} dropping ICMPv6 echo requests from {a} or one on {a} dropping the replies{icmp}"

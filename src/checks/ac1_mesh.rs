@@ -83,7 +83,7 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
                 if p.loss_percent > 0.0 || p.received < p.transmitted {
                     ok = false;
                     let cause = if p.received == 0 {
-                        causes::no_reply(obs, a, b, p)
+                        causes::no_reply(exp, obs, a, b, p)
                     } else {
                         format!("lossy path ({path_word})")
                     };

@@ -144,6 +144,22 @@ pub fn self_report(status: &OverlayStatus) -> Option<String> {
     }
 }
 
+/// The overlay addresses a machine's daemon reports it holds, if it reported them.
+pub fn held_addresses(status: &OverlayStatus) -> Option<Vec<Ipv6Addr>> {
+    match status {
+        OverlayStatus::Zerotier(z) => z.networks.ok().map(|nets| {
+            nets.iter()
+                .flat_map(|n| n.assigned.iter())
+                .filter_map(|(a, _)| match a {
+                    std::net::IpAddr::V6(v6) => Some(*v6),
+                    std::net::IpAddr::V4(_) => None,
+                })
+                .collect()
+        }),
+        OverlayStatus::Yggdrasil(y) => y.me.ok().map(|me| vec![me.address]),
+    }
+}
+
 /// Machines `m` exchanged overlay pings with, without loss, both ways, in this run.
 pub fn pinged_both_ways<'a>(obs: &'a Observations, m: &str) -> Vec<&'a str> {
     let clean = |a: &str, b: &str| {

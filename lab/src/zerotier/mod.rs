@@ -217,6 +217,51 @@ pub(crate) fn generate_vars(state: &mut LabState, zt: &mut ZtLab) -> Result<(), 
     Ok(())
 }
 
+/// `zt-identity-drift`: machine `m`'s identity regenerated with clan's generator, its ip
+/// recomputed, both written to the repo's vars and the identity deployed, and the daemon left
+/// running (clan machines update does not restart it): it keeps its old identity. The lab's own
+/// keys are untouched, so `heal` writes the original vars back.
+pub(crate) fn identity_drift(state: &LabState, zt: &ZtLab, m: &str) -> Result<(), LabError> {
+    let keys = state.mdir(m).join("keys");
+    let drift = keys.join("zerotier-identity-secret.drift");
+    let ip_file = keys.join("zerotier-ip.drift");
+    let arg = |p: &Path| p.display().to_string();
+    clan_tool(
+        zt,
+        "generate",
+        &["--mode", "identity-only", "--identity-secret", &arg(&drift)],
+    )?;
+    std::fs::set_permissions(&drift, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| io(&drift, e))?;
+    clan_tool(
+        zt,
+        "generate",
+        &[
+            "--mode",
+            "compute-ip",
+            "--identity-secret",
+            &arg(&drift),
+            "--network-id-file",
+            &arg(&state.dir.join("clan-network-id")),
+            "--ip",
+            &arg(&ip_file),
+        ],
+    )?;
+    let shared = state.dir.join("clan/vars/shared");
+    write(
+        &shared.join(format!("zerotier-ip-{m}-{INSTANCE}/ip/value")),
+        &read_trim(&ip_file)?,
+        0o644,
+    )?;
+    write(
+        &state.mdir(m).join(format!(
+            "run/secrets/vars/zerotier-identity-{m}/identity-secret"
+        )),
+        &std::fs::read_to_string(&drift).map_err(|e| io(&drift, e))?,
+        0o600,
+    )
+}
+
 /// The controller's network as clan's module writes it into `controller.d` (`default.nix`).
 fn network_json(nwid: &str, mtu: u32) -> serde_json::Value {
     json!({
