@@ -89,6 +89,7 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
         ("overlay-down", "probe.failed"),
         ("zt-deauthorize", "mesh.loss"),
         ("zt-identity-drift", "zt.node-id-mismatch"),
+        ("zt-network-recreated", "zt.not-joined"),
     ] {
         let t = std::time::Instant::now();
         lab::fault(dir, "gcp-vm", kind.parse().unwrap()).unwrap();

@@ -47,6 +47,9 @@ pub enum Fault {
     /// ZeroTier lab: the machine's identity regenerated (`clan vars generate`) and deployed, its
     /// daemon not restarted: it runs the old identity while the vars name a new node id and ip.
     ZtIdentityDrift,
+    /// ZeroTier lab: the network recreated (a new network id from clan's generator, the vars and
+    /// the controller moved to it, the controller redeployed); the peers are left on the old one.
+    ZtNetworkRecreated,
     /// One-shot: the overlay daemon killed (SIGKILL, as by a crash); systemd logs the failure
     /// in the journal and restarts it (`Restart=always`, as NixOS's unit has).
     OverlayCrash,
@@ -54,7 +57,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault, in the order `lab fault --help` names them.
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 13] = [
         Fault::OverlayDown,
         Fault::LinkDown,
         Fault::SshdDown,
@@ -67,6 +70,7 @@ impl Fault {
         Fault::OverlayCrash,
         Fault::ZtDeauthorize,
         Fault::ZtIdentityDrift,
+        Fault::ZtNetworkRecreated,
     ];
 
     /// The kind's name on the command line and in `lab.json`.
@@ -84,6 +88,7 @@ impl Fault {
             Fault::OverlayFail => "overlay-fail",
             Fault::ZtDeauthorize => "zt-deauthorize",
             Fault::ZtIdentityDrift => "zt-identity-drift",
+            Fault::ZtNetworkRecreated => "zt-network-recreated",
         }
     }
 }
@@ -164,6 +169,15 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
             )));
         }
         Fault::ZtDeauthorize => zt_deauthorize(&state, m)?,
+        Fault::ZtNetworkRecreated => match &state.zerotier {
+            Some(zt) => crate::zerotier::network_recreated(&state, zt)?,
+            None => {
+                return Err(LabError::Invalid(
+                    "zt-network-recreated is a ZeroTier lab fault (lab up --overlay zerotier)"
+                        .into(),
+                ))
+            }
+        },
         Fault::ZtIdentityDrift => match &state.zerotier {
             Some(zt) => crate::zerotier::identity_drift(&state, zt, m)?,
             None => {
@@ -370,6 +384,18 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
     }
     if let Some(zt) = &state.zerotier {
         crate::zerotier::write_repo_vars(&state, zt, &state.dir.join("clan/vars/shared"))?;
+        if crate::zerotier::forget_other_networks(&state, zt)? {
+            // The controller served another network: back to the lab's, as deployed.
+            let controller = state.machines[0].name.clone();
+            let autoaccept = format!("zerotier-autoaccept-{}.service", crate::zerotier::INSTANCE);
+            systemctl(&state, &controller, "daemon-reload", &[])?;
+            systemctl(
+                &state,
+                &controller,
+                "restart",
+                &["zerotierone.service", &autoaccept],
+            )?;
+        }
     }
     let detached = binds::detached(&state);
     for name in &names {

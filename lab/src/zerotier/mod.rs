@@ -262,6 +262,85 @@ pub(crate) fn identity_drift(state: &LabState, zt: &ZtLab, m: &str) -> Result<()
     )
 }
 
+/// `zt-network-recreated`: a new network id from clan's generator (the controller's identity,
+/// a new random suffix), every machine's ip recomputed, the repo's vars moved to it, and the
+/// controller redeployed with it (its network JSON, `networks.d`, allow and auto-accept); the
+/// peers keep their deployed system and so the old network. The lab's own state keeps the
+/// original network, so `heal` puts it back.
+pub(crate) fn network_recreated(state: &LabState, zt: &ZtLab) -> Result<(), LabError> {
+    let arg = |p: &Path| p.display().to_string();
+    let new_file = state.dir.join("clan-network-id.recreated");
+    clan_tool(
+        zt,
+        "generate",
+        &[
+            "--mode",
+            "network-id",
+            "--identity-secret-file",
+            &arg(&state
+                .mdir(&state.machines[0].name)
+                .join("keys/zerotier-identity-secret")),
+            "--network-id",
+            &arg(&new_file),
+        ],
+    )?;
+    let mut moved = state.clone();
+    let mut new_zt = zt.clone();
+    new_zt.network_id = read_trim(&new_file)?;
+    for m in &mut moved.machines {
+        let k = state.mdir(&m.name).join("keys");
+        clan_tool(
+            zt,
+            "generate",
+            &[
+                "--mode",
+                "compute-ip",
+                "--identity-secret",
+                &arg(&k.join("zerotier-identity-secret")),
+                "--network-id-file",
+                &arg(&new_file),
+                "--ip",
+                &arg(&k.join("zerotier-ip.recreated")),
+            ],
+        )?;
+        m.zt_ip = read_trim(&k.join("zerotier-ip.recreated"))?;
+    }
+    moved.zerotier = Some(new_zt.clone());
+    write_repo_vars(&moved, &new_zt, &state.dir.join("clan/vars/shared"))?;
+    let controller = moved.machines[0].name.clone();
+    write_machine_files(&moved, &new_zt, &controller)?;
+    forget_other_networks(&moved, &new_zt)?;
+    let autoaccept = format!("zerotier-autoaccept-{INSTANCE}.service");
+    crate::machine::systemctl(state, &controller, "daemon-reload", &[])?;
+    crate::machine::systemctl(
+        state,
+        &controller,
+        "restart",
+        &["zerotierone.service", &autoaccept],
+    )?;
+    Ok(())
+}
+
+/// Removes, on the controller, the network files of any network but `zt`'s (`networks.d` and
+/// `controller.d`); true when there were some.
+pub(crate) fn forget_other_networks(state: &LabState, zt: &ZtLab) -> Result<bool, LabError> {
+    let home = state.mdir(&state.machines[0].name).join("zerotier-one");
+    let mut removed = false;
+    for (dir, ext) in [("networks.d", ".conf"), ("controller.d/network", ".json")] {
+        let d = home.join(dir);
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(ext) {
+                if id != zt.network_id {
+                    std::fs::remove_file(e.path()).map_err(|err| io(&e.path(), err))?;
+                    removed = true;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// The controller's network as clan's module writes it into `controller.d` (`default.nix`).
 fn network_json(nwid: &str, mtu: u32) -> serde_json::Value {
     json!({

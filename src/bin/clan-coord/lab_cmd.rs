@@ -34,9 +34,10 @@ pub(crate) enum LabAction {
         common: LabArgs,
     },
     /// Bring a real fault into a machine: overlay-down, link-down, sshd-down, foreign-cert,
-    /// shared-var-drift, user-key-revoked, slow-link, overlay-fail (its unit really fails); one-shot: sessions-cut (every sshd process
-    /// killed; systemd restarts the listener), overlay-crash (the overlay daemon killed; systemd
-    /// logs it and restarts it).
+    /// shared-var-drift, user-key-revoked; yggdrasil lab: slow-link, overlay-fail (its unit really
+    /// fails); ZeroTier lab: zt-deauthorize, zt-identity-drift, zt-network-recreated; one-shot:
+    /// sessions-cut (every sshd process killed; systemd restarts the listener), overlay-crash (the
+    /// overlay daemon killed; systemd logs it and restarts it).
     Fault {
         #[command(flatten)]
         common: LabArgs,
