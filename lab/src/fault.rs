@@ -170,7 +170,7 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
         }
         Fault::ZtDeauthorize => zt_deauthorize(&state, m)?,
         Fault::ZtNetworkRecreated => match &state.zerotier {
-            Some(zt) => crate::zerotier::network_recreated(&state, zt)?,
+            Some(zt) => crate::zerotier::faults::network_recreated(&state, zt)?,
             None => {
                 return Err(LabError::Invalid(
                     "zt-network-recreated is a ZeroTier lab fault (lab up --overlay zerotier)"
@@ -179,7 +179,7 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
             }
         },
         Fault::ZtIdentityDrift => match &state.zerotier {
-            Some(zt) => crate::zerotier::identity_drift(&state, zt, m)?,
+            Some(zt) => crate::zerotier::faults::identity_drift(&state, zt, m)?,
             None => {
                 return Err(LabError::Invalid(
                     "zt-identity-drift is a ZeroTier lab fault (lab up --overlay zerotier)".into(),
@@ -384,7 +384,7 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
     }
     if let Some(zt) = &state.zerotier {
         crate::zerotier::write_repo_vars(&state, zt, &state.dir.join("clan/vars/shared"))?;
-        if crate::zerotier::forget_other_networks(&state, zt)? {
+        if crate::zerotier::faults::forget_other_networks(&state, zt)? {
             // The controller served another network: back to the lab's, as deployed.
             let controller = state.machines[0].name.clone();
             let autoaccept = format!("zerotier-autoaccept-{}.service", crate::zerotier::INSTANCE);

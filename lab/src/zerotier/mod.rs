@@ -15,6 +15,7 @@
 //! fallback relay and port mapping, and keeps ZeroTier off the lab's management interface
 //! (`eth0`, the workstation's, not a fleet path) besides clan's own interface blacklist.
 
+pub mod faults;
 pub mod install;
 
 use std::path::{Path, PathBuf};
@@ -138,6 +139,59 @@ fn clan_tool(zt: &ZtLab, module: &str, args: &[&str]) -> Result<String, LabError
     }
 }
 
+/// clan's `zerotier-generate --mode identity-only`: a new identity secret at `secret` (0600).
+fn gen_identity(zt: &ZtLab, secret: &Path) -> Result<(), LabError> {
+    let s = secret.display().to_string();
+    clan_tool(
+        zt,
+        "generate",
+        &["--mode", "identity-only", "--identity-secret", &s],
+    )?;
+    std::fs::set_permissions(secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| io(secret, e))
+}
+
+/// clan's `zerotier-generate --mode network-id`: a network id of the controller's identity.
+fn gen_network_id(zt: &ZtLab, controller_secret: &Path, out: &Path) -> Result<String, LabError> {
+    let (c, o) = (
+        controller_secret.display().to_string(),
+        out.display().to_string(),
+    );
+    clan_tool(
+        zt,
+        "generate",
+        &[
+            "--mode",
+            "network-id",
+            "--identity-secret-file",
+            &c,
+            "--network-id",
+            &o,
+        ],
+    )?;
+    read_trim(out)
+}
+
+/// clan's `zerotier-generate --mode compute-ip`: a member's address on a network.
+fn gen_ip(zt: &ZtLab, secret: &Path, nwid_file: &Path, out: &Path) -> Result<String, LabError> {
+    let [s, n, o] = [secret, nwid_file, out].map(|p| p.display().to_string());
+    clan_tool(
+        zt,
+        "generate",
+        &[
+            "--mode",
+            "compute-ip",
+            "--identity-secret",
+            &s,
+            "--network-id-file",
+            &n,
+            "--ip",
+            &o,
+        ],
+    )?;
+    read_trim(out)
+}
+
 fn read_trim(p: &Path) -> Result<String, LabError> {
     Ok(std::fs::read_to_string(p)
         .map_err(|e| io(p, e))?
@@ -153,59 +207,19 @@ pub(crate) fn generate_vars(state: &mut LabState, zt: &mut ZtLab) -> Result<(), 
         .iter()
         .map(|m| state.dir.join("machines").join(&m.name).join("keys"))
         .collect();
-    let arg = |p: PathBuf| p.display().to_string();
     // Each machine's generators are independent of the others': run them in parallel, as the
     // workstation's `clan vars generate` may.
     in_parallel(keys.iter(), |k| {
-        let secret = k.join("zerotier-identity-secret");
-        clan_tool(
-            zt,
-            "generate",
-            &[
-                "--mode",
-                "identity-only",
-                "--identity-secret",
-                &arg(secret.clone()),
-            ],
-        )?;
-        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(|e| io(&secret, e))
+        gen_identity(zt, &k.join("zerotier-identity-secret"))
     })?;
     let nwid_file = state.dir.join("clan-network-id");
-    clan_tool(
-        zt,
-        "generate",
-        &[
-            "--mode",
-            "network-id",
-            "--identity-secret-file",
-            &arg(keys[0].join("zerotier-identity-secret")),
-            "--network-id",
-            &arg(nwid_file.clone()),
-        ],
-    )?;
-    zt.network_id = read_trim(&nwid_file)?;
+    zt.network_id = gen_network_id(zt, &keys[0].join("zerotier-identity-secret"), &nwid_file)?;
     let zt_ro: &ZtLab = zt;
     in_parallel(keys.iter(), |k| {
         let secret = k.join("zerotier-identity-secret");
-        clan_tool(
-            zt_ro,
-            "generate",
-            &[
-                "--mode",
-                "compute-ip",
-                "--identity-secret",
-                &arg(secret.clone()),
-                "--network-id-file",
-                &arg(nwid_file.clone()),
-                "--ip",
-                &arg(k.join("zerotier-ip")),
-            ],
-        )?;
-        let public = run(
-            &arg(zt_ro.bin.join("zerotier-idtool")),
-            &["getpublic", &arg(secret)],
-        )?;
+        gen_ip(zt_ro, &secret, &nwid_file, &k.join("zerotier-ip"))?;
+        let idtool = zt_ro.bin.join("zerotier-idtool").display().to_string();
+        let public = run(&idtool, &["getpublic", &secret.display().to_string()])?;
         write(&k.join("zerotier-identity.public"), &public, 0o644)
     })?;
     for (m, k) in state.machines.iter_mut().zip(&keys) {
@@ -215,130 +229,6 @@ pub(crate) fn generate_vars(state: &mut LabState, zt: &mut ZtLab) -> Result<(), 
         m.zt_node = id.split(':').next().unwrap_or_default().to_string();
     }
     Ok(())
-}
-
-/// `zt-identity-drift`: machine `m`'s identity regenerated with clan's generator, its ip
-/// recomputed, both written to the repo's vars and the identity deployed, and the daemon left
-/// running (clan machines update does not restart it): it keeps its old identity. The lab's own
-/// keys are untouched, so `heal` writes the original vars back.
-pub(crate) fn identity_drift(state: &LabState, zt: &ZtLab, m: &str) -> Result<(), LabError> {
-    let keys = state.mdir(m).join("keys");
-    let drift = keys.join("zerotier-identity-secret.drift");
-    let ip_file = keys.join("zerotier-ip.drift");
-    let arg = |p: &Path| p.display().to_string();
-    clan_tool(
-        zt,
-        "generate",
-        &["--mode", "identity-only", "--identity-secret", &arg(&drift)],
-    )?;
-    std::fs::set_permissions(&drift, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(|e| io(&drift, e))?;
-    clan_tool(
-        zt,
-        "generate",
-        &[
-            "--mode",
-            "compute-ip",
-            "--identity-secret",
-            &arg(&drift),
-            "--network-id-file",
-            &arg(&state.dir.join("clan-network-id")),
-            "--ip",
-            &arg(&ip_file),
-        ],
-    )?;
-    let shared = state.dir.join("clan/vars/shared");
-    write(
-        &shared.join(format!("zerotier-ip-{m}-{INSTANCE}/ip/value")),
-        &read_trim(&ip_file)?,
-        0o644,
-    )?;
-    write(
-        &state.mdir(m).join(format!(
-            "run/secrets/vars/zerotier-identity-{m}/identity-secret"
-        )),
-        &std::fs::read_to_string(&drift).map_err(|e| io(&drift, e))?,
-        0o600,
-    )
-}
-
-/// `zt-network-recreated`: a new network id from clan's generator (the controller's identity,
-/// a new random suffix), every machine's ip recomputed, the repo's vars moved to it, and the
-/// controller redeployed with it (its network JSON, `networks.d`, allow and auto-accept); the
-/// peers keep their deployed system and so the old network. The lab's own state keeps the
-/// original network, so `heal` puts it back.
-pub(crate) fn network_recreated(state: &LabState, zt: &ZtLab) -> Result<(), LabError> {
-    let arg = |p: &Path| p.display().to_string();
-    let new_file = state.dir.join("clan-network-id.recreated");
-    clan_tool(
-        zt,
-        "generate",
-        &[
-            "--mode",
-            "network-id",
-            "--identity-secret-file",
-            &arg(&state
-                .mdir(&state.machines[0].name)
-                .join("keys/zerotier-identity-secret")),
-            "--network-id",
-            &arg(&new_file),
-        ],
-    )?;
-    let mut moved = state.clone();
-    let mut new_zt = zt.clone();
-    new_zt.network_id = read_trim(&new_file)?;
-    for m in &mut moved.machines {
-        let k = state.mdir(&m.name).join("keys");
-        clan_tool(
-            zt,
-            "generate",
-            &[
-                "--mode",
-                "compute-ip",
-                "--identity-secret",
-                &arg(&k.join("zerotier-identity-secret")),
-                "--network-id-file",
-                &arg(&new_file),
-                "--ip",
-                &arg(&k.join("zerotier-ip.recreated")),
-            ],
-        )?;
-        m.zt_ip = read_trim(&k.join("zerotier-ip.recreated"))?;
-    }
-    moved.zerotier = Some(new_zt.clone());
-    write_repo_vars(&moved, &new_zt, &state.dir.join("clan/vars/shared"))?;
-    let controller = moved.machines[0].name.clone();
-    write_machine_files(&moved, &new_zt, &controller)?;
-    forget_other_networks(&moved, &new_zt)?;
-    let autoaccept = format!("zerotier-autoaccept-{INSTANCE}.service");
-    crate::machine::systemctl(state, &controller, "daemon-reload", &[])?;
-    crate::machine::systemctl(
-        state,
-        &controller,
-        "restart",
-        &["zerotierone.service", &autoaccept],
-    )?;
-    Ok(())
-}
-
-/// Removes, on the controller, the network files of any network but `zt`'s (`networks.d` and
-/// `controller.d`); true when there were some.
-pub(crate) fn forget_other_networks(state: &LabState, zt: &ZtLab) -> Result<bool, LabError> {
-    let home = state.mdir(&state.machines[0].name).join("zerotier-one");
-    let mut removed = false;
-    for (dir, ext) in [("networks.d", ".conf"), ("controller.d/network", ".json")] {
-        let d = home.join(dir);
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(ext) {
-                if id != zt.network_id {
-                    std::fs::remove_file(e.path()).map_err(|err| io(&e.path(), err))?;
-                    removed = true;
-                }
-            }
-        }
-    }
-    Ok(removed)
 }
 
 /// The controller's network as clan's module writes it into `controller.d` (`default.nix`).
