@@ -30,6 +30,7 @@ fixture_exit() {
   local t=$1 x=$2
   shift 2
   for f in "$@"; do
+    [ -f "$f" ] || continue # a directory among the fixtures (ssh/capture) is not one
     { body "$f"; printf '\0%s' "$x"; } | put "$t" "fixture-$(basename "$f")"
   done
 }
@@ -38,6 +39,7 @@ fixture zerotier_info "$fx"/zerotier/info-* "$fx"/zerotier/error-* "$fx"/zerotie
 fixture zerotier_listnetworks "$fx"/zerotier/listnetworks-*
 fixture zerotier_peers "$fx"/zerotier/*peers*
 fixture zerotier_members "$fx"/zerotier/zerotier-members-*
+fixture zerotier_member_files "$fx"/zerotier/controller-member-files-*
 fixture yggdrasil "$fx"/yggdrasil/*
 fixture ping "$fx"/ping/*
 fixture_exit ssh_hop 255 "$fx"/ssh/*
@@ -72,6 +74,7 @@ recorded zerotier_info 'zerotier-cli (-j )?info' out
 recorded zerotier_listnetworks 'zerotier-cli (-j )?listnetworks' out
 recorded zerotier_peers 'zerotier-cli (-j )?(list)?peers' out
 recorded zerotier_members 'zerotier-members|/controller/network' out
+recorded zerotier_member_files 'controller.d/network' out
 recorded yggdrasil 'yggdrasilctl' out
 recorded ping '^ping ' out
 recorded ssh_hop '^ssh -v' out-err-exit
