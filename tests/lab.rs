@@ -228,7 +228,7 @@ fn lab_status_reports_a_directory_no_longer_bound_and_heal_binds_it_again() {
     let ok = std::process::Command::new("nsenter")
         .args([
             "-t",
-            &common::init_pid(&state, "gcp-vm"),
+            &state.init("gcp-vm").unwrap().to_string(),
             "-m",
             "--",
             "umount",

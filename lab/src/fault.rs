@@ -291,11 +291,33 @@ fn zt_deauthorize(state: &LabState, m: &str) -> Result<(), LabError> {
         )));
     }
     let node = state.machine(m)?.zt_node.clone();
-    state.exec_in(
-        controller,
-        &["python3", "-c", DEAUTHORIZE, &zt.network_id, &node],
-    )?;
-    Ok(())
+    let controller_ip = state.machines[0].zt_ip.clone();
+    // Returns once the revocation is in effect: m's pings to the controller get no reply (the
+    // controller tells the member at once; ZeroTier's listnetworks on m still says OK).
+    signal_and_await(
+        m,
+        "deauthorisation in effect",
+        READY,
+        || (),
+        || {
+            let _ = state.exec_in(
+                controller,
+                &["python3", "-c", DEAUTHORIZE, &zt.network_id, &node],
+            );
+        },
+        |_, _| {
+            let reached = state
+                .exec_in(m, &["ping", "-6", "-c", "1", "-W", "1", &controller_ip])
+                .is_ok();
+            if reached {
+                Err(format!(
+                    "{m} still reaches the controller at {controller_ip}"
+                ))
+            } else {
+                Ok(true)
+            }
+        },
+    )
 }
 
 /// Sets a machine's underlay link (its port on the underlay bridge) up or down.

@@ -293,8 +293,9 @@ impl LabState {
             })
     }
 
-    /// The host pid of machine `m`'s container init (its pid 1), while it runs.
-    pub(crate) fn init(&self, m: &str) -> Result<u32, LabError> {
+    /// The host pid of machine `m`'s container init (its pid 1), while it runs: what `nsenter -t`
+    /// takes to act inside the machine.
+    pub fn init(&self, m: &str) -> Result<u32, LabError> {
         self.tracked(&format!("{m}/machine"))
             .and_then(crate::machine::init_of)
             .ok_or_else(|| LabError::Invalid(format!("machine {m} is not running")))

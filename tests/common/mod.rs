@@ -139,38 +139,6 @@ pub fn netns_ids(names: &[String]) -> Vec<(u64, u64)> {
 }
 
 #[allow(dead_code)] // each test binary uses part of this module
-/// The host pid of a running lab machine's init (pid 1 inside its container).
-pub fn init_pid(state: &lab::LabState, m: &str) -> String {
-    let nspawn = state.pids[&format!("{m}/machine")];
-    // The machine's init is the descendant of nspawn whose pid inside its namespace is 1.
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-        let nspid: Vec<&str> = status
-            .lines()
-            .find_map(|l| l.strip_prefix("NSpid:"))
-            .map(|v| v.split_whitespace().collect())
-            .unwrap_or_default();
-        if nspid.len() >= 2 && nspid.last() == Some(&"1") {
-            let ppid: u32 = status
-                .lines()
-                .find_map(|l| l.strip_prefix("PPid:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            let grand: u32 = std::fs::read_to_string(format!("/proc/{ppid}/status"))
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| l.strip_prefix("PPid:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if ppid == nspawn || grand == nspawn {
-                return nspid[0].to_string();
-            }
-        }
-    }
-    panic!("no init below nspawn {nspawn} of {m}")
-}
-
-#[allow(dead_code)] // each test binary uses part of this module
 /// Nothing of a lab that was brought down is left on the host: no namespace, no tracked
 /// process, no process in any of its network namespaces (an orphaned `sshd: root@notty`
 /// session would be one, in a namespace that no longer has a name), no cgroup and nothing

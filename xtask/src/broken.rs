@@ -230,16 +230,19 @@ fn story_faults(b: &Base, real: &ssh::Real) -> Result<Vec<Fault>> {
     // The controller's member records with gcp-vm deauthorised (the lab's zt-deauthorize).
     let het_ip = b.zt_ip(H)?;
     let gcp_node = Json::parse(b.stdout(G, "zerotier-cli -j info")?)?.get("address")?.str()?.to_string();
-    let records: String = b.stdout(H, "sh -c 'cd /var/lib/zerotier-one/controller.d")?
-        .lines()
-        .map(|l| if l.contains(&format!("\"id\":\"{gcp_node}\"")) { l.replace("\"authorized\":true", "\"authorized\":false") } else { l.to_string() } + "\n")
-        .collect();
+    // gcp-vm's member record on the controller: deauthorised (the lab's zt-deauthorize), or
+    // absent (a new peer the controller never admitted).
+    let members = b.stdout(H, "sh -c 'cd /var/lib/zerotier-one/controller.d")?;
+    let is_gcp = |l: &str| l.contains(&format!("\"id\":\"{gcp_node}\""));
+    let records: String = members.lines().map(|l| if is_gcp(l) { l.replace("\"authorized\":true", "\"authorized\":false") } else { l.to_string() } + "\n").collect();
+    let records_without_gcp: String = members.lines().filter(|l| !is_gcp(l)).map(|l| l.to_string() + "\n").collect();
     let loss = |ip: &str| format!("PING {ip} ({ip}) 56 data bytes\n\n--- {ip} ping statistics ---\n5 packets transmitted, 0 received, 100% packet loss, time 4093ms\n\n");
     let timeout = |ip: &str| format!("ssh: connect to host {ip} port 22: Connection timed out\n");
     Ok(vec![
         Fault { name: "zt-access-denied", description: "gcp-vm's network membership not authorised by the controller (new peer, controller not redeployed)",
             criterion: "AC1", code: "zt.access-denied", machine: G, also: &[],
-            replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(status("OK", "ACCESS_DENIED"))] },
+            replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(status("OK", "ACCESS_DENIED")),
+                b.r(H, "sh -c 'cd /var/lib/zerotier-one/controller.d")?.stdout(records_without_gcp)] },
         Fault { name: "zt-requesting-configuration", description: "gcp-vm never hears from the controller",
             criterion: "AC1", code: "zt.requesting-configuration", machine: G, also: &[],
             replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(status("OK", "REQUESTING_CONFIGURATION"))] },

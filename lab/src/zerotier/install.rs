@@ -46,7 +46,7 @@ pub fn new_enough(version: &str) -> bool {
     }
 }
 
-fn sha256_file(p: &Path) -> Result<String, LabError> {
+pub(crate) fn sha256_file(p: &Path) -> Result<String, LabError> {
     let mut f = std::fs::File::open(p).map_err(|e| io(p, e))?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| io(p, e))?;

@@ -87,8 +87,7 @@ pub fn clan_tools(cache: &Path, source: &Path) -> Result<PathBuf, LabError> {
             source.display()
         )));
     }
-    let out = run("sha256sum", &[source])?;
-    if out.split_whitespace().next() != Some(CLAN_CORE_SHA256) {
+    if install::sha256_file(source)? != CLAN_CORE_SHA256 {
         return Err(LabError::Invalid(format!(
             "{} is not the vendored {CLAN_CORE_NAME} (sha256 {CLAN_CORE_SHA256}): refusing it",
             source.display()
