@@ -11,7 +11,7 @@ use crate::error::LabError;
 use crate::files::{io, mkdir, write};
 use crate::host::{free_subnets, inotify, is_root, unsupported};
 use crate::install::install_missing;
-use crate::machine::{self, await_booted, await_overlay_daemon};
+use crate::machine::{self, await_overlay_daemon};
 use crate::process::{alive, await_cond, in_parallel, ip, kill, run, POLL, READY};
 use crate::state::{machine_names, valid_prefix, LabMachine, LabState};
 use crate::statedir;
@@ -156,12 +156,7 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     write(&state.machines_file(), &repo::machines_toml(&state), 0o644)?;
     // Each machine mounts its own /nix; the host needs no mountpoint: nspawn makes it in the
     // machine's overlay.
-    let rootfs = state.rootfs.clone();
-    for i in 0..state.machines.len() {
-        let name = state.machines[i].name.clone();
-        machine::boot(&mut state, &name, &rootfs)?;
-    }
-    in_parallel(state.machines.iter(), |m| await_booted(&state, &m.name))?;
+    machine::boot_all(&mut state, notice)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab machines booted");
     await_mesh(&state)?;
     binds::require_bound(&state)?;

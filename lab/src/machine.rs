@@ -128,6 +128,14 @@ pub(crate) fn exec(state: &LabState, m: &str, argv: &[&str]) -> Result<String, L
     run("nsenter", &args)
 }
 
+/// [`exec`] whatever the exit status: (stdout, stderr).
+fn exec_any(state: &LabState, m: &str, argv: &[&str]) -> Result<(String, String), LabError> {
+    let init = state.init(m)?.to_string();
+    let mut args = vec!["-t", init.as_str(), "-a", "--"];
+    args.extend(argv);
+    crate::process::run_any("nsenter", &args)
+}
+
 /// `systemctl <verb> <units>` inside machine `m`.
 pub(crate) fn systemctl(
     state: &LabState,
@@ -156,6 +164,48 @@ pub(crate) fn unit_state(state: &LabState, m: &str, unit: &str) -> Result<(Strin
     Ok((get("ActiveState"), get("MainPID").parse().unwrap_or(0)))
 }
 
+/// What [`await_booted`] calls a boot that is still not done after [`BOOT`].
+const STALLED: &str = "boot (systemctl is-system-running)";
+
+/// Boots every machine and waits until each runs. A machine whose boot stalls (systemd still not
+/// running after [`BOOT`]) is powered off and booted once more, saying what it waited on: seen
+/// once in CI (`is-system-running` said nothing else for 60 s), never in 90 boots here, idle or
+/// loaded. A machine that fails (degraded, nspawn gone) is an error at once.
+pub(crate) fn boot_all(state: &mut LabState, notice: &mut dyn FnMut(&str)) -> Result<(), LabError> {
+    let rootfs = state.rootfs.clone();
+    let names: Vec<String> = state.machines.iter().map(|m| m.name.clone()).collect();
+    for n in &names {
+        boot(state, n, &rootfs)?;
+    }
+    let results: Vec<(String, Result<(), LabError>)> = std::thread::scope(|s| {
+        let st = &*state;
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| (n.clone(), s.spawn(move || await_booted(st, n))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(n, h)| {
+                let r = h.join().unwrap_or_else(|_| {
+                    Err(LabError::Invalid("lab worker thread panicked".into()))
+                });
+                (n, r)
+            })
+            .collect()
+    });
+    for (n, r) in results {
+        match r {
+            Err(e @ LabError::NotReady { .. }) if e.to_string().contains(STALLED) => {
+                tracing::warn!(machine = %n, error = %e, "boot stalled; booting once more");
+                notice(&format!("lab: {e}; booting {n} once more"));
+                reboot(state, &n)?;
+            }
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
 /// Waits until machine `m` has booted: `systemctl is-system-running` says `running`. A machine
 /// that comes up `degraded` is an error naming its failed units and their journal.
 pub(crate) fn await_booted(state: &LabState, m: &str) -> Result<(), LabError> {
@@ -166,9 +216,11 @@ pub(crate) fn await_booted(state: &LabState, m: &str) -> Result<(), LabError> {
         .ok_or_else(|| LabError::Invalid(format!("machine {m} was not started")))?;
     let log = state.mdir(m).join("log/console.log");
     let mut degraded = None;
-    await_cond(m, "boot (systemctl is-system-running)", BOOT, || {
+    let mut exited = None;
+    let waited = await_cond(m, STALLED, BOOT, || {
         if !alive(pid) {
-            return Err(format!("systemd-nspawn exited: {}", tail(&log, 5)));
+            exited = Some(tail(&log, 5));
+            return Ok(true);
         }
         // Until the launcher has joined the machine's namespace and become nspawn, and nspawn
         // has started the machine's init, there is nothing to ask.
@@ -176,21 +228,52 @@ pub(crate) fn await_booted(state: &LabState, m: &str) -> Result<(), LabError> {
             return Ok(false);
         }
         // is-system-running exits non-zero unless running: read its word either way.
-        let word = match exec(state, m, &["systemctl", "is-system-running"]) {
-            Ok(w) => w,
-            Err(LabError::Tool { reason, .. }) => reason,
-            Err(e) => return Err(e.to_string()),
-        };
-        let word = word.trim().to_string();
-        match word.as_str() {
+        let (word, err) =
+            exec_any(state, m, &["systemctl", "is-system-running"]).map_err(|e| e.to_string())?;
+        match word.trim() {
             "running" => Ok(true),
             "degraded" => {
                 degraded = Some(());
                 Ok(true)
             }
-            _ => Err(format!("systemctl is-system-running: {word:?}")),
+            w => Err(format!("systemctl is-system-running: {w:?} {err}")
+                .trim()
+                .to_string()),
         }
-    })?;
+    })
+    .map_err(|e| match e {
+        // Still starting: say which jobs it waits on, and what the console showed.
+        LabError::NotReady {
+            machine,
+            what,
+            waited,
+            detail,
+        } => {
+            let jobs = exec_any(
+                state,
+                m,
+                &["systemctl", "list-jobs", "--no-legend", "--plain"],
+            )
+            .map(|(o, _)| o.lines().map(str::trim).collect::<Vec<_>>().join("; "))
+            .unwrap_or_default();
+            LabError::NotReady {
+                machine,
+                what,
+                waited,
+                detail: format!("{detail}; jobs: [{jobs}]; console: {}", tail(&log, 5)),
+            }
+        }
+        e => e,
+    });
+    if let Some(console) = exited {
+        return Err(LabError::NotReady {
+            machine: m.into(),
+            what: "boot".into(),
+            waited: Duration::ZERO,
+            detail: format!("systemd-nspawn exited: {console}"),
+        });
+    }
+    waited?;
     if degraded.is_some() {
         let failed = exec(
             state,

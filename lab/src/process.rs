@@ -36,6 +36,25 @@ pub(crate) fn run<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> Result<String, Lab
     }
 }
 
+/// Runs a host tool to completion whatever its exit status: (stdout, stderr). For tools that
+/// answer with a word and a status both (`systemctl is-system-running` says `starting` and exits 1).
+pub(crate) fn run_any<S: AsRef<OsStr>>(
+    prog: &str,
+    args: &[S],
+) -> Result<(String, String), LabError> {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .map_err(|e| LabError::Tool {
+            tool: prog.into(),
+            reason: format!("cannot start: {e}"),
+        })?;
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    ))
+}
+
 /// Runs `ip` on the host.
 pub(crate) fn ip(args: &[&str]) -> Result<String, LabError> {
     run("ip", args)
