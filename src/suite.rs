@@ -92,11 +92,20 @@ const SETTLE_ATTEMPTS: u32 = 30;
 /// Least time between two of those observations (they fail fast while a route is missing).
 const SETTLE_PACE: Duration = Duration::from_secs(1);
 
+/// Most observations AC6 makes, once the mesh is up, while a changed network setting is on its
+/// way to the members (bounded in time by the overlay's arrival wait too).
+const ARRIVAL_ATTEMPTS: u32 = 20;
+
+/// Least time between two of those: members fetch a setting about once a minute.
+const ARRIVAL_PACE: Duration = Duration::from_secs(5);
+
 /// AC1–AC3's observations made afresh after AC6's rebuild. Overlay daemons restarted by the
 /// switch need a moment to find their peers again, on a real fleet as in the lab: the fleet is
 /// observed (the status first, then the pairs, giving the daemons the status round trip) until
-/// AC1 passes, at most `[rebuild] settle_secs` and [`SETTLE_ATTEMPTS`] times; the last
-/// observation is the one judged, and it says how long the mesh took.
+/// AC1 passes, at most `[rebuild] settle_secs` and [`SETTLE_ATTEMPTS`] times; then, on ZeroTier,
+/// until every member holds the network settings its controller serves, at most the overlay's
+/// arrival wait (90 s) and [`ARRIVAL_ATTEMPTS`] times more. The last observation is the one
+/// judged, and it says how long the mesh and the setting took.
 fn observe_again(fleet: &Fleet, opts: &RunOptions) -> Observations {
     let status = Needs {
         status: true,
@@ -108,7 +117,9 @@ fn observe_again(fleet: &Fleet, opts: &RunOptions) -> Observations {
         ..Needs::default()
     };
     let limit = fleet.expect.config.rebuild.settle;
+    let arrival_wait = fleet.expect.config.overlay.arrival_wait();
     let start = Instant::now();
+    let mut formed_at: Option<Duration> = None;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -120,24 +131,61 @@ fn observe_again(fleet: &Fleet, opts: &RunOptions) -> Observations {
         again.clients = paired.clients;
         let formed = checks::ac1_mesh::evaluate(&fleet.expect, &again).passed();
         let waited = start.elapsed();
+        // Once the mesh is up, a changed network setting may still be on its way to members
+        // that fetch it on their own schedule (ZeroTier): keep observing, bounded, for them.
+        let pending = if formed {
+            crate::overlay::settings_pending(&fleet.expect, &again)
+        } else {
+            Vec::new()
+        };
+        let since_formed = match (formed, formed_at) {
+            (true, None) => {
+                formed_at = Some(waited);
+                Duration::ZERO
+            }
+            (true, Some(t)) => waited.saturating_sub(t),
+            (false, _) => {
+                formed_at = None;
+                Duration::ZERO
+            }
+        };
         // A replay answers as recorded (then its last answer again) at once: waiting there
         // only makes the run slow and the note claim seconds the fleet never took.
         let replay = !fleet.origin.is_live();
-        if formed || attempts >= SETTLE_ATTEMPTS || (!replay && waited >= limit) {
+        let out_of_time = if formed {
+            attempts >= SETTLE_ATTEMPTS + ARRIVAL_ATTEMPTS
+                || (!replay && since_formed >= arrival_wait)
+        } else {
+            attempts >= SETTLE_ATTEMPTS || (!replay && waited >= limit)
+        };
+        if (formed && pending.is_empty()) || out_of_time {
             again.settled = Some(Settled {
                 formed,
+                pending,
+                arrival: since_formed,
+                replayed: replay,
                 waited,
                 attempts,
                 limit,
             });
             return again;
         }
-        (opts.progress)(&format!(
-            "AC6: the mesh has not formed again yet after the rebuild ({:.1} s, observation {attempts}); observing again",
-            waited.as_secs_f64()
-        ));
-        if let Some(rest) = SETTLE_PACE.checked_sub(began.elapsed()).filter(|_| !replay) {
-            std::thread::sleep(rest.min(limit.saturating_sub(start.elapsed())));
+        let pace = if formed {
+            (opts.progress)(&format!(
+                "AC6: the mesh is up again; the changed network setting has not reached {} yet ({:.1} s after the rebuild, observation {attempts}; members fetch it about every 60 s); observing again",
+                pending.join(", "),
+                waited.as_secs_f64()
+            ));
+            ARRIVAL_PACE.min(arrival_wait.saturating_sub(since_formed))
+        } else {
+            (opts.progress)(&format!(
+                "AC6: the mesh has not formed again yet after the rebuild ({:.1} s, observation {attempts}); observing again",
+                waited.as_secs_f64()
+            ));
+            SETTLE_PACE.min(limit.saturating_sub(start.elapsed()))
+        };
+        if let Some(rest) = pace.checked_sub(began.elapsed()).filter(|_| !replay) {
+            std::thread::sleep(rest);
         }
     }
 }

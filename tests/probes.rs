@@ -33,6 +33,11 @@ fn parse(dir: &str, name: &str, text: &str) -> Result<String, String> {
                 .map(|v| format!("{v:?}"))
                 .map_err(|e| e.to_string()))
         }
+        "zerotier" if name.starts_with("controller-network-files") => {
+            d(zerotier::parse_network_files(text)
+                .map(|v| format!("{v:?}"))
+                .map_err(|e| e.to_string()))
+        }
         "zerotier" if name.contains("members-list") => d(zerotier::parse_members(text)
             .map(|v| format!("{v:?}"))
             .map_err(|e| e.to_string())),
@@ -177,6 +182,8 @@ const VALUES: &[(&str, &str)] = &[
     ("zerotier/peers-json-private-planet-1.14.1-lab.txt", "role: \"PLANET\", path: Direct"),
     ("zerotier/zerotier-members-list-1.14.1-lab.txt", "authorized: true"),
     ("zerotier/controller-member-files-1.14.1-lab-deauthorized.txt", "authorized: false"),
+    ("zerotier/controller-network-files-1.14.1-lab.txt", "revision: Some(1), settings: NetSettings { mtu: 2800, broadcast: true, private: true }"),
+    ("zerotier/listnetworks-json-ok-1.14.1-lab-peer.txt", "settings: Some(NetSettings { mtu: 2800, broadcast: true, private: true })"),
     ("zerotier/peers-direct-and-relay-1.8.6.txt", "path: Relay"),
     ("zerotier/error-service-not-running-connection-failed-reconstructed.txt", "ServiceNotRunning"),
     ("zerotier/error-401-unauthorized.txt", "Unauthorized"),

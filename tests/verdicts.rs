@@ -48,6 +48,58 @@ fn recorded_lab_run_replays_to_all_passing() {
     }
 }
 
+/// The ZeroTier lab's recording (real ZeroTier 1.14.1; AC6 changes the network MTU and waits
+/// until the members fetch it) replays to all passing, and AC6 saw the setting on every member.
+#[test]
+fn recorded_zerotier_lab_run_replays_to_all_passing() {
+    let (fleet, vs) = verdicts(&root().join("lab-zerotier/cassette.json"));
+    assert_eq!(fleet.machines(), vec!["hetzner-vm", "gcp-vm"]);
+    for v in &vs {
+        assert!(v.passed(), "{v}");
+    }
+    let ac6 = of(&vs, "AC6");
+    let arrived: Vec<&str> = ac6
+        .findings
+        .iter()
+        .filter(|x| x.code == "zt.settings" && x.severity == Severity::Pass)
+        .map(|x| x.machine.as_str())
+        .collect();
+    assert_eq!(arrived, vec!["gcp-vm", "hetzner-vm"], "{ac6}");
+    assert!(
+        ac6.findings
+            .iter()
+            .all(|x| x.code != "zt.settings" || x.seen.contains("mtu 2700")),
+        "{ac6}"
+    );
+}
+
+/// A member still holding the old network config after AC6's change: AC6 fails on it with what
+/// it holds, what the controller serves, and a cause that agrees with its pings passing.
+#[test]
+fn a_setting_that_has_not_reached_a_member_fails_ac6_on_that_member() {
+    let ac6 = of(&broken("zt-setting-not-arrived"), "AC6");
+    let x = ac6
+        .failures()
+        .find(|x| x.code == "zt.settings-not-arrived")
+        .expect("zt.settings-not-arrived");
+    assert_eq!(x.machine, "gcp-vm");
+    assert!(x.seen.starts_with("mtu 2800"), "{x}");
+    assert!(
+        x.expected.starts_with("mtu 2700") && x.expected.contains("hetzner-vm serves"),
+        "{x}"
+    );
+    assert!(
+        x.cause.contains("about every 60 s") && x.cause.contains("exchange overlay pings"),
+        "{x}"
+    );
+    assert!(
+        ac6.notes
+            .iter()
+            .any(|n| n.contains("had still not reached gcp-vm")),
+        "{ac6}"
+    );
+}
+
 #[test]
 fn broken_corpus_has_at_least_12_fleets() {
     let files: Vec<PathBuf> = std::fs::read_dir(root().join("broken"))

@@ -143,7 +143,12 @@ pub fn machine_findings(exp: &Expectations, r: &RebuildRound, f: &mut Vec<Findin
             ));
             continue;
         };
-        let gens = format!("{:?} → {:?}", before.generation, after.generation);
+        let word = |g: Option<u32>| g.map_or_else(|| "none".to_string(), |g| g.to_string());
+        let gens = format!(
+            "generation {} → {}",
+            word(before.generation),
+            word(after.generation)
+        );
         if after.generation > before.generation {
             f.push(
                 Finding::new(Severity::Pass, "rebuild.generation", m, "system generation")
@@ -328,8 +333,14 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
         .iter()
         .map(|(m, run)| {
             format!(
-                "{m}: `{}` exit {:?} in {:.1}s, log {}",
-                run.command, run.exit, run.secs, run.log
+                "{m}: `{}` {} in {:.1}s, log {}",
+                run.command,
+                run.exit.map_or_else(
+                    || "ended without an exit status".into(),
+                    |c| format!("exit {c}")
+                ),
+                run.secs,
+                run.log
             )
         })
         .collect();

@@ -2,7 +2,8 @@
 //! the rebuild (as AC5 judges it), the watched daemons must be running since the switch — their
 //! live state, not only their config: `clan machines update` does not restart services when only
 //! vars or settings change — and the mesh (AC1), the SSH hops (AC2) and the role probes (AC3) are
-//! observed afresh and must pass.
+//! observed afresh and must pass. On ZeroTier, every member must also hold the network settings
+//! the controller now serves (the instance setting reached them: nothing is pushed).
 
 use std::collections::BTreeMap;
 
@@ -81,10 +82,17 @@ pub fn evaluate(exp: &Expectations, obs: &Observations) -> Verdict {
             f.push(x);
         }
     }
+    if let Some(again) = &obs.after_rebuild {
+        let when = again.settled.as_ref().map_or_else(
+            || "at the observation after the rebuild".into(),
+            |s| s.when(),
+        );
+        f.extend(crate::overlay::settings_findings(exp, again, &when));
+    }
     let notes = obs
         .after_rebuild
         .as_ref()
-        .and_then(|a| a.settled)
+        .and_then(|a| a.settled.as_ref())
         .map(|s| s.note())
         .into_iter()
         .collect();

@@ -51,10 +51,17 @@ pub struct Observations {
 }
 
 /// How the wait for the mesh after AC6's rebuild ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settled {
     /// AC1 passed on the last observation.
     pub formed: bool,
+    /// Members that still held other network settings than the controller serves at the last
+    /// observation (ZeroTier), and how long after the mesh had formed AC6 waited for them.
+    pub pending: Vec<String>,
+    /// From the mesh forming to the last observation.
+    pub arrival: std::time::Duration,
+    /// Replayed from a cassette: the times are the replay's, not the fleet's.
+    pub replayed: bool,
     /// From the first observation after the rebuild to the start of the last.
     pub waited: std::time::Duration,
     /// Observations made.
@@ -64,9 +71,31 @@ pub struct Settled {
 }
 
 impl Settled {
+    /// When AC6 stopped waiting, in words (a replay has no times of its own).
+    pub fn when(&self) -> String {
+        if self.replayed {
+            format!("by the last of {} recorded observations", self.attempts)
+        } else {
+            format!("{:.0} s after the rebuild", self.waited.as_secs_f64())
+        }
+    }
+
     /// The line AC6's verdict prints.
     pub fn note(&self) -> String {
         let (secs, n) = (self.waited.as_secs_f64(), self.attempts);
+        if self.formed && !self.pending.is_empty() {
+            return format!(
+                "after the rebuild the mesh formed again, but the changed network setting had still not reached {} {} ({n} observations): the findings are the last observation's",
+                self.pending.join(", "),
+                self.when()
+            );
+        }
+        if self.formed && n > 1 && self.replayed {
+            return format!("after the rebuild the mesh formed again and the changed network setting reached every member by the last of {n} recorded observations");
+        }
+        if self.formed && self.arrival > std::time::Duration::ZERO {
+            return format!("after the rebuild the mesh formed again and the changed network setting reached every member within {secs:.1} s ({n} observations)");
+        }
         match (self.formed, n) {
             (true, 1) => "after the rebuild the mesh was up at the first observation".into(),
             (true, _) => format!("after the rebuild the mesh formed again within {secs:.1} s ({n} observations)"),
@@ -180,8 +209,11 @@ fn answers(
                         parse_client_view(&o.stdout).map_err(|e| e.to_string())
                     } else {
                         Err(format!(
-                            "the client view script exited {:?}: {}",
-                            o.exit,
+                            "the client view script {}: {}",
+                            o.exit.map_or_else(
+                                || "ended without an exit status".into(),
+                                |c| format!("exited {c}")
+                            ),
                             crate::redact::excerpt(&o.stderr, 200)
                         ))
                     }

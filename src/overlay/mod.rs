@@ -27,7 +27,7 @@ use crate::verdict::Finding;
 #[serde(untagged)]
 pub enum OverlayStatus {
     /// `zerotier-cli -j info`, `listnetworks`, `peers`.
-    Zerotier(zerotier::Status),
+    Zerotier(Box<zerotier::Status>),
     /// `yggdrasilctl -json getSelf`, `getPeers`.
     Yggdrasil(yggdrasil::Status),
 }
@@ -77,7 +77,9 @@ impl OverlayKind {
     /// Reads the answers to [`OverlayKind::status_cmds`], in order.
     pub fn read_status(self, answers: Vec<(Cmd, Result<Output, String>)>) -> OverlayStatus {
         match self {
-            OverlayKind::Zerotier => OverlayStatus::Zerotier(zerotier::read_status(answers)),
+            OverlayKind::Zerotier => {
+                OverlayStatus::Zerotier(Box::new(zerotier::read_status(answers)))
+            }
             OverlayKind::Yggdrasil => OverlayStatus::Yggdrasil(yggdrasil::read_status(answers)),
         }
     }
@@ -157,6 +159,34 @@ pub fn held_addresses(status: &OverlayStatus) -> Option<Vec<Ipv6Addr>> {
                 .collect()
         }),
         OverlayStatus::Yggdrasil(y) => y.me.ok().map(|me| vec![me.address]),
+    }
+}
+
+/// AC6: the members still holding other network settings than the overlay's controller serves
+/// (ZeroTier: fetched about every 60 s, nothing pushed). Yggdrasil has no served settings.
+pub fn settings_pending(exp: &Expectations, obs: &Observations) -> Vec<String> {
+    match exp.config.overlay {
+        OverlayKind::Zerotier => zerotier::settings::pending(exp, obs),
+        OverlayKind::Yggdrasil => Vec::new(),
+    }
+}
+
+/// AC6: per member, the network settings it holds against what the controller serves.
+pub fn settings_findings(exp: &Expectations, obs: &Observations, when: &str) -> Vec<Finding> {
+    match exp.config.overlay {
+        OverlayKind::Zerotier => zerotier::settings::findings(exp, obs, when),
+        OverlayKind::Yggdrasil => Vec::new(),
+    }
+}
+
+impl OverlayKind {
+    /// How long AC6 waits, once the mesh has formed again, for the members to fetch a changed
+    /// network setting from the controller.
+    pub fn arrival_wait(self) -> std::time::Duration {
+        match self {
+            OverlayKind::Zerotier => zerotier::settings::ARRIVAL_WAIT,
+            OverlayKind::Yggdrasil => std::time::Duration::ZERO,
+        }
     }
 }
 

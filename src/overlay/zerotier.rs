@@ -1,6 +1,8 @@
 //! ZeroTier, as clan-core's `zerotier` service runs it: `zerotierone.service`, one network per
 //! instance whose controller role names the controller, addresses by clan's rfc4193 formula.
 
+pub mod settings;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -11,8 +13,9 @@ use crate::observe::Observations;
 use crate::oracle::zerotier::split_rfc4193;
 use crate::probe::systemd::UnitState;
 use crate::probe::zerotier::{
-    parse_info, parse_listnetworks, parse_member_files, parse_peers, ControllerMember, Info,
-    Network, NodeStatus, PathClass, Peer, MEMBER_FILES_SCRIPT,
+    parse_info, parse_listnetworks, parse_member_files, parse_network_files, parse_peers,
+    ControllerMember, Info, Network, NodeStatus, PathClass, Peer, ServedNetwork,
+    MEMBER_FILES_SCRIPT, NETWORK_FILES_SCRIPT,
 };
 use crate::seen::Seen;
 use crate::transport::{Cmd, Output};
@@ -32,6 +35,9 @@ pub struct Status {
     pub peers: Seen<Vec<Peer>>,
     /// The controller's member records (empty on a machine that is no controller).
     pub members: Seen<Vec<ControllerMember>>,
+    /// The networks the controller serves, from its records (empty on a machine that is no
+    /// controller; a cassette recorded before the harness read them has no answer: UNCHECKED).
+    pub served: Seen<Vec<ServedNetwork>>,
 }
 
 /// `info`, `listnetworks`, `peers`, and the controller's member records.
@@ -41,6 +47,7 @@ pub fn status_cmds() -> Vec<Cmd> {
         .map(|what| Cmd::new("zerotier-cli").args(["-j", what]))
         .collect();
     cmds.push(Cmd::sh(MEMBER_FILES_SCRIPT));
+    cmds.push(Cmd::sh(NETWORK_FILES_SCRIPT));
     cmds
 }
 
@@ -60,11 +67,14 @@ pub fn read_status(answers: Vec<(Cmd, Result<Output, String>)>) -> Status {
     let peers = Seen::of(&c, r, |o| parse_peers(&o.combined()).map_err(pe));
     let (c, r) = next();
     let members = Seen::of(&c, r, |o| parse_member_files(&o.stdout).map_err(pe));
+    let (c, r) = next();
+    let served = Seen::of(&c, r, |o| parse_network_files(&o.stdout).map_err(pe));
     Status {
         info,
         networks,
         peers,
         members,
+        served,
     }
 }
 
@@ -187,6 +197,22 @@ pub fn revoked_membership(obs: &Observations, a: &str, b: &str) -> Option<String
     None
 }
 
+/// The machines of an instance (any role) that are in the fleet, sorted, each once.
+pub(crate) fn fleet_members<'a>(
+    inst: &'a crate::inventory::ResolvedInstance,
+    in_fleet: &[&str],
+) -> Vec<&'a str> {
+    let mut members: Vec<&str> = inst
+        .roles
+        .values()
+        .flat_map(|r| r.members.iter().map(String::as_str))
+        .filter(|x| in_fleet.contains(x))
+        .collect();
+    members.sort();
+    members.dedup();
+    members
+}
+
 /// AC1's finding on the node's own status: ONLINE passes, TUNNELED warns (UDP blocked, the
 /// relay carries it), and `"online": false` fails even with the TCP fallback active.
 fn node_status(obs: &Observations, m: &str, info: &Seen<Info>, i: &Info) -> Finding {
@@ -247,14 +273,7 @@ pub fn node_findings(
             .map(|r| r.members.iter().collect())
             .unwrap_or_default();
         let controller = controllers.first().map_or("the controller", |c| c.as_str());
-        let mut members: Vec<&str> = inst
-            .roles
-            .values()
-            .flat_map(|r| r.members.iter().map(String::as_str))
-            .filter(|x| in_fleet.contains(x))
-            .collect();
-        members.sort();
-        members.dedup();
+        let members = fleet_members(inst, &in_fleet);
         if !members.contains(&m) {
             continue;
         }

@@ -37,8 +37,8 @@ pub fn parse_user_hashes(
     Ok(UserHashes {
         shadow: shadow.ok_or_else(|| {
             format!(
-                "no shadow hash line (exit {:?}): {}",
-                exit,
+                "no shadow hash line ({}): {}",
+                exit.map_or_else(|| "no exit status".into(), |c| format!("exit {c}")),
                 excerpt(stderr, 120)
             )
         })?,

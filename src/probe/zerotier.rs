@@ -179,6 +179,32 @@ pub struct Network {
     pub device: String,
     /// Assigned addresses with prefix length.
     pub assigned: Vec<(IpAddr, u8)>,
+    /// The settings the controller served this member (JSON form only; the text form has none).
+    pub settings: Option<NetSettings>,
+}
+
+/// The network settings a controller serves its members, as a member holds them (`listnetworks`)
+/// or the controller's record states them: what a zerotier instance setting change alters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct NetSettings {
+    /// The network's MTU.
+    pub mtu: u32,
+    /// Broadcast (ff:ff:ff:ff:ff:ff) enabled.
+    pub broadcast: bool,
+    /// Private (members need authorisation).
+    pub private: bool,
+}
+
+impl std::fmt::Display for NetSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mtu {}, broadcast {}, {}",
+            self.mtu,
+            if self.broadcast { "on" } else { "off" },
+            if self.private { "private" } else { "public" }
+        )
+    }
 }
 
 fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
@@ -220,6 +246,14 @@ pub fn parse_listnetworks(out: &str) -> Result<Vec<Network>, ProbeError> {
                 kind: n["type"].as_str().unwrap_or("").to_string(),
                 device: n["portDeviceName"].as_str().unwrap_or("").to_string(),
                 assigned,
+                settings: match (n["mtu"].as_u64(), n["broadcastEnabled"].as_bool()) {
+                    (Some(mtu), Some(broadcast)) => Some(NetSettings {
+                        mtu: u32::try_from(mtu).unwrap_or(u32::MAX),
+                        broadcast,
+                        private: n["type"].as_str() != Some("PUBLIC"),
+                    }),
+                    _ => None,
+                },
             });
         }
         return Ok(nets);
@@ -268,6 +302,7 @@ pub fn parse_listnetworks(out: &str) -> Result<Vec<Network>, ProbeError> {
             kind: f[6].to_string(),
             device: f[7].to_string(),
             assigned,
+            settings: None,
         });
     }
     if !seen_header && nets.is_empty() {
@@ -398,6 +433,53 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
 /// files under `controller.d`); nothing on a machine that is no controller. The records hold
 /// public identities only.
 pub const MEMBER_FILES_SCRIPT: &str = r#"cd /var/lib/zerotier-one/controller.d/network 2>/dev/null || exit 0; for f in */member/*.json; do if [ -r "$f" ]; then cat "$f"; echo; fi; done; true"#;
+
+/// The controller's network records (`controller.d/network/<nwid>.json`, where clan-core's
+/// controller role writes the instance's settings before the daemon starts): only the fields of
+/// [`NetSettings`] and the id, one JSON object per network. A record can hold SSO client ids and
+/// auth tokens, so the record itself never leaves the machine.
+pub const NETWORK_FILES_SCRIPT: &str = r#"cd /var/lib/zerotier-one/controller.d/network 2>/dev/null || exit 0; for f in *.json; do if [ -r "$f" ]; then printf '{'; grep -oE '"(id|mtu|enableBroadcast|private|revision)" *: *("[0-9a-f]{16}"|[0-9]+|true|false)' "$f" | paste -sd, -; printf '}\n'; fi; done; true"#;
+
+/// One network a controller serves, as its record states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ServedNetwork {
+    /// The network.
+    pub id: NetworkId,
+    /// The record's revision (the controller bumps it on every change it makes itself).
+    pub revision: Option<u64>,
+    /// What the controller serves.
+    pub settings: NetSettings,
+}
+
+/// The output of [`NETWORK_FILES_SCRIPT`]. ZeroTier's defaults fill fields a record leaves out
+/// (ZT_DEFAULT_MTU 2800, broadcast on, private), as `EmbeddedNetworkController` does.
+pub fn parse_network_files(out: &str) -> Result<Vec<ServedNetwork>, ProbeError> {
+    const P: &str = "controller network records";
+    let mut rows = Vec::new();
+    for v in serde_json::Deserializer::from_str(out).into_iter::<Value>() {
+        let v = v.map_err(|e| ProbeError::new(P, format!("not JSON: {e}"), out))?;
+        let id = v["id"]
+            .as_str()
+            .ok_or_else(|| ProbeError::new(P, "no id", &v.to_string()))?
+            .parse()
+            .map_err(|e: super::zerotier_ids::IdError| {
+                ProbeError::new(P, e.to_string(), &v.to_string())
+            })?;
+        rows.push(ServedNetwork {
+            id,
+            revision: v["revision"].as_u64(),
+            settings: NetSettings {
+                // As the controller serves it: clamped to ZT_MIN_MTU..=ZT_MAX_MTU.
+                mtu: v["mtu"]
+                    .as_u64()
+                    .map_or(2800, |m| m.clamp(1280, 10_000) as u32),
+                broadcast: v["enableBroadcast"].as_bool().unwrap_or(true),
+                private: v["private"].as_bool().unwrap_or(true),
+            },
+        });
+    }
+    Ok(rows)
+}
 
 /// One member record of a controller.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -232,7 +232,8 @@ fn story_faults(b: &Base, real: &ssh::Real) -> Result<Vec<Fault>> {
     let gcp_node = Json::parse(b.stdout(G, "zerotier-cli -j info")?)?.get("address")?.str()?.to_string();
     // gcp-vm's member record on the controller: deauthorised (the lab's zt-deauthorize), or
     // absent (a new peer the controller never admitted).
-    let members = b.stdout(H, "sh -c 'cd /var/lib/zerotier-one/controller.d")?;
+    let member_cmd = b.find(H, |c| c.contains("/member/*.json")).ok_or("no member records")?.command.clone();
+    let members = b.find(H, |c| c == member_cmd).map(|e| e.output.stdout.as_str()).unwrap_or_default();
     let is_gcp = |l: &str| l.contains(&format!("\"id\":\"{gcp_node}\""));
     let records: String = members.lines().map(|l| if is_gcp(l) { l.replace("\"authorized\":true", "\"authorized\":false") } else { l.to_string() } + "\n").collect();
     let records_without_gcp: String = members.lines().filter(|l| !is_gcp(l)).map(|l| l.to_string() + "\n").collect();
@@ -242,7 +243,7 @@ fn story_faults(b: &Base, real: &ssh::Real) -> Result<Vec<Fault>> {
         Fault { name: "zt-access-denied", description: "gcp-vm's network membership not authorised by the controller (new peer, controller not redeployed)",
             criterion: "AC1", code: "zt.access-denied", machine: G, also: &[],
             replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(status("OK", "ACCESS_DENIED")),
-                b.r(H, "sh -c 'cd /var/lib/zerotier-one/controller.d")?.stdout(records_without_gcp)] },
+                replacement(H, &member_cmd).stdout(records_without_gcp)] },
         Fault { name: "zt-requesting-configuration", description: "gcp-vm never hears from the controller",
             criterion: "AC1", code: "zt.requesting-configuration", machine: G, also: &[],
             replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(status("OK", "REQUESTING_CONFIGURATION"))] },
@@ -264,7 +265,7 @@ fn story_faults(b: &Base, real: &ssh::Real) -> Result<Vec<Fault>> {
         Fault { name: "zt-deauthorized", description: "the controller deauthorised gcp-vm: pings and SSH fail both ways at once while gcp-vm's listnetworks still says OK (ZeroTier keeps its cached config about 45 s; as the ZeroTier lab's zt-deauthorize shows)",
             criterion: "AC1", code: "mesh.loss", machine: G, also: &[("AC2", "ssh.timeout")],
             replace: vec![b.r(H, "ping -6")?.exit(1).stdout(loss(&gcp_ip)), b.r(G, "ping -6")?.exit(1).stdout(loss(&het_ip)),
-                b.r(H, "sh -c 'cd /var/lib/zerotier-one/controller.d")?.stdout(records),
+                replacement(H, &member_cmd).stdout(records),
                 b.r(H, "ssh -v")?.exit(255).stdout("").stderr(timeout(&gcp_ip)), b.r(G, "ssh -v")?.exit(255).stdout("").stderr(timeout(&het_ip))] },
         Fault { name: "mesh-one-slow-echo", description: "one of gcp-vm's five echoes to hetzner-vm takes 264 ms (a busy moment), the others 119 ms",
             criterion: "AC1", code: "mesh.rtt-high", machine: G, also: &[],
@@ -391,36 +392,94 @@ fn unreachable(
 
 /// Faults of the yggdrasil overlay and of rebuilds, cut from the run recorded on the healthy lab.
 #[rustfmt::skip]
+/// Faults cut from the ZeroTier lab's recording (real ZeroTier 1.14.1, AC6's MTU change).
+fn zt_lab_faults(b: &Base) -> Result<Vec<Fault>> {
+    // gcp-vm's listnetworks as recorded: the MTU before AC6's change (the first recording) and
+    // after it (the last).
+    let lists: Vec<&str> = b.entries(G)?.iter().filter(|e| e.command == "zerotier-cli -j listnetworks").map(|e| e.output.stdout.as_str()).collect();
+    let re = Regex::new(r#""mtu": (\d+)"#)?;
+    let mtu = |t: &str| re.captures(t).map(|c| c[1].to_string());
+    let (Some(old), Some(new)) = (lists.first().and_then(|t| mtu(t)), lists.last().and_then(|t| mtu(t))) else {
+        return Err(format!("{G}: no listnetworks recording with an mtu").into());
+    };
+    if old == new {
+        return Err(format!("{G}: the recorded MTU did not change ({old}): not a recording of AC6's change").into());
+    }
+    Ok(vec![
+        Fault { name: "zt-setting-not-arrived", description: "the zerotier instance's MTU changed and the controller serves it, but gcp-vm still holds the network config from before the change (it has not fetched it yet): derived from the ZeroTier lab's recording",
+            criterion: "AC6", code: "zt.settings-not-arrived", machine: G, also: &[],
+            replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(vec![pair(format!("\"mtu\": {new}"), format!("\"mtu\": {old}"))])] },
+    ])
+}
+
 fn lab_faults(b: &Base) -> Result<Vec<Fault>> {
     let gself = Json::parse(b.stdout(G, "yggdrasilctl -json getSelf")?)?;
-    let mut units: Vec<String> = b.stdout(G, "systemctl show")?.trim_matches('\n').split("\n\n").map(String::from).collect();
+    let mut units: Vec<String> = b
+        .stdout(G, "systemctl show")?
+        .trim_matches('\n')
+        .split("\n\n")
+        .map(String::from)
+        .collect();
     let ygg = units.get_mut(YGG).ok_or("too few units")?;
-    *ygg = ygg.replace("ActiveState=active", "ActiveState=failed").replace("SubState=running", "SubState=failed").replace("Result=success", "Result=exit-code");
-    let state = &b.find(G, |c| c.starts_with("sh -c ") && c.contains("profile-path")).ok_or("no state probe")?.command;
+    *ygg = ygg
+        .replace("ActiveState=active", "ActiveState=failed")
+        .replace("SubState=running", "SubState=failed")
+        .replace("Result=success", "Result=exit-code");
+    let state = &b
+        .find(G, |c| c.starts_with("sh -c ") && c.contains("profile-path"))
+        .ok_or("no state probe")?
+        .command;
     // gcp-vm's state probe as recorded: before and after AC5's rebuild, before and after AC6's.
-    let recs: Vec<&str> = b.entries(G)?.iter().filter(|e| &e.command == state).map(|e| e.output.stdout.as_str()).collect();
+    let recs: Vec<&str> = b
+        .entries(G)?
+        .iter()
+        .filter(|e| &e.command == state)
+        .map(|e| e.output.stdout.as_str())
+        .collect();
     let [before5, after5, _before6, after6] = recs.as_slice() else {
         return Err(format!("{G}: {} recordings of the state probe, not 4", recs.len()).into());
     };
     // Lines of the recordings after a rebuild (each once), changed by `to`.
     let after = |prefix: &str, to: &dyn Fn(&str) -> String| -> Vec<Pair> {
-        let lines: BTreeSet<&str> = [after5, after6].iter().flat_map(|t| t.lines()).filter(|l| l.starts_with(prefix)).collect();
+        let lines: BTreeSet<&str> = [after5, after6]
+            .iter()
+            .flat_map(|t| t.lines())
+            .filter(|l| l.starts_with(prefix))
+            .collect();
         lines.iter().map(|l| pair(*l, to(l))).collect()
     };
     let word = |l: &str, i: usize| l.split_whitespace().nth(i).unwrap_or_default().to_string();
-    let unit_down = after("unit ", &|l| format!("unit {} 0 - {}", word(l, 1), word(l, 4)));
+    let unit_down = after("unit ", &|l| {
+        format!("unit {} 0 - {}", word(l, 1), word(l, 4))
+    });
     let artefact_missing = after("file ", &|l| format!("{} {} -", word(l, 0), word(l, 1)));
-    let old_current = before5.lines().find(|l| l.starts_with("current ")).ok_or("no current line")?.to_string();
+    let old_current = before5
+        .lines()
+        .find(|l| l.starts_with("current "))
+        .ok_or("no current line")?
+        .to_string();
     let not_switched = after("current ", &|_| old_current.clone());
     // Every recording of gcp-vm's state probe (before/after each round), line by line.
     let lines: BTreeSet<&str> = recs.iter().flat_map(|t| t.lines()).collect();
     let pairs = |prefix: &str, to: &dyn Fn(&str) -> String| -> Vec<Pair> {
-        let mut p: Vec<Pair> = lines.iter().filter(|l| l.starts_with(prefix)).map(|l| pair(*l, to(l))).collect();
+        let mut p: Vec<Pair> = lines
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| pair(*l, to(l)))
+            .collect();
         p.sort();
         p
     };
-    let no_generation: Vec<Pair> = pairs("profile system-", &|_| "profile system-1-link".into()).into_iter().filter(|(l, _)| l != "profile system-1-link").collect();
-    let rebuild_g = b.cassette.workstation.iter().find(|e| e.command.ends_with(&format!(" {G}"))).ok_or("no rebuild of gcp-vm")?;
+    let no_generation: Vec<Pair> = pairs("profile system-", &|_| "profile system-1-link".into())
+        .into_iter()
+        .filter(|(l, _)| l != "profile system-1-link")
+        .collect();
+    let rebuild_g = b
+        .cassette
+        .workstation
+        .iter()
+        .find(|e| e.command.ends_with(&format!(" {G}")))
+        .ok_or("no rebuild of gcp-vm")?;
     let state_r = || replacement(G, state);
     Ok(vec![
         Fault { name: "rebuild-unit-down", description: "yggdrasil.service on gcp-vm ran before the rebuild and is not running after it",
@@ -537,12 +596,14 @@ pub fn files(root: &Path) -> Result<Vec<(PathBuf, String)>> {
     let mut out = Vec::new();
     let story = Base::load(&root.join("tests/cassettes/story-fleet.json"))?;
     let lab = Base::load(&root.join("tests/cassettes/lab/cassette.json"))?;
+    let zt_lab = Base::load(&root.join("tests/cassettes/lab-zerotier/cassette.json"))?;
     let real = ssh::Real::load(root)?;
     let mut story_list = story_faults(&story, &real)?;
     story_list.extend(ssh::faults(&story, &real)?);
     for (base, faults) in [
         ("../story-fleet.json", story_list),
         ("../lab/cassette.json", lab_faults(&lab)?),
+        ("../lab-zerotier/cassette.json", zt_lab_faults(&zt_lab)?),
     ] {
         for fault in &faults {
             let file = BrokenFile {

@@ -275,6 +275,18 @@ impl Story {
                  "role": "PLANET", "tunneled": false, "version": "-1.-1.-1"},
             ]))?);
         }
+        if cmd.starts_with("sh -c 'cd /var/lib/zerotier-one/controller.d")
+            && !cmd.contains("/member/")
+        {
+            // The controller's network record (ZeroTier's defaults, as the lab's shows them).
+            if m != "hetzner-vm" {
+                return plain(String::new());
+            }
+            return plain(format!(
+                "{{\"enableBroadcast\":true,\"id\":\"{}\",\"mtu\":2800,\"private\":true,\"revision\":1\n}}\n",
+                self.nwid
+            ));
+        }
         if cmd.starts_with("sh -c 'cd /var/lib/zerotier-one/controller.d") {
             // The controller's member records (both authorised by clan's auto-accept); none
             // on a peer.
