@@ -61,15 +61,15 @@ pub fn unsupported() -> Option<String> {
     None
 }
 
-/// The lab's management and underlay /24s: the first pair that overlaps no address or route of
-/// the host's.
+/// The lab's management /24 and underlay /20: the first pair that overlaps no address or route
+/// of the host's.
 pub(crate) fn free_subnets() -> Result<(Ipv4Addr, Ipv4Addr), LabError> {
     let host = net::host_prefixes(
         &ip(&["-j", "addr"])?,
         &[&ip(&["-j", "-4", "route"])?, &ip(&["-j", "-6", "route"])?],
     );
     net::choose(&host).map_err(|what| LabError::SubnetInUse {
-        subnet: "198.18.100.0-198.18.251.0 /24 pairs".into(),
+        subnet: "198.18.100.0-198.18.255.255 (a management /24 and an underlay /20)".into(),
         what,
     })
 }

@@ -111,7 +111,11 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
                 name,
                 index: i,
                 mgmt_ip: host_octets(mgmt_net, i),
-                underlay_ip: host_octets(underlay_net, i),
+                // A /24 of its own inside the underlay (see net::UNDERLAY_LEN).
+                underlay_ip: {
+                    let o = underlay_net.octets();
+                    Ipv4Addr::new(o[0], o[1], o[2] + i as u8, 10)
+                },
                 ygg_address: String::new(),
                 ygg_key: String::new(),
                 zt_node: String::new(),
@@ -247,7 +251,7 @@ fn make_network(state: &LabState) -> Result<(), LabError> {
             &ns,
             "addr",
             "add",
-            &format!("{}/24", m.underlay_ip),
+            &format!("{}/{}", m.underlay_ip, crate::net::UNDERLAY_LEN),
             "dev",
             "eth1",
         ])?;

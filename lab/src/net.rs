@@ -91,8 +91,15 @@ pub fn host_prefixes(addr_json: &str, route_jsons: &[&str]) -> Vec<(Prefix, Stri
     out
 }
 
-/// The first `(management, underlay)` pair of /24s in 198.18.0.0/15 (RFC 2544 benchmarking
-/// space) that overlaps nothing of the host; also refuses when the overlay's 200::/7 would.
+/// The underlay's prefix length: each machine's underlay address lies in a /24 of its own inside
+/// it. ZeroTier admits one new identity per source /24 every 2 s (its HELLO rate gate,
+/// `ZT_IDENTITY_VALIDATION_SOURCE_RATE_LIMIT`): on one shared /24, 8 machines took 40 s to find
+/// each other, as machines behind one NAT would; a fleet's machines sit in networks of their own.
+pub const UNDERLAY_LEN: u8 = 20;
+
+/// The first management /24 and underlay /20 in 198.18.0.0/15 (RFC 2544 benchmarking space)
+/// that overlap nothing of the host and not each other; also refuses when the overlay's 200::/7
+/// would.
 pub fn choose(host: &[(Prefix, String)]) -> Result<(Ipv4Addr, Ipv4Addr), String> {
     let ygg = Prefix::parse("200::/7").unwrap_or(Prefix {
         addr: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
@@ -101,26 +108,40 @@ pub fn choose(host: &[(Prefix, String)]) -> Result<(Ipv4Addr, Ipv4Addr), String>
     if let Some((_, what)) = host.iter().find(|(p, _)| p.overlaps(&ygg)) {
         return Err(format!("yggdrasil's 200::/7 overlaps the host's {what}"));
     }
+    let clash = |p: &Prefix| {
+        host.iter()
+            .find(|(h, _)| h.overlaps(p))
+            .map(|(_, w)| format!("{p} overlaps {w}"))
+    };
+    let prefix = |third: u8, len: u8| Prefix {
+        addr: IpAddr::V4(Ipv4Addr::new(198, 18, third, 0)),
+        len,
+    };
     let mut last = String::new();
-    for third in (100u8..=250).step_by(2) {
-        let mgmt = Ipv4Addr::new(198, 18, third, 0);
-        let under = Ipv4Addr::new(198, 18, third + 1, 0);
-        let clash = [mgmt, under].iter().find_map(|n| {
-            let p = Prefix {
-                addr: IpAddr::V4(*n),
-                len: 24,
-            };
-            host.iter()
-                .find(|(h, _)| h.overlaps(&p))
-                .map(|(_, w)| format!("{p} overlaps {w}"))
-        });
-        match clash {
-            None => return Ok((mgmt, under)),
-            Some(c) => last = c,
+    for under in (112u8..=240).step_by(16) {
+        let u = prefix(under, UNDERLAY_LEN);
+        if let Some(c) = clash(&u) {
+            last = c;
+            continue;
+        }
+        for mgmt in 100u8..=255 {
+            let m = prefix(mgmt, 24);
+            if m.overlaps(&u) {
+                continue;
+            }
+            match clash(&m) {
+                None => {
+                    return Ok((
+                        Ipv4Addr::new(198, 18, mgmt, 0),
+                        Ipv4Addr::new(198, 18, under, 0),
+                    ))
+                }
+                Some(c) => last = c,
+            }
         }
     }
     Err(format!(
-        "no free /24 pair in 198.18.100.0-198.18.251.255 ({last})"
+        "no free management /24 and underlay /20 in 198.18.100.0-198.18.255.255 ({last})"
     ))
 }
 
@@ -141,15 +162,18 @@ mod tests {
         let (m, u) = choose(&host).unwrap();
         assert_eq!(
             (m.to_string(), u.to_string()),
-            ("198.18.100.0".into(), "198.18.101.0".into())
+            ("198.18.100.0".into(), "198.18.112.0".into())
         );
     }
 
     #[test]
     fn a_clashing_route_moves_the_lab_and_a_wide_one_refuses() {
-        let r = r#"[{"dst":"198.18.101.0/24","dev":"x"}]"#;
-        let (m, _) = choose(&host_prefixes("[]", &[r])).unwrap();
-        assert_eq!(m.to_string(), "198.18.102.0");
+        let r = r#"[{"dst":"198.18.100.0/24","dev":"x"},{"dst":"198.18.115.0/24","dev":"y"}]"#;
+        let (m, u) = choose(&host_prefixes("[]", &[r])).unwrap();
+        assert_eq!(
+            (m.to_string(), u.to_string()),
+            ("198.18.101.0".into(), "198.18.128.0".into())
+        );
         let wide = r#"[{"dst":"198.18.0.0/15","dev":"x"}]"#;
         let e = choose(&host_prefixes("[]", &[wide])).unwrap_err();
         assert!(e.contains("198.18.0.0/15"), "{e}");

@@ -58,7 +58,7 @@ pub struct LabState {
     pub domain: String,
     /// Management /24.
     pub mgmt_net: Ipv4Addr,
-    /// Underlay /24.
+    /// Underlay /20 (machine i at `.10` of its i-th /24).
     pub underlay_net: Ipv4Addr,
     /// Machines.
     pub machines: Vec<LabMachine>,

@@ -424,6 +424,7 @@ pub(crate) fn closure_files(
 /// every other machine's address over ZeroTier.
 pub(crate) fn await_ready(state: &LabState, zt: &ZtLab) -> Result<(), LabError> {
     let limit = READY * 4; // ZeroTier's root pings come every 5 s
+    let start = std::time::Instant::now();
     in_parallel(state.machines.iter(), |m| {
         await_cond(
             &m.name,
@@ -468,6 +469,7 @@ pub(crate) fn await_ready(state: &LabState, zt: &ZtLab) -> Result<(), LabError> 
                 }
             },
         )?;
+        tracing::debug!(machine = %m.name, elapsed = ?start.elapsed(), "zerotier online, network OK");
         // Every peer pinged at once each round: a peer whose path is still being set up costs
         // one ping timeout per round, not one per peer.
         let mut left: Vec<&crate::state::LabMachine> =
@@ -491,6 +493,7 @@ pub(crate) fn await_ready(state: &LabState, zt: &ZtLab) -> Result<(), LabError> 
                 i += 1;
                 !ok[i - 1]
             });
+            tracing::debug!(machine = %m.name, elapsed = ?start.elapsed(), left = left.len(), "zerotier ping round");
             if left.is_empty() {
                 Ok(true)
             } else {
