@@ -1,5 +1,5 @@
-//! Getting `zerotier-one` 1.14.x for the lab: one on PATH if it is 1.14 or newer, otherwise a
-//! build of the vendored upstream source (sha256 checked) into a cache outside the checkout,
+//! Getting `zerotier-one` 1.14.x for the lab: one on PATH if it is 1.14 or newer (copied into the
+//! cache, keyed by its sha256), otherwise a build of the vendored upstream source (sha256 checked) into a cache outside the checkout,
 //! keyed by that sha256, so the five-minute build happens once per machine. The build also makes
 //! the lab's planet tool (`mkworld.cpp`, compiled against the same sources). Progress lines go to
 //! the caller; the compiler's output to a log file.
@@ -72,7 +72,25 @@ pub fn ensure(
     source: &Path,
     notice: &mut dyn FnMut(&str),
 ) -> Result<ZeroTier, LabError> {
-    let dir = cache.join(format!("zerotier-{}", &SOURCE_SHA256[..16]));
+    // A zerotier-one on PATH that is 1.14 or newer runs as it is (copied into the cache, keyed by
+    // its sha256, since the machines see the cache, not the host's /usr); only the planet tool
+    // is built then, from the vendored source.
+    let on_path = on_path("zerotier-one").map(|p| {
+        let v = Command::new(&p)
+            .arg("-v")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        (p, v)
+    });
+    let installed = match &on_path {
+        Some((p, v)) if new_enough(v) => Some((p.clone(), v.clone(), sha256_file(p)?)),
+        _ => None,
+    };
+    let dir = match &installed {
+        Some((_, _, sum)) => cache.join(format!("zerotier-path-{}", &sum[..16])),
+        None => cache.join(format!("zerotier-{}", &SOURCE_SHA256[..16])),
+    };
     let bin = dir.join("bin");
     let built =
         |bin: &Path| bin.join("zerotier-one").is_file() && bin.join("clan-coord-mkworld").is_file();
@@ -85,27 +103,22 @@ pub fn ensure(
     if built(&bin) {
         return Ok(ZeroTier { bin });
     }
-    if let Some(p) = on_path("zerotier-one") {
-        let v = Command::new(&p)
-            .arg("-v")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        notice(&format!(
-            "lab: {} is version {v:?}; {}",
-            p.display(),
-            if new_enough(&v) {
-                "new enough, but the lab builds its own from the vendored source so its planet tool matches"
-            } else {
-                "older than 1.14: building the vendored source"
-            }
-        ));
+    match (&on_path, &installed) {
+        (_, Some((p, v, _))) => notice(&format!(
+            "lab: using {} (version {v}); building only the lab's planet tool from the vendored source",
+            p.display()
+        )),
+        (Some((p, v)), None) => notice(&format!(
+            "lab: {} is version {v:?}, older than 1.14: building the vendored source",
+            p.display()
+        )),
+        (None, None) => {}
     }
     if !source.is_file() {
         return Err(LabError::Invalid(format!(
             "ZeroTier's source {} is not there: pass --zerotier-src or COORD_ZEROTIER_SRC \
-             (the vendored {SOURCE_NAME}, sha256 {SOURCE_SHA256}); with network access, install \
-             zerotier-one 1.14 from ZeroTier's packages instead",
+             (the vendored {SOURCE_NAME}, sha256 {SOURCE_SHA256}); the lab's planet tool is built \
+             from it even when zerotier-one 1.14 is installed",
             source.display()
         )));
     }
@@ -125,8 +138,18 @@ pub fn ensure(
     }
     mkdir(&work)?;
     notice(&format!(
-        "lab: building ZeroTier 1.14.1 from {} (about 5 minutes on 2 cores, once per machine) into {}; compiler output: {BUILD_LOG}",
+        "lab: building {} from {} ({}, once per machine) into {}; compiler output: {BUILD_LOG}",
+        if installed.is_some() {
+            "the planet tool"
+        } else {
+            "ZeroTier 1.14.1"
+        },
         source.display(),
+        if installed.is_some() {
+            "under a minute"
+        } else {
+            "about 5 minutes on 2 cores"
+        },
         dir.display()
     ));
     let started = Instant::now();
@@ -146,13 +169,15 @@ pub fn ensure(
     let jobs = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .to_string();
-    step(
-        "make",
-        &[&format!("-j{jobs}"), "ZT_SSO_SUPPORTED=0", "one"],
-        &work,
-        notice,
-        started,
-    )?;
+    if installed.is_none() {
+        step(
+            "make",
+            &[&format!("-j{jobs}"), "ZT_SSO_SUPPORTED=0", "one"],
+            &work,
+            notice,
+            started,
+        )?;
+    }
     write(&work.join("clan-coord-mkworld.cpp"), MKWORLD, 0o644)?;
     let mut args: Vec<String> = [
         "-O2",
@@ -185,8 +210,15 @@ pub fn ensure(
         std::fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?;
     }
     mkdir(&staging)?;
-    for f in ["zerotier-one", "clan-coord-mkworld"] {
-        std::fs::copy(work.join(f), staging.join(f)).map_err(|e| io(&work.join(f), e))?;
+    let one = match &installed {
+        Some((p, _, _)) => p.clone(),
+        None => work.join("zerotier-one"),
+    };
+    for (from, f) in [
+        (one, "zerotier-one"),
+        (work.join("clan-coord-mkworld"), "clan-coord-mkworld"),
+    ] {
+        std::fs::copy(&from, staging.join(f)).map_err(|e| io(&from, e))?;
     }
     for link in ["zerotier-cli", "zerotier-idtool"] {
         std::os::unix::fs::symlink("zerotier-one", staging.join(link))
@@ -197,7 +229,15 @@ pub fn ensure(
     }
     std::fs::rename(&staging, &bin).map_err(|e| io(&bin, e))?;
     std::fs::remove_dir_all(&work).map_err(|e| io(&work, e))?;
-    notice(&format!("lab: ZeroTier built in {:.0?}", started.elapsed()));
+    notice(&format!(
+        "lab: {} in {:.0?}",
+        if installed.is_some() {
+            "planet tool built"
+        } else {
+            "ZeroTier built"
+        },
+        started.elapsed()
+    ));
     Ok(ZeroTier { bin })
 }
 
