@@ -296,9 +296,17 @@ fn load_inventory(
     workstation: Option<&dyn Transport>,
 ) -> Result<(Inventory, String), Error> {
     if let (Some(flake), Some(workstation)) = (&config.flake, workstation) {
-        let cmd = Cmd::new("nix").args(["eval", "--json"]).arg(format!(
-            "{flake}#clanInternals.inventoryClass.inventorySerialization"
-        ));
+        // Flakes are still experimental in Nix 2.8 (Debian's) and need no nix.conf this way.
+        let cmd = Cmd::new("nix")
+            .args([
+                "--extra-experimental-features",
+                "nix-command flakes",
+                "eval",
+                "--json",
+            ])
+            .arg(format!(
+                "{flake}#clanInternals.inventoryClass.inventorySerialization"
+            ));
         match workstation.run(&cmd) {
             Ok(out) if out.success() => {
                 return Ok((
@@ -307,10 +315,25 @@ fn load_inventory(
                 ))
             }
             Ok(out) => {
-                tracing::info!(command = %cmd, exit = ?out.exit, "nix eval failed; using the inventory JSON file")
+                let why = crate::redact::excerpt(&out.stderr, 300).to_string();
+                if config.inventory_json.is_none() {
+                    return Err(InventoryError::Shape {
+                        origin: cmd.text().to_string(),
+                        problem: format!("nix eval of the flake failed: {why}"),
+                    }
+                    .into());
+                }
+                tracing::warn!(command = %cmd, exit = ?out.exit, error = %why, "nix eval failed; using fleet.inventory_json instead")
             }
             Err(e) => {
-                tracing::info!(error = %e, "nix eval unavailable; using the inventory JSON file")
+                if config.inventory_json.is_none() {
+                    return Err(InventoryError::Shape {
+                        origin: cmd.text().to_string(),
+                        problem: format!("nix eval could not run: {e}"),
+                    }
+                    .into());
+                }
+                tracing::warn!(error = %e, "nix eval could not run; using fleet.inventory_json instead")
             }
         }
     }

@@ -19,6 +19,7 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("util-linux", "/usr/bin/nsenter"),
     ("systemd-container", "/usr/bin/systemd-nspawn"),
     ("debootstrap", "/usr/sbin/debootstrap"),
+    ("nix-bin", "/usr/bin/nix"),
 ];
 
 /// uid of this process.

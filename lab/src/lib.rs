@@ -27,7 +27,7 @@
 //! - [`recording`]: a live run recorded for offline replay.
 //! - [`keys`], [`sshd`], [`net`], [`repo`], [`system`], [`relay`]: key material, sshd
 //!   configuration, address plan, the lab's clan repo, its configuration stand-in, and the
-//!   `slow-link` relay.
+//!   `slow-link` relay; [`flake`]: the repo as a clan flake that clan-core evaluates.
 //! - [`error`]: the one error type, [`LabError`].
 //!
 //! The library never prints: notices and deploy logs go to a caller's sink, progress to
@@ -39,6 +39,7 @@ pub mod deploy;
 pub mod error;
 pub mod fault;
 mod files;
+pub mod flake;
 pub mod host;
 pub mod install;
 pub mod keys;

@@ -73,6 +73,7 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
         )));
     }
     let rootfs = rootfs::ensure(&opts.cache, notice)?;
+    let flake_inputs = crate::flake::prepare(&opts.cache, &opts.clan_core_src, notice)?;
     let zerotier = if opts.overlay == "zerotier" {
         let z = crate::zerotier::install::ensure(&opts.cache, &opts.zerotier_src, notice)?;
         let tools = crate::zerotier::clan_tools(&opts.cache, &opts.clan_core_src)?;
@@ -148,6 +149,29 @@ pub fn up(opts: &UpOptions, notice: &mut dyn FnMut(&str)) -> Result<LabState, La
     make_network(&state)?;
     tracing::info!(elapsed = ?start.elapsed(), "lab network");
     repo::write_repo(&state)?;
+    // The lab's clan is a flake; clan-core evaluates its inventory, and that serialization is
+    // inventory-serialization.json the repo holds (what a replay of a recording reads). Not
+    // inventory.json: clan-core reads that file of a clan's root as inventory input.
+    let clan = state.dir.join("clan");
+    write(
+        &clan.join("flake.nix"),
+        &crate::flake::flake_nix(&state, &flake_inputs),
+        0o644,
+    )?;
+    let (inventory, took) = crate::flake::eval(&clan, crate::flake::INVENTORY_ATTR)?;
+    let pretty = serde_json::from_str::<serde_json::Value>(&inventory)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .map_err(|e| {
+            LabError::Invalid(format!(
+                "clan-core's inventory serialization is not JSON: {e}"
+            ))
+        })?;
+    write(
+        &clan.join(crate::flake::SERIALIZATION),
+        &(pretty + "\n"),
+        0o644,
+    )?;
+    tracing::info!(elapsed = ?start.elapsed(), nix_eval = ?took, "clan-core evaluated the lab's inventory");
     for i in 0..state.machines.len() {
         let m = state.machines[i].clone();
         write_machine_files(&state, &m)?;

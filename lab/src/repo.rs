@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
-
 use crate::error::LabError;
 use crate::files::{io, write};
 use crate::state::{LabMachine, LabState};
@@ -13,50 +11,6 @@ use crate::state::{LabMachine, LabState};
 /// What a secret var file holds in the lab repo: no sops, no secret, only the recipients beside it.
 const PLACEHOLDER: &str =
     "{\"placeholder\":\"lab repo: secrets are deployed to the lab machines, never kept here\"}\n";
-
-fn wrap(settings: Value) -> Value {
-    json!({"imports": [{"_file": "/nix/store/00000000000000000000000000000000-source/clan.nix, via option instances", "imports": [settings]}]})
-}
-
-fn role_all(settings: Value) -> Value {
-    json!({"machines": {}, "tags": {"all": {"settings": wrap(json!({}))}}, "settings": wrap(settings)})
-}
-
-/// The inventory serialization, raw (settings wrapped as `nix eval` prints them).
-pub fn inventory(state: &LabState) -> Value {
-    let machines: serde_json::Map<String, Value> = state
-        .machines
-        .iter()
-        .map(|m| {
-            (
-                m.name.clone(),
-                json!({"name": m.name, "description": format!("lab machine {}", m.index), "icon": null,
-                       "machineClass": "nixos", "installedAt": null, "tags": ["nixos", "lab", "all"],
-                       "deploy": {"targetHost": format!("root@{}", m.mgmt_ip), "buildHost": null, "forwardAgent": null}}),
-            )
-        })
-        .collect();
-    let mut inv = json!({
-        "meta": {"name": state.clan_name(), "description": "clan-coord lab fleet (Linux namespaces)", "icon": null, "tld": null, "domain": state.domain},
-        "machines": machines,
-        "instances": {
-            "sshd-clan": {"module": {"input": "clan-core", "name": "sshd"}, "roles": {"server": role_all(json!({})), "client": role_all(json!({}))}},
-            "emergency-access": {"module": {"input": "clan-core", "name": "emergency-access"}, "roles": {"default": role_all(json!({}))}},
-            "users-root": {"module": {"input": "clan-core", "name": "users"}, "roles": {"default": role_all(json!({"user": "root", "prompt": false, "share": true}))}}
-        }
-    });
-    inv["instances"][crate::zerotier::INSTANCE] = match state.zerotier {
-        Some(_) => crate::zerotier::inventory_instance(state, &wrap),
-        None => Value::Null,
-    };
-    if state.zerotier.is_none() {
-        if let Some(i) = inv["instances"].as_object_mut() {
-            i.remove(crate::zerotier::INSTANCE);
-            i.insert("yggdrasil".into(), json!({"module": {"input": "clan-core", "name": "yggdrasil"}, "roles": {"default": role_all(json!({}))}}));
-        }
-    }
-    inv
-}
 
 /// A secret var in the repo: a placeholder and its recipients.
 pub(crate) fn secret(dir: &Path, recipients: &[&str]) -> Result<(), LabError> {
@@ -98,11 +52,6 @@ pub fn write_repo(state: &LabState) -> Result<(), LabError> {
     if let Some(zt) = &state.zerotier {
         crate::zerotier::write_repo_vars(state, zt, &shared)?;
     }
-    write(
-        &clan.join("inventory.json"),
-        &serde_json::to_string_pretty(&inventory(state)).unwrap_or_default(),
-        0o644,
-    )?;
     write(
         &clan.join("lab-config.json"),
         &serde_json::to_string_pretty(&crate::system::default_config()).unwrap_or_default(),
@@ -156,10 +105,16 @@ pub fn machines_toml(state: &LabState) -> String {
 /// The machines.toml, with the clan repo at `clan_dir` (relative paths resolve against the file).
 pub fn machines_toml_with(state: &LabState, clan_dir: &str, note: &str) -> String {
     let d = state.dir.display();
+    let flake = if clan_dir.starts_with('/') {
+        format!("flake = \"path:{clan_dir}\"   # clan-core evaluates the inventory (nix eval)\n")
+    } else {
+        // A recording: the serialization beside it is what clan-core evaluated live.
+        String::new()
+    };
     let mut s = format!(
         "# Written by `clan-coord lab up`: the lab fleet, reached from its workstation namespace.\n\
          # {note}\n\n\
-         [fleet]\nclan_dir = \"{clan_dir}\"\ninventory_json = \"{clan_dir}/inventory.json\"\n\
+         [fleet]\nclan_dir = \"{clan_dir}\"\n{flake}inventory_json = \"{clan_dir}/{}\"\n\
          overlay = \"{}\"\ndomain = \"{}\"\n\n\
          [ssh]\nauth = \"identity_file\"\nidentity_file = \"{d}/workstation/id_ed25519\"\n\
          user = \"root\"\nnetns = \"{}\"\nconnect_timeout_secs = 5\ncommand_timeout_secs = 20\n\n\
@@ -167,6 +122,7 @@ pub fn machines_toml_with(state: &LabState, clan_dir: &str, note: &str) -> Strin
          # `clan machines update` stand-in: applies the lab repo's lab-config.json to a machine.\n\
          [rebuild]\ncommand = \"{} lab rebuild --dir {d} {{machine}}\"\nparallel = 4\ntimeout_secs = 120\n\n\
          [[rebuild.artefact]]\npath = \"/run/current-system/etc/nix/nix.conf\"\n",
+        crate::flake::SERIALIZATION,
         state.overlay,
         state.domain,
         state.ns_ws(),

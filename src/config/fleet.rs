@@ -56,7 +56,7 @@ pub(super) fn parse(src: &Source, fleet: RawFleet) -> Result<FleetSettings, Conf
                 s.span().start,
                 "fleet.inventory_json",
                 format!("{} does not exist", p.display()),
-                "write it with `nix eval --json .#clanInternals.inventoryClass.inventorySerialization > inventory.json`",
+                "write it with `nix eval --json .#clanInternals.inventoryClass.inventorySerialization > inventory-serialization.json` (not into the flake's inventory.json, which clan-core reads as input)",
             ));
         }
     }

@@ -49,6 +49,13 @@ impl Lab {
             crate::skip::skip(&why);
             return None;
         }
+        if !clan_core_src().is_file() {
+            crate::skip::skip(&format!(
+                "clan-core's vendored source {} is not there (the lab's clan flake needs it)",
+                clan_core_src().display()
+            ));
+            return None;
+        }
         let tmp = tempfile::tempdir().unwrap();
         let machines = up(tmp.path(), prefix);
         Some(Lab { tmp, machines })
@@ -60,6 +67,13 @@ impl Lab {
     pub fn start_zerotier(prefix: &str) -> Option<Lab> {
         if let Some(why) = lab::unsupported() {
             crate::skip::skip(&why);
+            return None;
+        }
+        if !clan_core_src().is_file() {
+            crate::skip::skip(&format!(
+                "clan-core's vendored source {} is not there (the lab's clan flake needs it)",
+                clan_core_src().display()
+            ));
             return None;
         }
         let src = zerotier_src();
@@ -95,6 +109,14 @@ fn zerotier_src() -> PathBuf {
     )
 }
 
+/// clan-core's vendored source: `COORD_CLAN_CORE_SRC`, else `../shared/vendor/` beside the project.
+fn clan_core_src() -> PathBuf {
+    std::env::var_os("COORD_CLAN_CORE_SRC").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vendor/clan-core-d7c35d91.tar.gz"),
+        PathBuf::from,
+    )
+}
+
 /// Brings up a 2-machine lab in `dir` with namespace `prefix`; returns its machines.toml.
 #[allow(dead_code)] // each test binary uses part of this module
 pub fn up(dir: &Path, prefix: &str) -> PathBuf {
@@ -113,13 +135,7 @@ pub fn up_with(dir: &Path, prefix: &str, overlay: &str) -> PathBuf {
             cache: lab::rootfs::DEFAULT_CACHE.into(),
             overlay: overlay.into(),
             zerotier_src: zerotier_src(),
-            clan_core_src: std::env::var_os("COORD_CLAN_CORE_SRC").map_or_else(
-                || {
-                    Path::new(env!("CARGO_MANIFEST_DIR"))
-                        .join("../shared/vendor/clan-core-d7c35d91.tar.gz")
-                },
-                PathBuf::from,
-            ),
+            clan_core_src: clan_core_src(),
         },
         &mut |notice| eprintln!("{notice}"),
     )

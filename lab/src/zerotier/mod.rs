@@ -510,24 +510,6 @@ pub(crate) fn await_ready(state: &LabState, zt: &ZtLab) -> Result<(), LabError> 
     })
 }
 
-/// The zerotier instance of the lab's inventory: the controller by name, the others as peers.
-pub(crate) fn inventory_instance(
-    state: &LabState,
-    wrap: &dyn Fn(serde_json::Value) -> serde_json::Value,
-) -> serde_json::Value {
-    let by_name = |names: Vec<&str>| -> serde_json::Value {
-        let m: serde_json::Map<String, serde_json::Value> = names
-            .into_iter()
-            .map(|n| (n.to_string(), json!({"settings": wrap(json!({}))})))
-            .collect();
-        json!({"machines": m, "tags": {}, "settings": wrap(json!({}))})
-    };
-    json!({"module": {"input": "clan-core", "name": "zerotier"}, "roles": {
-        "controller": by_name(vec![state.machines[0].name.as_str()]),
-        "peer": by_name(state.machines[1..].iter().map(|m| m.name.as_str()).collect()),
-    }})
-}
-
 /// The zerotier vars in the lab repo (shared, current layout): identity secrets (placeholders
 /// with recipients), each machine's ip, the network id.
 pub(crate) fn write_repo_vars(state: &LabState, zt: &ZtLab, shared: &Path) -> Result<(), LabError> {
