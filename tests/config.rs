@@ -156,7 +156,7 @@ fn every_error_text_is_pinned() {
         ),
         (
             format!("[fleet]\nclan_dir = \"examples/test-clan\"\ninventory_json = \"no.json\"\n{m}"),
-            "<crate>/machines.toml:3:18: fleet.inventory_json: <crate>/no.json does not exist\n  fix: write it with `nix eval --json .#clanInternals.inventoryClass.inventorySerialization > inventory.json`",
+            "<crate>/machines.toml:3:18: fleet.inventory_json: <crate>/no.json does not exist\n  fix: write it with `nix eval --json .#clanInternals.inventoryClass.inventorySerialization > inventory-serialization.json` (not into the flake's inventory.json, which clan-core reads as input)",
         ),
         (
             format!("{HEAD}[ssh]\nauth = \"identity_file\"\n{m}"),

@@ -235,7 +235,14 @@ fn every_machines_toml_the_repo_and_the_lab_write_is_accepted() {
             zerotier: None,
             inotify_restore: None,
         };
-        let clan = root.join("examples/test-clan");
+        // A lab's clan dir: clan-core's serialization beside its flake.
+        let clan = d.path().join("clan");
+        std::fs::create_dir_all(&clan).unwrap();
+        std::fs::copy(
+            root.join("examples/test-clan/inventory.json"),
+            clan.join(clan_coord_lab::flake::SERIALIZATION),
+        )
+        .unwrap();
         let text = repo::machines_toml_with(&state, &clan.display().to_string(), "test");
         let c = parse(&d.path().join("machines.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.machines.len(), n);
