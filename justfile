@@ -8,7 +8,7 @@ lab-check:
 
 # AC1–AC4 verdicts (offline replay of the story fleet)
 check:
-    cargo run --bin clan-coord -- check
+    cargo run --bin clan-coord -- check --replay
 
 # live suite through cargo test against a fresh lab
 lab-live:

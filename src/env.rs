@@ -55,6 +55,9 @@ pub struct Settings {
     pub ac7_span: Duration,
 }
 
+/// The story fleet's cassette, replayed by default.
+pub const STORY: &str = "tests/cassettes/story-fleet.json";
+
 /// The variable that allows rebuilds of live machines.
 pub const DESTRUCTIVE: &str = "COORD_DESTRUCTIVE";
 
@@ -80,6 +83,42 @@ fn path(name: &'static str) -> Result<Option<PathBuf>, Error> {
 }
 
 impl Settings {
+    /// The switches for the command line's `check`, which is live unless asked to replay: with
+    /// `replay` (`--replay [CASSETTE]`, `--cassette FILE`) it replays that cassette (`None`: the
+    /// one `COORD_CASSETTE` names, else the story fleet's); without, it runs live in every build
+    /// (the `live` feature gates only `cargo test --test coordination`). `COORD_CASSETTE` set
+    /// without `--replay` is refused rather than silently ignored or obeyed.
+    pub fn for_cli(replay: Option<Option<PathBuf>>) -> Result<Settings, Error> {
+        let cassette = path("COORD_CASSETTE")?;
+        let mode = match replay {
+            Some(given) => {
+                if let Some(r) = path("COORD_RECORD")? {
+                    return Err(Error::Env {
+                        var: "COORD_RECORD",
+                        value: r.display().to_string(),
+                        reason: "recording needs a live run: drop --replay".into(),
+                    });
+                }
+                Mode::Replay {
+                    cassette: given.or(cassette).unwrap_or_else(|| PathBuf::from(STORY)),
+                }
+            }
+            None => {
+                if let Some(c) = cassette {
+                    return Err(Error::Env {
+                        var: "COORD_CASSETTE",
+                        value: c.display().to_string(),
+                        reason: "check runs live unless given --replay: pass --replay to replay it, or unset it".into(),
+                    });
+                }
+                Mode::Live {
+                    record: path("COORD_RECORD")?,
+                }
+            }
+        };
+        Self::read(mode)
+    }
+
     /// Reads the switches; `live` is whether the `live` feature is on.
     pub fn from_env(live: bool) -> Result<Settings, Error> {
         let record = path("COORD_RECORD")?;
@@ -102,10 +141,20 @@ impl Settings {
                 });
             }
             Mode::Replay {
-                cassette: cassette
-                    .unwrap_or_else(|| PathBuf::from("tests/cassettes/story-fleet.json")),
+                cassette: cassette.unwrap_or_else(|| PathBuf::from(STORY)),
             }
         };
+        Self::read(mode)
+    }
+
+    /// The switches for commands that are live by nature (`monitor`, `lab`, `plan`): the mode
+    /// switches (`COORD_CASSETTE`, `COORD_RECORD`) do not apply to them.
+    pub fn for_live_commands() -> Result<Settings, Error> {
+        Self::read(Mode::Live { record: None })
+    }
+
+    /// Every switch but the mode.
+    fn read(mode: Mode) -> Result<Settings, Error> {
         let destructive = match text(DESTRUCTIVE)?.as_deref() {
             None | Some("0") => false,
             Some("1") => true,

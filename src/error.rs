@@ -35,7 +35,7 @@ pub enum Error {
     },
     /// A live run was pointed at a documentation address (the example machines.toml): nothing
     /// answers there, so the harness refuses to send it anything.
-    #[error("{machine}: address {address} is a documentation address (RFC 5737 / RFC 3849), as in the example machines.toml; live runs never send traffic there\n  fix: put the machine's real address in {path}, or run offline (without --features live)", path = path.display())]
+    #[error("{machine}: address {address} is a documentation address (RFC 5737 / RFC 3849), as in the example machines.toml; live runs never send traffic there\n  fix: put the machine's real address in {path}, or replay offline: `clan-coord check --replay`, or `cargo test` without --features live", path = path.display())]
     DocumentationAddress {
         /// The machine.
         machine: String,

@@ -89,3 +89,43 @@ fn the_lab_recording_runs_ac5_and_ac6_and_passes() {
         "{out}"
     );
 }
+
+/// `check` is live unless asked to replay: the repo's example machines.toml names documentation
+/// addresses, so a live `check` refuses it and says how to replay; `--replay` replays the story.
+#[test]
+fn check_is_live_unless_asked_to_replay() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clan-coord"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("COORD_")) {
+            cmd.env_remove(k);
+        }
+        let report = tempfile::tempdir().unwrap();
+        let out = cmd
+            .current_dir(root)
+            .args(args)
+            .env("COORD_REPORT_DIR", report.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["check"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("documentation address") && err.contains("check --replay"),
+        "{err}"
+    );
+    assert!(!err.contains("has no recording"), "{err}");
+    let (code, out, err) = run(&["check", "--replay"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("fleet: ") && out.contains("(replay of tests/cassettes/story-fleet.json)"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["check", "--replay", "a.json", "--cassette", "b.json"]);
+    assert_eq!(code, Some(2), "{err}");
+}

@@ -1,8 +1,9 @@
 //! `clan-coord`: the harness from the command line.
 //!
-//! - `clan-coord check [--cassette FILE]`: run every criterion the fleet gives evidence for (live
-//!   when built with `--features live`: AC1–AC4; a replayed cassette: AC1–AC4, and AC5/AC6 when it
-//!   holds rebuilds) and print the verdicts, the summary table and which criteria did not run.
+//! - `clan-coord check [--machines FILE] [--replay [CASSETTE] | --cassette FILE]`: run every
+//!   criterion the fleet gives evidence for (live against machines.toml in every build: AC1–AC4;
+//!   replaying a cassette only when asked: AC1–AC4, and AC5/AC6 when it holds rebuilds) and print
+//!   the verdicts, the summary table and which criteria did not run.
 //! - `clan-coord lab up|status|down|fault|heal|check`: the namespace lab fleet (see README).
 //! - `clan-coord plan [--json]`: print every command the checks would run on each machine, without
 //!   connecting (what will touch production, before it does).
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clan_coordination::checks::Verdict;
-use clan_coordination::env::{Mode, Settings};
+use clan_coordination::env::Settings;
 use clan_coordination::fleet::{load_expectations, Fleet};
 use clan_coordination::names::Criterion;
 use clan_coordination::plan::{Needs, Plan};
@@ -56,7 +57,11 @@ enum Command {
         /// machines.toml (default: $COORD_MACHINES, else ./machines.toml).
         #[arg(long)]
         machines: Option<PathBuf>,
-        /// Replay this cassette instead of the default.
+        /// Replay a cassette instead of running live: the one given, else $COORD_CASSETTE, else
+        /// the story fleet's (tests/cassettes/story-fleet.json).
+        #[arg(long, value_name = "CASSETTE", conflicts_with = "cassette")]
+        replay: Option<Option<PathBuf>>,
+        /// Replay this cassette (the same as --replay FILE; kept for operators' scripts).
         #[arg(long)]
         cassette: Option<PathBuf>,
         /// Run only these criteria (repeatable, e.g. `--only ac1 --only ac3`); default: every
@@ -170,7 +175,8 @@ pub(crate) fn progress(line: &str) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    let settings = Settings::from_env(cfg!(feature = "live"))?;
+    // The commands are live by nature; `check` chooses live or replay from its own flags.
+    let settings = Settings::for_live_commands()?;
     match cli.command {
         Command::Lab { action } => lab_command(action, &settings),
         Command::Monitor {
@@ -288,13 +294,11 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Check {
             machines,
+            replay,
             cassette,
             only,
         } => {
-            let mut settings = settings;
-            if let (Some(c), Mode::Replay { .. }) = (cassette, &settings.mode) {
-                settings.mode = Mode::Replay { cassette: c };
-            }
+            let mut settings = Settings::for_cli(replay.or(cassette.map(Some)))?;
             if machines.is_some() {
                 settings.machines = machines;
             }
