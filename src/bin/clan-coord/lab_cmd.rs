@@ -22,7 +22,7 @@ pub(crate) enum LabAction {
         #[command(flatten)]
         size: UpArgs,
     },
-    /// Show the lab's machines (systemd's state, sshd.service, yggdrasil.service) and faults,
+    /// Show the lab's machines (systemd's state, sshd.service, the overlay's unit) and faults,
     /// and any bound directory that no longer holds (exit code 1 then).
     Status {
         #[command(flatten)]
@@ -98,7 +98,7 @@ pub(crate) struct UpArgs {
     #[arg(long, default_value_t = 2)]
     machines: usize,
     /// Install missing Debian packages (iproute2, openssh-server, yggdrasil, systemd-container,
-    /// debootstrap, ...) first, without
+    /// debootstrap, nix-bin, ...) first, without
     /// starting or enabling their services on the host; apt/dpkg output goes to
     /// /var/log/clan-coord-lab-apt.log.
     #[arg(long)]
@@ -118,7 +118,8 @@ pub(crate) struct UpArgs {
         default_value = "../shared/vendor/zerotierone-1.14.1.tar.gz"
     )]
     zerotier_src: PathBuf,
-    /// clan-core's vendored source (its zerotier tools), sha256 checked.
+    /// clan-core's vendored source (the lab's clan flake is evaluated with it; its zerotier
+    /// tools), sha256 checked; its flake inputs (nixpkgs-lib, flake-parts, nix-systems) beside it.
     #[arg(
         long,
         env = "COORD_CLAN_CORE_SRC",
@@ -139,8 +140,9 @@ pub(crate) struct LabArgs {
 }
 
 /// AC5 and AC6 on the lab (the lab is disposable, so it is the opt-in): before AC5 a shared
-/// setting changes in the lab repo; before AC6 the overlay's port changes, and the services must
-/// still coordinate.
+/// setting changes in the lab repo; before AC6 an overlay setting changes (ZeroTier: the
+/// network's MTU, which the members must fetch; yggdrasil: the listen port), and the services
+/// must still coordinate.
 fn lab_change(state: &lab::LabState, c: Criterion) -> Result<(), lab::LabError> {
     match c {
         Criterion::Ac5 => {

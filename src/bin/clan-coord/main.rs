@@ -51,8 +51,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every criterion the fleet gives evidence for (AC1–AC4; a replayed cassette holding
-    /// rebuilds also AC5/AC6), or those given with --only, and print verdicts and what did not run.
+    /// Run every criterion the fleet gives evidence for, live against machines.toml (AC1–AC4;
+    /// AC5/AC6 with --only and COORD_DESTRUCTIVE=1) or, with --replay, from a cassette (AC5/AC6
+    /// too when it holds rebuilds), or those given with --only; print verdicts and what did not run.
     Check {
         /// machines.toml (default: $COORD_MACHINES, else ./machines.toml).
         #[arg(long)]
@@ -120,7 +121,8 @@ enum Command {
         #[arg(long, value_parser = span, default_value = "24h")]
         required: std::time::Duration,
     },
-    /// The lab fleet: namespace machines with real sshd and yggdrasil on this host.
+    /// The lab fleet on this host: containers booted by real systemd in their own network
+    /// namespaces, with real sshd and ZeroTier (or yggdrasil), as a clan flake clan-core evaluates.
     Lab {
         #[command(subcommand)]
         action: LabAction,
