@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{self, FleetConfig};
+use crate::config::{self, Address, FleetConfig};
 use crate::env::{Mode, Settings};
 use crate::error::{Error, InventoryError, TransportError};
 use crate::expectations::Expectations;
@@ -48,6 +48,9 @@ pub struct Fleet {
     pub cassette: Option<LoadedCassette>,
     transports: BTreeMap<String, Arc<dyn Transport>>,
     workstation: Arc<dyn Transport>,
+    /// Host names from machines.toml and the address each resolved to (live runs), so the run
+    /// can say which address it used: (machine, name, address).
+    pub resolved: Vec<(String, String, std::net::IpAddr)>,
 }
 
 impl Fleet {
@@ -105,6 +108,7 @@ impl Fleet {
             cassette: Some(loaded),
             transports,
             workstation,
+            resolved: Vec::new(),
         })
     }
 
@@ -116,12 +120,35 @@ impl Fleet {
         record: Option<&Path>,
         snapshots: &Path,
     ) -> Result<Fleet, Error> {
-        if let Some(m) = config.machines.iter().find(|m| is_documentation(m.address)) {
-            return Err(Error::DocumentationAddress {
-                machine: m.name.clone(),
-                address: m.address,
-                path: config.path.clone(),
-            });
+        // Names resolve first: every rule for a literal holds for the address a name gives.
+        let mut resolved = Vec::new();
+        let mut targets: BTreeMap<String, Result<std::net::IpAddr, String>> = BTreeMap::new();
+        for m in &config.machines {
+            let ip = match &m.address {
+                Address::Ip(ip) => Ok(*ip),
+                Address::Name(n) => {
+                    let r =
+                        crate::transport::resolve::resolve(n, m.port, config.ssh.connect_timeout);
+                    match &r {
+                        Ok(ip) => {
+                            tracing::info!(machine = %m.name, name = %n, address = %ip, "resolved");
+                            resolved.push((m.name.clone(), n.clone(), *ip));
+                        }
+                        Err(e) => tracing::warn!(machine = %m.name, error = %e, "not resolved"),
+                    }
+                    r
+                }
+            };
+            if let Ok(ip) = ip {
+                if is_documentation(ip) {
+                    return Err(Error::DocumentationAddress {
+                        machine: m.name.clone(),
+                        address: ip,
+                        path: config.path.clone(),
+                    });
+                }
+            }
+            targets.insert(m.name.clone(), ip);
         }
         let recorder = record.map(|p| {
             Recorder::new(
@@ -148,23 +175,27 @@ impl Fleet {
         let expect = load_expectations(config, Some(workstation.as_ref()), snapshots)?;
         let mut transports: BTreeMap<String, Arc<dyn Transport>> = BTreeMap::new();
         for m in &expect.config.machines {
-            let t: Arc<dyn Transport> = match host_trust(&expect, &m.name) {
-                Ok(trust) => Arc::new(SshTransport::new(SshTarget {
-                    machine: m.name.clone(),
-                    host: m.address,
-                    port: m.port,
-                    user: m.user.clone(),
-                    auth: expect.config.ssh.auth.clone(),
-                    connect_timeout: expect.config.ssh.connect_timeout,
-                    command_timeout: expect.config.ssh.command_timeout,
-                    trust,
-                    netns: expect.config.ssh.netns.clone(),
-                })),
-                Err(reason) => Arc::new(Refused {
-                    machine: m.name.clone(),
-                    reason,
-                }),
-            };
+            let target = targets
+                .remove(&m.name)
+                .unwrap_or_else(|| Err("not in machines.toml".into()));
+            let t: Arc<dyn Transport> =
+                match target.and_then(|ip| Ok((ip, host_trust(&expect, &m.name)?))) {
+                    Ok((ip, trust)) => Arc::new(SshTransport::new(SshTarget {
+                        machine: m.name.clone(),
+                        host: ip,
+                        port: m.port,
+                        user: m.user.clone(),
+                        auth: expect.config.ssh.auth.clone(),
+                        connect_timeout: expect.config.ssh.connect_timeout,
+                        command_timeout: expect.config.ssh.command_timeout,
+                        trust,
+                        netns: expect.config.ssh.netns.clone(),
+                    })),
+                    Err(reason) => Arc::new(Refused {
+                        machine: m.name.clone(),
+                        reason,
+                    }),
+                };
             transports.insert(m.name.clone(), wrap(t));
         }
         Ok(Fleet {
@@ -173,6 +204,7 @@ impl Fleet {
             cassette: None,
             transports,
             workstation,
+            resolved,
         })
     }
 
@@ -290,23 +322,28 @@ fn host_trust(exp: &Expectations, machine: &str) -> Result<HostTrust, String> {
     }
 }
 
+/// `nix eval` of a clan flake's inventory serialization. Flakes are still experimental in Nix
+/// 2.8 (Debian's): the features are passed, so no nix.conf is needed.
+pub fn nix_eval_inventory(flake: &str) -> Cmd {
+    Cmd::new("nix")
+        .args([
+            "--extra-experimental-features",
+            "nix-command flakes",
+            "eval",
+            "--json",
+        ])
+        .arg(format!(
+            "{flake}#clanInternals.inventoryClass.inventorySerialization"
+        ))
+}
+
 /// Inventory from `nix eval` when a flake is configured and it answers, else the JSON file.
 fn load_inventory(
     config: &FleetConfig,
     workstation: Option<&dyn Transport>,
 ) -> Result<(Inventory, String), Error> {
     if let (Some(flake), Some(workstation)) = (&config.flake, workstation) {
-        // Flakes are still experimental in Nix 2.8 (Debian's) and need no nix.conf this way.
-        let cmd = Cmd::new("nix")
-            .args([
-                "--extra-experimental-features",
-                "nix-command flakes",
-                "eval",
-                "--json",
-            ])
-            .arg(format!(
-                "{flake}#clanInternals.inventoryClass.inventorySerialization"
-            ));
+        let cmd = nix_eval_inventory(flake);
         match workstation.run(&cmd) {
             Ok(out) if out.success() => {
                 return Ok((

@@ -26,6 +26,7 @@ pub mod env;
 pub mod error;
 pub mod expectations;
 pub mod fleet;
+pub mod init;
 pub mod inventory;
 pub mod monitor;
 pub mod names;

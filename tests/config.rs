@@ -35,7 +35,7 @@ fn bad_address_is_located_with_a_fix() {
     ));
     assert!(e.contains("machines.toml:6:11: machine.address"), "{e}");
     assert!(
-        e.contains("is not an IP address") && e.contains("fix:"),
+        e.contains("is neither an IP address") && e.contains("fix:"),
         "{e}"
     );
 }
@@ -215,8 +215,8 @@ fn every_error_text_is_pinned() {
             "<crate>/machines.toml:8:8: machine.name: machine \"a\" is listed twice\n  fix: keep one [[machine]] entry per machine",
         ),
         (
-            format!("{HEAD}[[machine]]\nname = \"a\"\naddress = \"host.example\"\n"),
-            "<crate>/machines.toml:6:11: machine.address: \"host.example\" is not an IP address (invalid IP address syntax)\n  fix: write an IPv4 or IPv6 literal such as \"203.0.113.10\"; host names are not resolved, so the target is exact",
+            format!("{HEAD}[[machine]]\nname = \"a\"\naddress = \"host_example;id\"\n"),
+            "<crate>/machines.toml:6:11: machine.address: \"host_example;id\" is neither an IP address (invalid IP address syntax) nor a host name\n  fix: write an IPv4 or IPv6 literal such as \"203.0.113.10\", or a host name such as \"cinnabar.zt\" (letters, digits, hyphens and dots only)",
         ),
         (
             format!("{HEAD}{m}overlay_address = \"10.0.0.1\"\n"),
@@ -312,7 +312,7 @@ fn full_config_values_are_pinned() {
     let got = format!("{c:?}").replace(env!("CARGO_MANIFEST_DIR"), "<crate>");
     assert_eq!(
         got,
-        "FleetConfig { path: \"<crate>/machines.toml\", clan_dir: \"<crate>/examples/test-clan\", domain: Some(\"zt\"), overlay: Yggdrasil, inventory_json: Some(\"<crate>/examples/test-clan/inventory.json\"), flake: Some(\"examples/test-clan\"), ssh: SshSettings { auth: IdentityFile(\"<crate>/keys/id\"), user: \"deploy\", connect_timeout: 7s, command_timeout: 30s, known_hosts: Some(\"<crate>/kh\"), netns: Some(\"ws\") }, thresholds: Thresholds { max_rtt_ms: 150.5, ping_count: 3, ping_interval_secs: 0.5, ping_timeout_secs: 4 }, machines: [MachineConfig { name: \"a\", address: ::1, port: 2222, user: \"root\", overlay_address: Some(fd00::1) }, MachineConfig { name: \"b\", address: 192.0.2.1, port: 22, user: \"deploy\", overlay_address: None }], modules: {\"extra\": ModuleProbe { units: [\"x.service\", \"y.timer\"] }}, rebuild: RebuildConfig { command: [\"nixos-rebuild\", \"switch\", \"--flake\", \"{flake}#{machine}\", \"--target-host\", \"{target}\"], parallel: 2, timeout: 60s, settle: 20s, artefacts: [Artefact { path: \"/etc/x\", expect_sha256: Some(\"abababababababababababababababababababababababababababababababab\") }, Artefact { path: \"/etc/y\", expect_sha256: None }], restart_units: [\"yggdrasil.service\"] }, only: None }"
+        "FleetConfig { path: \"<crate>/machines.toml\", clan_dir: \"<crate>/examples/test-clan\", domain: Some(\"zt\"), overlay: Yggdrasil, inventory_json: Some(\"<crate>/examples/test-clan/inventory.json\"), flake: Some(\"examples/test-clan\"), ssh: SshSettings { auth: IdentityFile(\"<crate>/keys/id\"), user: \"deploy\", connect_timeout: 7s, command_timeout: 30s, known_hosts: Some(\"<crate>/kh\"), netns: Some(\"ws\") }, thresholds: Thresholds { max_rtt_ms: 150.5, ping_count: 3, ping_interval_secs: 0.5, ping_timeout_secs: 4 }, machines: [MachineConfig { name: \"a\", address: Ip(::1), port: 2222, user: \"root\", overlay_address: Some(fd00::1) }, MachineConfig { name: \"b\", address: Ip(192.0.2.1), port: 22, user: \"deploy\", overlay_address: None }], modules: {\"extra\": ModuleProbe { units: [\"x.service\", \"y.timer\"] }}, rebuild: RebuildConfig { command: [\"nixos-rebuild\", \"switch\", \"--flake\", \"{flake}#{machine}\", \"--target-host\", \"{target}\"], parallel: 2, timeout: 60s, settle: 20s, artefacts: [Artefact { path: \"/etc/x\", expect_sha256: Some(\"abababababababababababababababababababababababababababababababab\") }, Artefact { path: \"/etc/y\", expect_sha256: None }], restart_units: [\"yggdrasil.service\"] }, only: None }"
     );
 }
 

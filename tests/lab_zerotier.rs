@@ -86,6 +86,46 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
             "{members}"
         );
     }
+    // An operator's start: `clan-coord init` on the lab's clan flake (evaluated by clan-core)
+    // writes a machines.toml that `plan` accepts, every machine at its deploy.targetHost.
+    let init_out = dir.join("init-machines.toml");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_clan-coord"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let clan_dir = dir.join("clan");
+    run(&[
+        "init",
+        "--flake",
+        clan_dir.to_str().unwrap(),
+        "--out",
+        init_out.to_str().unwrap(),
+    ]);
+    let plan = run(&["plan", "--machines", init_out.to_str().unwrap()]);
+    for m in &state.machines {
+        assert!(plan.contains(&m.name), "{plan}");
+    }
+    let written = std::fs::read_to_string(&init_out).unwrap();
+    let canonical = std::fs::canonicalize(&clan_dir).unwrap();
+    let mut redacted = written.replace(&canonical.display().to_string(), "<lab>/clan");
+    for m in &state.machines {
+        redacted = redacted.replace(&m.mgmt_ip.to_string(), &format!("<{} mgmt>", m.name));
+    }
+    insta::with_settings!({
+        snapshot_path => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"),
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!("init-lab-flake", redacted);
+    });
     // Real ZeroTier faults: each fails AC1 naming gcp-vm, and heals.
     for (kind, code) in [
         ("overlay-down", "probe.failed"),

@@ -16,14 +16,50 @@ use crate::error::ConfigError;
 pub struct MachineConfig {
     /// clan machine name.
     pub name: String,
-    /// Address the workstation reaches it at (public IP, or lab underlay).
-    pub address: IpAddr,
+    /// Address the workstation reaches it at: an IP literal, or a host name resolved at connect
+    /// time (a clan's `deploy.targetHost` is often one, e.g. `cinnabar.zt`).
+    pub address: Address,
     /// SSH port.
     pub port: u16,
     /// Remote user, overriding `ssh.user`.
     pub user: String,
     /// Overlay address override (normally read from the clan repo's vars).
     pub overlay_address: Option<Ipv6Addr>,
+}
+
+/// Where the workstation reaches a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// An IP literal: the target is exact.
+    Ip(IpAddr),
+    /// A host name: the system resolver answers it under the connect timeout, and every rule for
+    /// literals (documentation addresses refused, host key pinned to the repo) holds for the
+    /// address it gives.
+    Name(String),
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Ip(ip) => ip.fmt(f),
+            Address::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// A DNS host name (RFC 1123 labels): letters, digits, inner hyphens, dot-separated; nothing a
+/// shell, ssh or a URL would read otherwise.
+pub fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.trim_end_matches('.').split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && !s.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
 /// Validates the `[[machine]]` tables in file order: names valid and unique, addresses literal,
@@ -58,14 +94,19 @@ pub(super) fn parse(
             ));
         }
         let name = name.to_string();
-        let address: IpAddr = m.address.get_ref().parse().map_err(|e| {
-            src.error(
-                m.address.span().start,
-                "machine.address",
-                format!("{:?} is not an IP address ({e})", m.address.get_ref()),
-                "write an IPv4 or IPv6 literal such as \"203.0.113.10\"; host names are not resolved, so the target is exact",
-            )
-        })?;
+        let text = m.address.get_ref();
+        let address = match text.parse::<IpAddr>() {
+            Ok(ip) => Address::Ip(ip),
+            Err(_) if is_host_name(text) => Address::Name(text.to_string()),
+            Err(e) => {
+                return Err(src.error(
+                    m.address.span().start,
+                    "machine.address",
+                    format!("{text:?} is neither an IP address ({e}) nor a host name"),
+                    "write an IPv4 or IPv6 literal such as \"203.0.113.10\", or a host name such as \"cinnabar.zt\" (letters, digits, hyphens and dots only)",
+                ))
+            }
+        };
         let overlay_address = match &m.overlay_address {
             None => None,
             Some(a) => Some(a.get_ref().parse::<Ipv6Addr>().map_err(|e| {

@@ -24,7 +24,7 @@ use crate::names::DomainName;
 use located::Source;
 
 pub use fleet::OverlayKind;
-pub use machines::MachineConfig;
+pub use machines::{is_host_name, Address, MachineConfig};
 pub use modules::ModuleProbe;
 pub use rebuild::{Artefact, RebuildConfig};
 pub use ssh::{SshAuth, SshSettings};

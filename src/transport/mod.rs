@@ -9,6 +9,7 @@ pub mod local;
 pub mod netns;
 pub mod outcome;
 pub mod replay;
+pub mod resolve;
 pub mod ssh;
 
 use std::fmt;

@@ -20,6 +20,7 @@ use clan_coordination::suite::{self, RunOptions};
 use clan_coordination::{config, monitor, report};
 use clap::{Parser, Subcommand};
 
+mod clan_cmd;
 mod lab_cmd;
 use lab_cmd::{lab_command, LabAction};
 
@@ -78,6 +79,9 @@ enum Command {
         /// Inventory serialization JSON (enables role and orphan rules).
         #[arg(long)]
         inventory: Option<PathBuf>,
+        /// Evaluate the inventory of the clan flake at this directory with `nix eval` instead.
+        #[arg(long, conflicts_with = "inventory")]
+        flake: Option<PathBuf>,
         /// Certificate domain (default: the inventory's, else clan).
         #[arg(long)]
         domain: Option<clan_coordination::names::DomainName>,
@@ -88,7 +92,11 @@ enum Command {
     /// The resolved instances of an inventory serialization, as the insta snapshot pins them.
     Inventory {
         /// Inventory serialization JSON (raw, wrapped settings accepted).
-        file: PathBuf,
+        #[arg(required_unless_present = "flake")]
+        file: Option<PathBuf>,
+        /// Evaluate the clan flake at this directory with `nix eval` instead.
+        #[arg(long, conflicts_with = "file")]
+        flake: Option<PathBuf>,
         /// As JSON (the default output is JSON too, pretty; --json prints it compact).
         #[arg(long)]
         json: bool,
@@ -126,6 +134,25 @@ enum Command {
     Lab {
         #[command(subcommand)]
         action: LabAction,
+    },
+    /// Write a first machines.toml from the clan's inventory: every machine with its
+    /// deploy.targetHost, the overlay from the instances, the domain from meta.domain; what is for
+    /// you to decide (authentication, thresholds) is marked DECIDE, and machines left out (no
+    /// targetHost, darwin) are listed commented out with the reason.
+    Init {
+        /// The clan repo (a flake): its inventory is evaluated with `nix eval`.
+        #[arg(long, conflicts_with = "inventory")]
+        flake: Option<PathBuf>,
+        /// An inventory serialization file instead (`nix eval --json
+        /// .#clanInternals.inventoryClass.inventorySerialization`).
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+        /// Where to write it (`-`: standard output).
+        #[arg(long, default_value = "machines.toml")]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
     },
     /// Print the commands the checks would run, per machine, without connecting.
     Plan {
@@ -247,11 +274,29 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Oracle {
             dir,
             inventory,
+            flake,
             domain,
             json,
-        } => Ok(oracle_command(&dir, inventory.as_deref(), domain, json)?),
-        Command::Inventory { file, json } => {
-            let inv = read_inventory(&file)?;
+        } => Ok(oracle_command(
+            &dir,
+            flake.as_deref(),
+            inventory.as_deref(),
+            domain,
+            json,
+        )?),
+        Command::Init {
+            flake,
+            inventory,
+            out,
+            force,
+        } => Ok(clan_cmd::init_command(
+            flake.as_deref(),
+            inventory.as_deref(),
+            &out,
+            force,
+        )?),
+        Command::Inventory { file, flake, json } => {
+            let inv = parse_inventory(flake.as_deref(), file.as_deref())?;
             let v = inv.snapshot_value();
             if json {
                 println!("{}", serde_json::to_string(&v).unwrap_or_default());
@@ -266,7 +311,12 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             only,
         } => {
             let cfg = config::load(&settings.machines_or(machines))?;
-            let exp = load_expectations(cfg, None, &settings.snapshots)?;
+            // A configured flake is evaluated here, on the workstation (nix eval); no machine is
+            // contacted.
+            let ws = clan_coordination::transport::local::Workstation {
+                timeout: std::time::Duration::from_secs(300),
+            };
+            let exp = load_expectations(cfg, Some(&ws), &settings.snapshots)?;
             let criteria = if only.is_empty() {
                 Criterion::ALL.to_vec()
             } else {
@@ -332,6 +382,9 @@ pub(crate) fn check_fleet(
         fleet.expect.config.path.display(),
         fleet.origin
     );
+    for (m, name, ip) in &fleet.resolved {
+        println!("{m}: {name} resolved to {ip} (the address used)");
+    }
     let verdicts = suite::run(fleet, criteria, opts)?;
     for v in &verdicts {
         println!("{v}");
@@ -352,29 +405,30 @@ pub(crate) fn check_fleet(
     })
 }
 
-fn read_inventory(
-    file: &std::path::Path,
+/// An inventory from the clan flake at `flake` (`nix eval`) or the serialization file `file`.
+fn parse_inventory(
+    flake: Option<&std::path::Path>,
+    file: Option<&std::path::Path>,
 ) -> Result<clan_coordination::inventory::Inventory, clan_coordination::Error> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        clan_coordination::error::InventoryError::Read {
-            path: file.to_path_buf(),
-            source: e,
-        }
-    })?;
+    let (text, origin) = clan_cmd::serialization(flake, file)?;
     Ok(clan_coordination::inventory::Inventory::parse(
-        &text,
-        &file.display().to_string(),
+        &text, &origin,
     )?)
 }
 
 fn oracle_command(
     dir: &std::path::Path,
+    flake: Option<&std::path::Path>,
     inventory: Option<&std::path::Path>,
     domain: Option<clan_coordination::names::DomainName>,
     json: bool,
 ) -> Result<ExitCode, clan_coordination::Error> {
     use clan_coordination::oracle::{lint, Oracle};
-    let inv = inventory.map(read_inventory).transpose()?;
+    let inv = if flake.is_some() || inventory.is_some() {
+        Some(parse_inventory(flake, inventory)?)
+    } else {
+        None
+    };
     let names: Vec<String> = inv
         .as_ref()
         .map(|i| i.machines.keys().cloned().collect())
