@@ -467,3 +467,25 @@ fn unit_names_cannot_be_options() {
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
+
+/// A host name in machines.toml is resolved when a live fleet opens, with the connect timeout,
+/// and the run says which address it used; a name that does not resolve leaves that machine
+/// unreachable with the resolver's words, never a silent pass.
+#[test]
+fn host_names_resolve_when_a_live_fleet_opens() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let toml = format!(
+        "{HEAD}[ssh]\nconnect_timeout_secs = 2\n\n[[machine]]\nname = \"hetzner-vm\"\naddress = \"localhost\"\nport = 1\n\n[[machine]]\nname = \"gcp-vm\"\naddress = \"nothing.invalid\"\n"
+    );
+    let cfg = parse(&root.join("machines.toml"), &toml).unwrap();
+    let fleet = clan_coordination::fleet::Fleet::live(cfg, None, &root.join("snapshots")).unwrap();
+    assert_eq!(fleet.resolved.len(), 1, "{:?}", fleet.resolved);
+    let (m, name, ip) = &fleet.resolved[0];
+    assert_eq!((m.as_str(), name.as_str()), ("hetzner-vm", "localhost"));
+    assert!(ip.is_loopback(), "{ip}");
+    let e = fleet
+        .run("gcp-vm", &clan_coordination::transport::Cmd::new("true"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing.invalid"), "{e}");
+}
