@@ -28,6 +28,9 @@ pub struct Expectations {
     pub machines: Vec<MachineName>,
     /// The reviewed AC3 snapshot of the inventory's instances, if one is pinned.
     pub pinned_instances: Option<Value>,
+    /// The fleet's addresses as clan itself exports them (`clan.exports`), when the flake was
+    /// evaluated: the pre-flight cross-checks them with the vars.
+    pub exports: Option<Vec<crate::oracle::exports::ExportedPeer>>,
 }
 
 impl Expectations {
@@ -84,6 +87,7 @@ impl Expectations {
             domain,
             machines,
             pinned_instances,
+            exports: None,
         })
     }
 

@@ -290,7 +290,51 @@ pub fn load_expectations(
     snapshots: &Path,
 ) -> Result<Expectations, Error> {
     let (inventory, origin) = load_inventory(&config, workstation)?;
-    Expectations::new(config, inventory, origin, snapshots)
+    let exports = match (&config.flake, workstation) {
+        (Some(flake), Some(ws)) if origin.starts_with("nix ") => load_exports(flake, ws),
+        _ => None,
+    };
+    let mut exp = Expectations::new(config, inventory, origin, snapshots)?;
+    exp.exports = exports;
+    Ok(exp)
+}
+
+/// `nix eval` of a clan flake's `clan.exports`.
+pub fn nix_eval_exports(flake: &str) -> Cmd {
+    Cmd::new("nix")
+        .args([
+            "--extra-experimental-features",
+            "nix-command flakes",
+            "eval",
+            "--json",
+        ])
+        .arg(format!("{flake}#clan.exports"))
+}
+
+/// The fleet's addresses as clan exports them; None (said in the log) when the flake gives none:
+/// only the cross-check is skipped then, nothing passes on it.
+fn load_exports(
+    flake: &str,
+    ws: &dyn Transport,
+) -> Option<Vec<crate::oracle::exports::ExportedPeer>> {
+    let cmd = nix_eval_exports(flake);
+    match ws.run(&cmd) {
+        Ok(out) if out.success() => match serde_json::from_str(&out.stdout) {
+            Ok(v) => Some(crate::oracle::exports::parse(&v)),
+            Err(e) => {
+                tracing::warn!(command = %cmd, error = %e, "clan.exports is not JSON; addresses not cross-checked");
+                None
+            }
+        },
+        Ok(out) => {
+            tracing::info!(command = %cmd, error = %crate::redact::excerpt(&out.stderr, 300), "no clan.exports; addresses not cross-checked");
+            None
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "clan.exports not evaluated; addresses not cross-checked");
+            None
+        }
+    }
 }
 
 fn host_trust(exp: &Expectations, machine: &str) -> Result<HostTrust, String> {

@@ -289,3 +289,35 @@ fn a_value_that_does_not_parse_is_not_quoted() {
         assert!(!e.contains("QPZRY9X8GF2T"), "the value leaked: {e}");
     }
 }
+
+/// clan's own view of the addresses (`clan.exports`, shape as clan-core evaluates it on the lab's
+/// flake) against the vars: agreeing passes, an export naming another address is an error that
+/// names the machine, both addresses and the var file.
+#[test]
+fn exported_addresses_are_cross_checked_with_the_vars() {
+    use clan_coordination::oracle::exports::{cross_check, parse};
+    use clan_coordination::oracle::Oracle;
+    let dir = root().join("tests/cassettes/lab-zerotier/clan");
+    let names = vec!["hetzner-vm".to_string(), "gcp-vm".to_string()];
+    let o = Oracle::load(&dir, &names).unwrap();
+    let var = |m: &str| {
+        std::fs::read_to_string(dir.join(format!("vars/shared/zerotier-ip-{m}-zerotier/ip/value")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let exports = |gcp: &str| {
+        serde_json::json!({
+            "clan-core/zerotier:zerotier::": {"networking": {"module": "clan_lib.network.zerotier", "priority": 900}, "peer": null},
+            "clan-core/zerotier:zerotier::gcp-vm": {"networking": null, "peer": {"SSHOptions": [], "hosts": [{"plain": gcp}], "name": "peer", "port": 22, "user": null}},
+            "clan-core/zerotier:zerotier::hetzner-vm": {"networking": null, "peer": {"SSHOptions": [], "hosts": [{"plain": var("hetzner-vm")}], "name": "peer", "port": 22, "user": null}},
+        })
+    };
+    assert!(cross_check(&o, &parse(&exports(&var("gcp-vm")))).is_empty());
+    let issues = cross_check(&o, &parse(&exports("fd00::1")));
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    let i = &issues[0];
+    assert_eq!((i.machine.as_str(), i.rule), ("gcp-vm", "exports.address"));
+    assert!(i.problem.contains("fd00::1") && i.problem.contains(&var("gcp-vm")), "{i}");
+    assert!(i.files[0].contains("zerotier-ip-gcp-vm-zerotier"), "{i}");
+}

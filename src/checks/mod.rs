@@ -59,7 +59,10 @@ fn judge(criterion: Criterion, exp: &Expectations, obs: &Observations) -> Verdic
 /// The offline pre-flight every criterion runs first: when the clan repo contradicts itself
 /// (`clan-coord oracle` errors), the criterion fails with those inconsistencies before any SSH.
 pub fn preflight(criterion: Criterion, exp: &Expectations) -> Option<Verdict> {
-    let issues = crate::oracle::lint::lint(&exp.oracle, Some(&exp.inventory), &exp.domain);
+    let mut issues = crate::oracle::lint::lint(&exp.oracle, Some(&exp.inventory), &exp.domain);
+    if let Some(peers) = &exp.exports {
+        issues.extend(crate::oracle::exports::cross_check(&exp.oracle, peers));
+    }
     let errors: Vec<Finding> = issues
         .iter()
         .filter(|i| i.level == crate::oracle::lint::Level::Error)

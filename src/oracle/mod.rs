@@ -2,6 +2,7 @@
 //! certificates, CA, shared vars and their recipients) is read from its `vars/` tree, in every
 //! layout clan-core has used, so that nothing is hard-coded and a wrong value names its file.
 
+pub mod exports;
 pub mod lint;
 /// ZeroTier ids and clan's rfc4193 address (they live with the parsers, which read them too).
 pub use crate::probe::zerotier_ids as zerotier;

@@ -52,6 +52,33 @@ pub(crate) fn serialization(
     }
 }
 
+/// The fleet's addresses as the clan flake at `dir` exports them (`clan.exports`).
+pub(crate) fn exports(
+    dir: &Path,
+) -> Result<Vec<clan_coordination::oracle::exports::ExportedPeer>, clan_coordination::Error> {
+    let cmd = clan_coordination::fleet::nix_eval_exports(&flake_ref(dir)?);
+    let ws = Workstation {
+        timeout: std::time::Duration::from_secs(300),
+    };
+    let out = ws.run(&cmd)?;
+    let problem = if out.success() {
+        match serde_json::from_str(&out.stdout) {
+            Ok(v) => return Ok(clan_coordination::oracle::exports::parse(&v)),
+            Err(e) => format!("not JSON: {e}"),
+        }
+    } else {
+        format!(
+            "nix eval failed: {}",
+            clan_coordination::redact::excerpt(&out.stderr, 600)
+        )
+    };
+    Err(InventoryError::Shape {
+        origin: cmd.text().to_string(),
+        problem,
+    }
+    .into())
+}
+
 /// `path:<absolute dir>`: a plain directory as a flake (a bare path inside a git checkout would
 /// see only tracked files).
 fn flake_ref(dir: &Path) -> Result<String, clan_coordination::Error> {

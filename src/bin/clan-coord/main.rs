@@ -438,7 +438,13 @@ fn oracle_command(
         .or_else(|| inv.as_ref().and_then(|i| i.domain.clone()))
         .map(String::from)
         .unwrap_or_else(|| "clan".into());
-    let s = lint::summary(&o, inv.as_ref(), &domain, dir.to_path_buf());
+    let mut s = lint::summary(&o, inv.as_ref(), &domain, dir.to_path_buf());
+    if let Some(f) = flake {
+        // What clan itself exports of the fleet's addresses, against the vars.
+        let peers = clan_cmd::exports(f)?;
+        s.issues
+            .extend(clan_coordination::oracle::exports::cross_check(&o, &peers));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
     } else {
