@@ -108,6 +108,77 @@ fn a_disconnection_is_named_with_direction_start_and_end() {
     );
 }
 
+/// The summary reads as tables: one row per direction (samples, loss, p50/p95/p99, the count of
+/// disconnections) and one per disconnection (start, end, duration); a line repeated every
+/// round is folded into one with its count and first and last round.
+#[test]
+fn the_summary_is_tables_and_repeated_lines_are_folded() {
+    let mut rounds = healthy();
+    for r in rounds.iter_mut().filter(|r| (100..104).contains(&r.round)) {
+        let p = r.pairs.iter_mut().find(|p| p.from == "hetzner-vm").unwrap();
+        p.loss = 100.0;
+        p.rtt_avg = None;
+        p.rtt_max = None;
+        r.errors.push(format!("{} → {}: 100% loss", p.from, p.to));
+    }
+    // The same journal warning every round, with its own timestamp each time.
+    for r in rounds.iter_mut().filter(|r| (10..=250).contains(&r.round)) {
+        let line = format!(
+            "2026-11-25T{:02}:{:02}:03+0000 gcp-vm zerotier-one[{}]: WARNING: unable to contact controller",
+            10 + r.round / 12,
+            r.round % 12 * 5,
+            800 + r.round
+        );
+        r.errors.push(format!("gcp-vm: journal: {line}"));
+    }
+    let skipped =
+        "gcp-vm: journal: … gcp-vm zerotier-one[…]: WARNING: unable to contact controller";
+    let s = analysis::summarize(&rounds, DAY);
+    let text = analysis::render(&s);
+    let row = |needle: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(needle))
+            .unwrap_or_else(|| panic!("no row {needle:?} in\n{text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        text.contains("direction") && text.contains("p99 ms") && text.contains("disconnections"),
+        "{text}"
+    );
+    let h = row("hetzner-vm → gcp-vm");
+    assert_eq!(
+        h[3..6],
+        ["289", "0", "4"],
+        "samples, not observed, bad: {h:?}"
+    );
+    assert_eq!(h.last(), Some(&"1"), "one disconnection: {h:?}");
+    let d = text
+        .lines()
+        .find(|l| l.contains("+8h20m00s") && l.contains("+8h40m00s"))
+        .unwrap_or_else(|| panic!("no disconnection row in\n{text}"));
+    assert!(
+        d.contains("hetzner-vm → gcp-vm") && d.contains("20m00s"),
+        "{d}"
+    );
+    assert_eq!(
+        text.matches(skipped).count(),
+        1,
+        "the repeated warning, once:\n{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "241 rounds, 10 (+50m00s) to 250 (+20h50m00s): {skipped}"
+        )),
+        "{text}"
+    );
+    let page = html::page("t", &rounds, &s);
+    assert!(
+        page.contains("<th>p99 ms</th>") && page.contains("<td>+8h20m00s (18:20:00)</td>"),
+        "HTML tables"
+    );
+}
+
 #[test]
 fn an_error_line_fails_the_day() {
     let mut rounds = healthy();

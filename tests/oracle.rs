@@ -318,6 +318,9 @@ fn exported_addresses_are_cross_checked_with_the_vars() {
     assert_eq!(issues.len(), 1, "{issues:?}");
     let i = &issues[0];
     assert_eq!((i.machine.as_str(), i.rule), ("gcp-vm", "exports.address"));
-    assert!(i.problem.contains("fd00::1") && i.problem.contains(&var("gcp-vm")), "{i}");
+    assert!(
+        i.problem.contains("fd00::1") && i.problem.contains(&var("gcp-vm")),
+        "{i}"
+    );
     assert!(i.files[0].contains("zerotier-ip-gcp-vm-zerotier"), "{i}");
 }

@@ -365,20 +365,6 @@ pub fn render(s: &Summary) -> String {
             dur(g.until - g.after)
         );
     }
-    for o in &s.outages {
-        let _ = writeln!(
-            t,
-            "  disconnection {} → {}: +{} to +{}{} ({}, {} rounds): {}",
-            o.from,
-            o.to,
-            dur(o.start - s.start),
-            dur(o.end - s.start),
-            if o.ongoing { " (ongoing)" } else { "" },
-            dur(o.end - o.start),
-            o.rounds,
-            o.first
-        );
-    }
     for g in &s.observer_gaps {
         let _ = writeln!(
             t,
@@ -396,29 +382,31 @@ pub fn render(s: &Summary) -> String {
             }
         );
     }
-    for d in &s.directions {
-        let rtt = d.rtt.map_or("no RTT".to_string(), |r| {
-            format!(
-                "RTT p50 {:.1} p95 {:.1} p99 {:.1} max {:.1} ms",
-                r[0], r[1], r[2], r[3]
-            )
-        });
-        let unobserved = if d.unobserved > 0 {
-            format!(", {} not observed", d.unobserved)
-        } else {
-            String::new()
-        };
+    let _ = writeln!(t, "  per direction:");
+    t.push_str(&super::tables::directions(s).text("    "));
+    if s.outages.is_empty() {
+        let _ = writeln!(t, "  disconnections: none");
+    } else {
+        let _ = writeln!(t, "  disconnections:");
+        t.push_str(&super::tables::disconnections(s).text("    "));
+    }
+    // A line repeating every round (a skipped hop, a journal error) reads once, with a count.
+    for l in super::tables::folded(s, &s.error_rounds) {
+        let _ = writeln!(t, "  {l}");
+    }
+    let mut reconnected: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (n, ms) in &s.reconnects {
+        reconnected.entry(ms.join(", ")).or_default().push(*n);
+    }
+    for (ms, rounds) in reconnected {
+        let shown: Vec<String> = rounds.iter().take(5).map(u64::to_string).collect();
+        let more = if rounds.len() > 5 { ", ..." } else { "" };
         let _ = writeln!(
             t,
-            "  {} → {}: {} samples{unobserved}, {} bad, mean loss {:.2}%, {rtt}",
-            d.from, d.to, d.samples, d.bad_rounds, d.mean_loss
+            "  reconnected {ms} in {} round(s): {}{more}",
+            rounds.len(),
+            shown.join(", ")
         );
-    }
-    for (n, ts, e) in &s.error_rounds {
-        let _ = writeln!(t, "  round {n} (+{}): {e}", dur(ts - s.start));
-    }
-    for (n, ms) in &s.reconnects {
-        let _ = writeln!(t, "  round {n}: reconnected {}", ms.join(", "));
     }
     if !s.journal_absent.is_empty() {
         let _ = writeln!(

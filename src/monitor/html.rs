@@ -175,8 +175,14 @@ pub fn page(title: &str, rounds: &[Round], s: &Summary) -> String {
         r#"<p class="bad">not stable: see the disconnections, gaps, observer gaps and errors below</p>"#
     };
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:24px;color:#222}}pre{{background:#f4f4f4;padding:12px;overflow:auto}}.ok{{color:#2ca02c;font-weight:bold}}.bad{{color:#d62728;font-weight:bold}}</style></head><body><h1>{t}</h1>{verdict}{svg}<p>Red bands: disconnections; grey bands: gaps without rounds; orange bands: observer gaps (the harness's session to a machine failed; the overlay was not observed from it); dashed lines: checkpoints (green covered, red missed).</p><h2>Summary</h2><pre>{sum}</pre></body></html>\n",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:24px;color:#222}}pre{{background:#f4f4f4;padding:12px;overflow:auto}}.ok{{color:#2ca02c;font-weight:bold}}.bad{{color:#d62728;font-weight:bold}}table{{border-collapse:collapse;margin:8px 0}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:first-child,td:first-child,td:last-child{{text-align:left}}</style></head><body><h1>{t}</h1>{verdict}{svg}<p>Red bands: disconnections; grey bands: gaps without rounds; orange bands: observer gaps (the harness's session to a machine failed; the overlay was not observed from it); dashed lines: checkpoints (green covered, red missed).</p><h2>Per direction</h2>{dirs}<h2>Disconnections</h2>{outs}<h2>Summary</h2><pre>{sum}</pre></body></html>\n",
         t = esc(title),
+        dirs = crate::redact::withhold(&super::tables::directions(s).html()),
+        outs = if s.outages.is_empty() {
+            "<p>none</p>".to_string()
+        } else {
+            crate::redact::withhold(&super::tables::disconnections(s).html()).into_owned()
+        },
         // The rounds were withheld when read; this guards a summary made some other way.
         sum = esc(&crate::redact::withhold(&render(s))),
     )

@@ -11,6 +11,7 @@ pub mod html;
 mod log;
 mod redacted;
 pub mod session;
+pub mod tables;
 
 pub use collect::{journal_cmd, round};
 pub use log::read_log;
