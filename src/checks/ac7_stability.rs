@@ -117,17 +117,34 @@ pub fn evaluate(s: &Summary) -> Verdict {
             .cause(outage_cause(o)),
         );
     }
-    for (n, ts, e) in &s.error_rounds {
+    // One finding per message, however many rounds repeated it (timestamps and pids aside): a
+    // warning logged every round of a day is one fact, seen 288 times.
+    let mut groups: Vec<(String, Vec<&(u64, f64, String)>)> = Vec::new();
+    for r in &s.error_rounds {
+        let key = crate::monitor::tables::shape(&r.2);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(r),
+            None => groups.push((key, vec![r])),
+        }
+    }
+    for (_, rounds) in &groups {
+        let (n, ts, e) = rounds[0];
         let line = ErrorLine::parse(e);
-        let mut x = Finding::new(
-            Severity::Fail,
-            "ac7.errors",
-            line.machine(),
-            format!("round {n}"),
-        )
-        .seen(format!("{}: {e}", at(*ts)))
-        .expected("no errors")
-        .cause(line.cause());
+        let (subject, again) = match rounds.last() {
+            Some((last, last_ts, _)) if rounds.len() > 1 => (
+                format!("rounds {n} to {last} ({} rounds)", rounds.len()),
+                format!(
+                    " (the same message in {} more rounds, the last at {})",
+                    rounds.len() - 1,
+                    at(*last_ts)
+                ),
+            ),
+            _ => (format!("round {n}"), String::new()),
+        };
+        let mut x = Finding::new(Severity::Fail, "ac7.errors", line.machine(), subject)
+            .seen(format!("{}: {e}{again}", at(*ts)))
+            .expected("no errors")
+            .cause(line.cause());
         if let ErrorLine::Hop { to, .. } = &line {
             x = x.to(to);
         }

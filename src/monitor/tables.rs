@@ -167,7 +167,7 @@ pub fn disconnections(s: &Summary) -> Table {
 
 /// A line with what changes from round to round in a repeated message (a journal line's
 /// timestamp, a process id) replaced by `…`, so its repetitions fold together.
-fn shape(line: &str) -> String {
+pub fn shape(line: &str) -> String {
     static STAMP: once_cell::sync::Lazy<Option<regex::Regex>> = once_cell::sync::Lazy::new(|| {
         regex::Regex::new(
             r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:?\d{2}|Z)?|\[\d+\]",
