@@ -6,6 +6,8 @@
 //! Shape, from clan-core's zerotier service evaluated on the lab's flake:
 //! `{"clan-core/zerotier:<instance>::<machine>": {"peer": {"hosts": [{"plain": "<address>"}], ...}}}`;
 //! keys without a machine (`...::`) carry the instance's networking module, not an address.
+//! clan-core's yggdrasil service exports its address var's file as it is, trailing newline and
+//! all (`"201:43c6:…:5a04\n"`): hosts are trimmed.
 
 use std::net::Ipv6Addr;
 
@@ -47,7 +49,8 @@ pub fn parse(exports: &Value) -> Vec<ExportedPeer> {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|h| h["plain"].as_str().map(String::from))
+            // yggdrasil's export carries its var file's trailing newline as it is.
+            .filter_map(|h| h["plain"].as_str().map(|s| s.trim().to_string()))
             .collect();
         if hosts.is_empty() {
             continue;
@@ -123,6 +126,15 @@ mod tests {
 
     /// Real output: `nix eval --json <lab flake>#clan.exports` (clan-core d7c35d91, Nix 2.8).
     const REAL: &str = r#"{"clan-core/user:users-root:default:gcp-vm":{"auth":null},"clan-core/user:users-root:default:hetzner-vm":{"auth":null},"clan-core/zerotier:zerotier::":{"networking":{"module":"clan_lib.network.zerotier","priority":900},"peer":null},"clan-core/zerotier:zerotier::gcp-vm":{"networking":null,"peer":{"SSHOptions":[],"hosts":[{"plain":"fdf7:451d:c725:543b:e499:93f6:c382:75d7"}],"name":"peer","port":22,"user":null}},"clan-core/zerotier:zerotier::hetzner-vm":{"networking":null,"peer":{"SSHOptions":[],"hosts":[{"plain":"fdf7:451d:c725:543b:e499:93f7:451d:c725"}],"name":"peer","port":22,"user":null}}}"#;
+
+    #[test]
+    fn yggdrasils_export_is_read_without_its_var_files_newline() {
+        let v = serde_json::json!({"clan-core/yggdrasil:yggdrasil:default:gcp-vm": {"peer": {"hosts": [{"plain": "201:43c6:f01:1a97:a52e:1310:446d:5a04\n"}]}}});
+        assert_eq!(
+            parse(&v)[0].hosts,
+            vec!["201:43c6:f01:1a97:a52e:1310:446d:5a04"]
+        );
+    }
 
     #[test]
     fn the_lab_flakes_exports_give_one_peer_per_machine() {
