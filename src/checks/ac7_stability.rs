@@ -7,6 +7,9 @@
 
 use std::path::Path;
 
+/// A round with an error line: (round, epoch s, the line).
+type ErrorRound = (u64, f64, String);
+
 use super::{Finding, Severity, Verdict};
 use crate::monitor::analysis::{dur, summarize, ObserverGap, Outage, Summary};
 use crate::monitor::read_log;
@@ -119,7 +122,7 @@ pub fn evaluate(s: &Summary) -> Verdict {
     }
     // One finding per message, however many rounds repeated it (timestamps and pids aside): a
     // warning logged every round of a day is one fact, seen 288 times.
-    let mut groups: Vec<(String, Vec<&(u64, f64, String)>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<&ErrorRound>)> = Vec::new();
     for r in &s.error_rounds {
         let key = crate::monitor::tables::shape(&r.2);
         match groups.iter_mut().find(|(k, _)| *k == key) {
