@@ -54,6 +54,13 @@ fn recorded_lab_run_replays_to_all_passing() {
 fn recorded_zerotier_lab_run_replays_to_all_passing() {
     let (fleet, vs) = verdicts(&root().join("lab-zerotier/cassette.json"));
     assert_eq!(fleet.machines(), vec!["hetzner-vm", "gcp-vm"]);
+    // The inventory is the recorded `nix eval` of the lab's flake: what clan-core evaluated live.
+    assert!(
+        fleet.expect.inventory_origin.starts_with("nix ")
+            && fleet.expect.inventory_origin.contains("path:clan#"),
+        "{}",
+        fleet.expect.inventory_origin
+    );
     for v in &vs {
         assert!(v.passed(), "{v}");
     }

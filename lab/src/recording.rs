@@ -46,9 +46,16 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), LabError> {
 }
 
 /// Points a finished recording at its own machines.toml and says where it came from.
-pub fn finish_recording(out: &Path, machines: usize) -> Result<(), LabError> {
+pub fn finish_recording(state: &LabState, out: &Path) -> Result<(), LabError> {
+    let machines = state.machines.len();
     let p = out.join("cassette.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
+    // The workstation's `nix eval` of the lab's flake names it by its path in the lab directory;
+    // the recording names it `path:clan`, as its machines.toml does, so a replay answers with
+    // what clan-core evaluated live.
+    let live_flake = format!("path:{}#", state.dir.join("clan").display());
+    let text = std::fs::read_to_string(&p)
+        .map_err(|e| io(&p, e))?
+        .replace(&live_flake, "path:clan#");
     let mut v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| LabError::Invalid(format!("{}: {e}", p.display())))?;
     v["machines_file"] = serde_json::json!("machines.toml");

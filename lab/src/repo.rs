@@ -108,8 +108,11 @@ pub fn machines_toml_with(state: &LabState, clan_dir: &str, note: &str) -> Strin
     let flake = if clan_dir.starts_with('/') {
         format!("flake = \"path:{clan_dir}\"   # clan-core evaluates the inventory (nix eval)\n")
     } else {
-        // A recording: the serialization beside it is what clan-core evaluated live.
-        String::new()
+        // A recording: its cassette answers `nix eval` of `path:clan` with what clan-core
+        // evaluated live (and the serialization beside it says the same).
+        format!(
+            "flake = \"path:{clan_dir}\"   # replayed: the recorded nix eval of the lab's flake\n"
+        )
     };
     let mut s = format!(
         "# Written by `clan-coord lab up`: the lab fleet, reached from its workstation namespace.\n\

@@ -289,7 +289,7 @@ pub(crate) fn lab_command(action: LabAction, settings: &Settings) -> Result<Exit
                 )
             })();
             if let (Some(out), Ok(_)) = (&record, &result) {
-                lab::finish_recording(out, state.machines.len())?;
+                lab::finish_recording(&state, out)?;
                 eprintln!("lab: recorded into {}", out.display());
             }
             if !keep {
