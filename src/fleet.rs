@@ -301,14 +301,7 @@ pub fn load_expectations(
 
 /// `nix eval` of a clan flake's `clan.exports`.
 pub fn nix_eval_exports(flake: &str) -> Cmd {
-    Cmd::new("nix")
-        .args([
-            "--extra-experimental-features",
-            "nix-command flakes",
-            "eval",
-            "--json",
-        ])
-        .arg(format!("{flake}#clan.exports"))
+    nix_eval(flake, "clan.exports")
 }
 
 /// The fleet's addresses as clan exports them; None (said in the log) when the flake gives none:
@@ -366,9 +359,14 @@ fn host_trust(exp: &Expectations, machine: &str) -> Result<HostTrust, String> {
     }
 }
 
-/// `nix eval` of a clan flake's inventory serialization. Flakes are still experimental in Nix
-/// 2.8 (Debian's): the features are passed, so no nix.conf is needed.
+/// `nix eval` of a clan flake's inventory serialization.
 pub fn nix_eval_inventory(flake: &str) -> Cmd {
+    nix_eval(flake, "clanInternals.inventoryClass.inventorySerialization")
+}
+
+/// `nix eval --json <flake>#<attr>`. Flakes are still experimental in Nix 2.8 (Debian's): the
+/// features are passed, so no nix.conf is needed.
+fn nix_eval(flake: &str, attr: &str) -> Cmd {
     Cmd::new("nix")
         .args([
             "--extra-experimental-features",
@@ -376,9 +374,7 @@ pub fn nix_eval_inventory(flake: &str) -> Cmd {
             "eval",
             "--json",
         ])
-        .arg(format!(
-            "{flake}#clanInternals.inventoryClass.inventorySerialization"
-        ))
+        .arg(format!("{flake}#{attr}"))
 }
 
 /// Inventory from `nix eval` when a flake is configured and it answers, else the JSON file.

@@ -22,6 +22,19 @@ fn healthy() -> Vec<Round> {
         .unwrap()
 }
 
+/// A healthy day with hetzner-vm → gcp-vm down (100% loss) in rounds 100-103.
+fn one_way_outage() -> Vec<Round> {
+    let mut rounds = healthy();
+    for r in rounds.iter_mut().filter(|r| (100..104).contains(&r.round)) {
+        let p = r.pairs.iter_mut().find(|p| p.from == "hetzner-vm").unwrap();
+        p.loss = 100.0;
+        p.rtt_avg = None;
+        p.rtt_max = None;
+        r.errors.push(format!("{} → {}: 100% loss", p.from, p.to));
+    }
+    rounds
+}
+
 fn write(rounds: &[Round]) -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("log.jsonl");
@@ -72,14 +85,7 @@ fn a_gap_over_hour_twelve_fails_and_misses_the_checkpoint() {
 
 #[test]
 fn a_disconnection_is_named_with_direction_start_and_end() {
-    let mut rounds = healthy();
-    for r in rounds.iter_mut().filter(|r| (100..104).contains(&r.round)) {
-        let p = r.pairs.iter_mut().find(|p| p.from == "hetzner-vm").unwrap();
-        p.loss = 100.0;
-        p.rtt_avg = None;
-        p.rtt_max = None;
-        r.errors.push(format!("{} → {}: 100% loss", p.from, p.to));
-    }
+    let rounds = one_way_outage();
     let (_d, p) = write(&rounds);
     let v = ac7_stability::run(&p, DAY);
     let f = v
@@ -113,14 +119,7 @@ fn a_disconnection_is_named_with_direction_start_and_end() {
 /// round is folded into one with its count and first and last round.
 #[test]
 fn the_summary_is_tables_and_repeated_lines_are_folded() {
-    let mut rounds = healthy();
-    for r in rounds.iter_mut().filter(|r| (100..104).contains(&r.round)) {
-        let p = r.pairs.iter_mut().find(|p| p.from == "hetzner-vm").unwrap();
-        p.loss = 100.0;
-        p.rtt_avg = None;
-        p.rtt_max = None;
-        r.errors.push(format!("{} → {}: 100% loss", p.from, p.to));
-    }
+    let mut rounds = one_way_outage();
     // The same journal warning every round, with its own timestamp each time.
     for r in rounds.iter_mut().filter(|r| (10..=250).contains(&r.round)) {
         let line = format!(

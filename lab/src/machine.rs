@@ -122,18 +122,25 @@ pub(crate) fn init_of(pid: u32) -> Option<u32> {
 
 /// Runs `argv` inside machine `m` (all its namespaces, as its root).
 pub(crate) fn exec(state: &LabState, m: &str, argv: &[&str]) -> Result<String, LabError> {
-    let init = state.init(m)?.to_string();
-    let mut args = vec!["-t", init.as_str(), "-a", "--"];
-    args.extend(argv);
-    run("nsenter", &args)
+    run("nsenter", &nsenter_args(state, m, argv)?)
 }
 
 /// [`exec`] whatever the exit status: (stdout, stderr).
 fn exec_any(state: &LabState, m: &str, argv: &[&str]) -> Result<(String, String), LabError> {
-    let init = state.init(m)?.to_string();
-    let mut args = vec!["-t", init.as_str(), "-a", "--"];
-    args.extend(argv);
-    crate::process::run_any("nsenter", &args)
+    crate::process::run_any("nsenter", &nsenter_args(state, m, argv)?)
+}
+
+/// `nsenter` arguments that run `argv` in every namespace of machine `m`'s init.
+fn nsenter_args(state: &LabState, m: &str, argv: &[&str]) -> Result<Vec<String>, LabError> {
+    let mut args: Vec<String> = [
+        "-t".to_string(),
+        state.init(m)?.to_string(),
+        "-a".into(),
+        "--".into(),
+    ]
+    .to_vec();
+    args.extend(argv.iter().map(|a| a.to_string()));
+    Ok(args)
 }
 
 /// `systemctl <verb> <units>` inside machine `m`.

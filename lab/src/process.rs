@@ -13,15 +13,20 @@ pub(crate) const READY: Duration = Duration::from_secs(15);
 /// How often bounded waits look again.
 pub(crate) const POLL: Duration = Duration::from_millis(20);
 
-/// Runs a host tool; Ok(stdout) or an error carrying its stderr.
-pub(crate) fn run<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> Result<String, LabError> {
-    let out = Command::new(prog)
+/// Runs a host tool to completion: its output, or an error if it cannot start.
+fn output<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> Result<std::process::Output, LabError> {
+    Command::new(prog)
         .args(args)
         .output()
         .map_err(|e| LabError::Tool {
             tool: prog.into(),
             reason: format!("cannot start: {e}"),
-        })?;
+        })
+}
+
+/// Runs a host tool; Ok(stdout) or an error carrying its stderr.
+pub(crate) fn run<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> Result<String, LabError> {
+    let out = output(prog, args)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -42,13 +47,7 @@ pub(crate) fn run_any<S: AsRef<OsStr>>(
     prog: &str,
     args: &[S],
 ) -> Result<(String, String), LabError> {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .map_err(|e| LabError::Tool {
-            tool: prog.into(),
-            reason: format!("cannot start: {e}"),
-        })?;
+    let out = output(prog, args)?;
     Ok((
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).trim().to_string(),

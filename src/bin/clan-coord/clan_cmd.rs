@@ -18,25 +18,7 @@ pub(crate) fn serialization(
     file: Option<&Path>,
 ) -> Result<(String, String), clan_coordination::Error> {
     match (flake, file) {
-        (Some(dir), _) => {
-            let flake = flake_ref(dir)?;
-            let cmd = nix_eval_inventory(&flake);
-            let ws = Workstation {
-                timeout: std::time::Duration::from_secs(300),
-            };
-            let out = ws.run(&cmd)?;
-            if !out.success() {
-                return Err(InventoryError::Shape {
-                    origin: cmd.text().to_string(),
-                    problem: format!(
-                        "nix eval failed: {}",
-                        clan_coordination::redact::excerpt(&out.stderr, 600)
-                    ),
-                }
-                .into());
-            }
-            Ok((out.stdout, cmd.text().to_string()))
-        }
+        (Some(dir), _) => eval(&nix_eval_inventory(&flake_ref(dir)?)),
         (None, Some(f)) => {
             let text = std::fs::read_to_string(f).map_err(|e| InventoryError::Read {
                 path: f.to_path_buf(),
@@ -56,27 +38,35 @@ pub(crate) fn serialization(
 pub(crate) fn exports(
     dir: &Path,
 ) -> Result<Vec<clan_coordination::oracle::exports::ExportedPeer>, clan_coordination::Error> {
-    let cmd = clan_coordination::fleet::nix_eval_exports(&flake_ref(dir)?);
+    let (text, origin) = eval(&clan_coordination::fleet::nix_eval_exports(&flake_ref(
+        dir,
+    )?))?;
+    let v = serde_json::from_str(&text).map_err(|e| InventoryError::Shape {
+        origin,
+        problem: format!("not JSON: {e}"),
+    })?;
+    Ok(clan_coordination::oracle::exports::parse(&v))
+}
+
+/// Runs a `nix eval` on the workstation: its output and the command, or nix's words.
+fn eval(
+    cmd: &clan_coordination::transport::Cmd,
+) -> Result<(String, String), clan_coordination::Error> {
     let ws = Workstation {
         timeout: std::time::Duration::from_secs(300),
     };
-    let out = ws.run(&cmd)?;
-    let problem = if out.success() {
-        match serde_json::from_str(&out.stdout) {
-            Ok(v) => return Ok(clan_coordination::oracle::exports::parse(&v)),
-            Err(e) => format!("not JSON: {e}"),
+    let out = ws.run(cmd)?;
+    if !out.success() {
+        return Err(InventoryError::Shape {
+            origin: cmd.text().to_string(),
+            problem: format!(
+                "nix eval failed: {}",
+                clan_coordination::redact::excerpt(&out.stderr, 600)
+            ),
         }
-    } else {
-        format!(
-            "nix eval failed: {}",
-            clan_coordination::redact::excerpt(&out.stderr, 600)
-        )
-    };
-    Err(InventoryError::Shape {
-        origin: cmd.text().to_string(),
-        problem,
+        .into());
     }
-    .into())
+    Ok((out.stdout, cmd.text().to_string()))
 }
 
 /// `path:<absolute dir>`: a plain directory as a flake (a bare path inside a git checkout would
