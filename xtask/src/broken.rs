@@ -405,7 +405,14 @@ fn zt_lab_faults(b: &Base) -> Result<Vec<Fault>> {
     if old == new {
         return Err(format!("{G}: the recorded MTU did not change ({old}): not a recording of AC6's change").into());
     }
+    // clan's own export of gcp-vm's address (the recorded `nix eval` of clan.exports), changed.
+    let exports = b.cassette.workstation.iter().find(|e| e.command.contains("#clan.exports")).ok_or("no recorded clan.exports")?;
+    let gcp_ip = Regex::new(r#"zerotier::gcp-vm".*?"plain":"([0-9a-f:]+)"#)?.captures(&exports.output.stdout).map(|c| c[1].to_string()).ok_or("no gcp-vm export")?;
     Ok(vec![
+        Fault { name: "zt-export-differs", description: "clan.exports (clan's own view, which its networking and `clan ssh` use) gives gcp-vm another ZeroTier address than the vars: the pre-flight fails every criterion before any machine is contacted",
+            criterion: "AC1", code: "oracle.inconsistent", machine: G,
+            also: &[("AC2", "oracle.inconsistent"), ("AC3", "oracle.inconsistent"), ("AC4", "oracle.inconsistent"), ("AC5", "oracle.inconsistent"), ("AC6", "oracle.inconsistent")],
+            replace: vec![replacement("workstation", &exports.command).stdout_replace(vec![pair(gcp_ip.as_str(), "fd00::1")])] },
         Fault { name: "zt-setting-not-arrived", description: "the zerotier instance's MTU changed and the controller serves it, but gcp-vm still holds the network config from before the change (it has not fetched it yet): derived from the ZeroTier lab's recording",
             criterion: "AC6", code: "zt.settings-not-arrived", machine: G, also: &[],
             replace: vec![b.r(G, "zerotier-cli -j listnetworks")?.stdout_replace(vec![pair(format!("\"mtu\": {new}"), format!("\"mtu\": {old}"))])] },
