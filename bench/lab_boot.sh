@@ -3,11 +3,13 @@
 # each machine count in COUNTS (default "2 8 16"), REPS times each (default 3), and the memory
 # the machines use (PSS and RSS of every process below each machine's nspawn, from smaps_rollup).
 # The root file system must be cached already (run `clan-coord lab up` once): its one-time build
-# is not what is measured. BENCH_BIN=<clan-coord> skips the build.
+# is not what is measured. BENCH_BIN=<clan-coord> skips the build. OVERLAY=zerotier measures the
+# ZeroTier lab (default yggdrasil: the table "Lab on systemd" is the machines' own cost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
 counts=${COUNTS-2 8 16}
+overlay=${OVERLAY:-yggdrasil}
 target=${CARGO_TARGET_DIR:-$PWD/target}
 if [ -n "${BENCH_BIN:-}" ]; then bin=$BENCH_BIN; else cargo build -q --release; bin=$target/release/clan-coord; fi
 dir=$(mktemp -d)
@@ -16,7 +18,7 @@ printf 'machines\trep\tup_s\tdown_s\tpss_mb_per_machine\trss_mb_per_machine\n'
 for n in $counts; do
   for r in $(seq 1 "$reps"); do
     t0=$(date +%s.%N)
-    "$bin" lab up --machines "$n" --dir "$dir" --prefix clabb >/dev/null 2>"$dir.err" || { cat "$dir.err" >&2; exit 1; }
+    "$bin" lab up --machines "$n" --overlay "$overlay" --dir "$dir" --prefix clabb >/dev/null 2>"$dir.err" || { cat "$dir.err" >&2; exit 1; }
     t1=$(date +%s.%N)
     mem=$(python3 - "$dir/lab.json" "$n" <<'PY'
 import json, os, sys
