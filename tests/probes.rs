@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clan_coordination::probe::{clan, nixos, ping, ssh, systemd, yggdrasil, zerotier};
+use clan_coordination::probe::{clan, journal, nixos, ping, ssh, systemd, yggdrasil, zerotier};
 
 /// The command output without the fixture's leading `# source:` line(s).
 fn body(p: &Path) -> String {
@@ -63,6 +63,17 @@ fn parse(dir: &str, name: &str, text: &str) -> Result<String, String> {
         "systemd" if name.starts_with("show") => d(systemd::parse_show(text)
             .map(|v| format!("{v:?}"))
             .map_err(|e| e.to_string())),
+        "systemd" if name.starts_with("journalctl-json") => {
+            let lines = journal::parse(text);
+            if lines.iter().any(|l| matches!(l, journal::Line::Other(_))) {
+                return Err(format!("not every line is an entry: {lines:?}"));
+            }
+            Ok(lines
+                .iter()
+                .map(journal::Line::text)
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
         "systemd" if name.starts_with("is-active") => text
             .lines()
             .map(|l| {
@@ -162,6 +173,7 @@ const REJECTED: &[(&str, &str)] = &[
 
 /// Key values that must come out of specific fixtures.
 const VALUES: &[(&str, &str)] = &[
+    ("systemd/journalctl-json-zerotier-killed-lab.txt", "2026-11-30T03:15:23+00:00 gcp-vm systemd[1]: zerotierone.service: Main process exited, code=killed, status=9/KILL"),
     ("yggdrasil/getself.txt", "address: 203:e8e9:e79:a8ca:5949:3a80:5418:831f"),
     ("yggdrasil/getpeers-one.txt", "remote: \"tcp://198.18.250.2:59690\""),
     ("yggdrasil/getpeers-none.txt", "[]"),
@@ -329,6 +341,7 @@ fn no_parser_panics_on_garbage() {
         let _ = clan::parse_var_path(i);
         let _ = yggdrasil::parse_self(i);
         let _ = yggdrasil::parse_peers(i);
+        let _ = journal::parse(i);
     }
 }
 

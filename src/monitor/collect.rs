@@ -16,11 +16,12 @@ use crate::probe::ssh::{parse_hop, HopClass};
 use crate::seen::Seen;
 use crate::transport::{Cmd, Output};
 
-/// `journalctl` for the overlay daemon and sshd since a time; says when the machine has no
-/// journal of its own (no journald socket: the lab, containers).
+/// `journalctl -o json` (parsed by `probe::journal`) for the overlay daemon and sshd since a
+/// time; says when the machine has no journal of its own (no journald socket: a machine without
+/// systemd). Only the fields the monitor reads are asked for.
 const JOURNAL_SCRIPT: &str = r#"since="$1"; shift
 if ! command -v journalctl >/dev/null 2>&1 || ! [ -S /run/systemd/journal/socket ]; then echo "__no_journal__"; exit 0; fi
-out=$(journalctl --no-pager -q -o short-iso -p warning --since "@$since" $(for u in "$@"; do printf -- '-u %s ' "$u"; done) 2>&1)
+out=$(journalctl --no-pager -q -o json --output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,SYSLOG_PID,_COMM,_PID,_HOSTNAME,_SYSTEMD_UNIT -p warning --since "@$since" $(for u in "$@"; do printf -- '-u %s ' "$u"; done) 2>&1)
 case "$out" in *"No journal files were found"*|*"No such file or directory"*) echo "__no_journal__" ;; *) printf '%s\n' "$out" | grep -v -e '^-- No entries --' -e '^$' || true ;; esac"#;
 
 /// The journal scan of a round: warnings and worse of the watched units and sshd since `since`
@@ -187,12 +188,10 @@ fn machine(fleet: &Fleet, plan: &Plan, m: &str, since: f64) -> Seen1 {
         match s.run("journal scan", &journal_cmd(fleet, since)) {
             Some(out) if out.stdout.trim() == "__no_journal__" => sample.journal_absent = true,
             Some(out) => {
-                sample.journal = out
-                    .stdout
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
+                sample.journal = crate::probe::journal::parse(&out.stdout)
+                    .iter()
                     .take(50)
-                    .map(String::from)
+                    .map(crate::probe::journal::Line::text)
                     .collect()
             }
             None => {}

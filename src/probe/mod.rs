@@ -4,6 +4,7 @@
 
 pub mod clan;
 pub mod hashes;
+pub mod journal;
 pub mod nixos;
 pub mod ping;
 pub mod ssh;

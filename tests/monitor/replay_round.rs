@@ -108,7 +108,7 @@ fn a_ping_that_ran_and_lost_every_echo_is_a_loss_in_the_round() {
     assert!(s.observer_gaps.is_empty());
 }
 
-/// The journal scan's answer where no journald runs (the lab's stand-in).
+/// The journal scan's answer where no journald runs (a machine without systemd).
 fn no_journal(fleet: &Fleet) -> Entry {
     Entry {
         command: journal_cmd(fleet, SINCE).text().to_string(),
