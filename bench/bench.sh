@@ -63,10 +63,13 @@ measure() {
   # rebuilds, which the baselines cannot run over ssh).
   "$bin" plan --machines "$dir/machines.toml" --json --only ac1 --only ac2 --only ac3 > "$out/plan-$n.json"
   # testinfra's view of the fleet: an ssh config (the lab CA, each host's alias) and the vars.
-  python3 bench/testinfra/fleet.py "$dir"
-  local hosts; hosts=$(python3 -c "import json; print(','.join('ssh://'+m['name'] for m in json.load(open('$dir/lab.json'))['machines']))")
-  local pytest=(env FLEET_JSON="$dir/fleet.json" ip netns exec clabb-ws "$venv/bin/pytest" -q -p no:cacheprovider
-                --rootdir bench/testinfra --ssh-config="$dir/ssh_config" --hosts="$hosts" bench/testinfra)
+  local pytest=()
+  case " $* " in *" testinfra "*)
+    python3 bench/testinfra/fleet.py "$dir"
+    local hosts; hosts=$(python3 -c "import json; print(','.join('ssh://'+m['name'] for m in json.load(open('$dir/lab.json'))['machines']))")
+    pytest=(env FLEET_JSON="$dir/fleet.json" ip netns exec clabb-ws "$venv/bin/pytest" -q -p no:cacheprovider
+            --rootdir bench/testinfra --ssh-config="$dir/ssh_config" --hosts="$hosts" bench/testinfra) ;;
+  esac
   python3 bench/scripts.py "$out/plan-$n.json" "$dir" "$out" >/dev/null
   local cmds; cmds=$(python3 -c "import json,sys; print(sum(len(v) for v in json.load(open('$out/plan-$n.json')).values()))")
   for r in $(seq "$reps"); do

@@ -408,18 +408,18 @@ printf 'profile-path %s\n' "$(readlink -f /nix/var/nix/profiles/system 2>/dev/nu
 printf 'current %s\n' "$(readlink -f /run/current-system 2>/dev/null || echo -)"
 printf 'switched %s\n' "$(stat -c %.3Y /run/current-system 2>/dev/null || echo 0)"
 printf 'now %s\n' "$(date +%s.%N)"
-hz=$(getconf CLK_TCK)
 units=0
 for a in "$@"; do
   if [ "$a" = "--units" ]; then units=1; continue; fi
   if [ $units = 0 ]; then
     if [ -e "$a" ]; then printf 'file %s %s\n' "$a" "$(sha256sum < "$a" | cut -d' ' -f1)"; else printf 'file %s -\n' "$a"; fi
   else
-    pid=$(systemctl show -p MainPID --value "$a" 2>/dev/null)
+    props=$(systemctl show -p MainPID -p ExecMainStartTimestampMonotonic "$a" 2>/dev/null)
+    pid=$(printf '%s\n' "$props" | sed -n 's/^MainPID=//p')
+    mono=$(printf '%s\n' "$props" | sed -n 's/^ExecMainStartTimestampMonotonic=//p')
     age=-
-    if [ -n "$pid" ] && [ "$pid" != 0 ] && [ -r "/proc/$pid/stat" ]; then
-      start=$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)
-      age=$(awk -v st="$start" -v hz="$hz" '{printf "%.2f", $1 - st / hz}' /proc/uptime)
+    if [ -n "$pid" ] && [ "$pid" != 0 ] && [ -n "$mono" ] && [ "$mono" != 0 ]; then
+      age=$(awk -v m="$mono" '{printf "%.2f", $1 - m / 1000000}' /proc/uptime)
     fi
     def=$(sha256sum < "/run/current-system/etc/systemd/system/$a" 2>/dev/null | cut -d' ' -f1)
     printf 'unit %s %s %s %s\n' "$a" "${pid:-0}" "$age" "${def:--}"

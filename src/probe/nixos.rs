@@ -177,7 +177,8 @@ pub struct SystemState {
 /// A watched unit's live state.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct UnitLive {
-    /// Seconds its main process has run, from /proc (None when not running).
+    /// Seconds its main process has run: systemd's ExecMainStartTimestampMonotonic against
+    /// /proc/uptime (None when not running).
     pub age: Option<f64>,
     /// sha256 of its unit file in the current system (None when the system has none): a
     /// different hash after a rebuild means its definition changed and a restart is due.
