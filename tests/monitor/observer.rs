@@ -129,6 +129,12 @@ fn a_long_observer_gap_fails_ac7_through_coverage_only() {
 #[test]
 fn an_old_log_with_a_stalled_session_reads_as_an_observer_gap() {
     let mut rounds = healthy();
+    // The healthy day is recorded with sessions; an old log had none.
+    for r in &mut rounds {
+        for s in r.machines.values_mut() {
+            s.session = None;
+        }
+    }
     let r = &mut rounds[57];
     let p = r.pairs.iter_mut().find(|p| p.from == G).unwrap();
     (p.loss, p.rtt_avg, p.rtt_max) = (100.0, None, None);

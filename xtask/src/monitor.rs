@@ -1,6 +1,7 @@
 //! `tests/monitor/healthy-24h.jsonl`: a 24 h monitor log at 5-minute rounds (289 rounds,
 //! checkpoints at 0/6/12/18/24 h), built from round 0 of `lab-clean-20s.jsonl`, a real run
-//! recorded on the lab (`clan-coord monitor --for 20s --every 2s`). Only timestamps, round
+//! recorded on the ZeroTier lab on systemd (`clan-coord monitor --for 20s --every 2s`: real
+//! journal scans, sessions recorded). Only timestamps, round
 //! numbers, durations and RTTs (deterministic jitter around the recorded values) differ. The broken
 //! variants (gap, disconnection, error line, short span) are derived from it in tests/monitor.rs.
 
