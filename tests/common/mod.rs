@@ -158,9 +158,36 @@ pub fn netns_ids(names: &[String]) -> Vec<(u64, u64)> {
 /// Nothing of a lab that was brought down is left on the host: no namespace, no tracked
 /// process, no process in any of its network namespaces (an orphaned `sshd: root@notty`
 /// session would be one, in a namespace that no longer has a name), no cgroup and nothing
-/// under `/run/systemd/nspawn` of its machines.
+/// under `/run/systemd/nspawn` of its machines, no mount on the host under the lab's directory
+/// or of its namespaces, no link in the host's namespace named for the lab.
 pub fn assert_nothing_left(state: &lab::LabState, netns: &[(u64, u64)]) {
     use std::os::unix::fs::MetadataExt;
+    let dir = state.dir.display().to_string();
+    let ns_mounts: Vec<String> = state
+        .namespaces()
+        .iter()
+        .map(|ns| format!("/run/netns/{ns}"))
+        .collect();
+    for line in std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+    {
+        let point = line.split(' ').nth(4).unwrap_or_default();
+        assert!(
+            !point.starts_with(&dir) && !ns_mounts.iter().any(|m| m == point),
+            "mount {point} left behind"
+        );
+    }
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.contains(&state.prefix),
+        "a link named for the lab ({}) in the host's namespace:\n{links}",
+        state.prefix
+    );
     for ns in state.namespaces() {
         assert!(
             !Path::new("/run/netns").join(&ns).exists(),
