@@ -199,6 +199,12 @@ const VALUES: &[(&str, &str)] = &[
     ("zerotier/peers-direct-and-relay-1.8.6.txt", "path: Relay"),
     ("zerotier/error-service-not-running-connection-failed-reconstructed.txt", "ServiceNotRunning"),
     ("zerotier/error-401-unauthorized.txt", "Unauthorized"),
+    ("zerotier/error-service-stopped-1.14.1-lab.txt", "ServiceNotRunning"),
+    ("zerotier/listnetworks-json-access-denied-1.14.1-lab.txt", "status: \"ACCESS_DENIED\""),
+    ("zerotier/listnetworks-json-not-found-1.14.1-lab.txt", "status: \"NOT_FOUND\""),
+    ("zerotier/listnetworks-json-ok-controller-down-1.14.1-lab.txt", "status: \"OK\""),
+    // The root silent for 170 s: ZeroTier's flags say active; lastReceive 160-170 s behind lastSend.
+    ("zerotier/peers-json-root-silent-170s-1.14.1-lab.txt", "role: \"PLANET\", path: Silent"),
     ("zerotier/error-connection-failed-legacy-0-code.txt", "ServiceNotRunning"),
     ("ping/iputils-ipv6-partial-loss-15pct-old-header.txt", "transmitted: 20, received: 17, errors: 0, duplicates: 0, loss_percent: 15.0"),
     ("ping/iputils-ipv4-100pct-loss-O.txt", "received: 0, errors: 0, duplicates: 0, loss_percent: 100.0, rtt: None"),

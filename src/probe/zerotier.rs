@@ -321,7 +321,15 @@ pub enum PathClass {
     Relay,
     /// Through the TCP fallback relay.
     Tunneled,
+    /// Paths are listed, but on none did anything arrive within ZeroTier's own alive window
+    /// ([`PATH_ALIVE_MS`]) before the node last sent on it: the far end stopped answering.
+    /// ZeroTier 1.14.1 still lists such paths as `"active": true, "expired": false` (it sets
+    /// `expired = 0` for every path it lists), so those flags alone would say Direct.
+    Silent,
 }
+
+/// ZeroTier's `Path::alive`: something received within the 14 s heartbeat period plus 5 s.
+pub const PATH_ALIVE_MS: i64 = 19_000;
 
 /// One peer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -352,11 +360,19 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
         for p in v {
             let address = id(p["address"].as_str().unwrap_or(""), out)?;
             let tunneled = p["tunneled"].as_bool().unwrap_or(false);
-            let active = p["paths"].as_array().into_iter().flatten().any(|x| {
+            let paths = p["paths"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let active = paths.iter().any(|x| {
                 x["active"].as_bool().unwrap_or(false) && !x["expired"].as_bool().unwrap_or(false)
             });
+            // Measured against the node's own last send on the path: the output has no clock.
+            let silent = |x: &Value| match (x["lastSend"].as_i64(), x["lastReceive"].as_i64()) {
+                (Some(out), Some(inn)) => out - inn >= PATH_ALIVE_MS,
+                _ => false,
+            };
             let path = if tunneled {
                 PathClass::Tunneled
+            } else if active && paths.iter().all(silent) {
+                PathClass::Silent
             } else if active {
                 PathClass::Direct
             } else {
