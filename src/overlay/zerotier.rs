@@ -15,7 +15,7 @@ use crate::probe::systemd::UnitState;
 use crate::probe::zerotier::{
     parse_info, parse_listnetworks, parse_member_files, parse_network_files, parse_peers,
     ControllerMember, Info, Network, NodeStatus, PathClass, Peer, ServedNetwork,
-    MEMBER_FILES_SCRIPT, NETWORK_FILES_SCRIPT,
+    MEMBER_FILES_SCRIPT, NETWORK_FILES_SCRIPT, PATH_ALIVE_MS,
 };
 use crate::seen::Seen;
 use crate::transport::{Cmd, Output};
@@ -215,17 +215,21 @@ pub(crate) fn fleet_members<'a>(
 
 /// AC1's finding on the node's own status: ONLINE passes, TUNNELED warns (UDP blocked, the
 /// relay carries it), and `"online": false` fails even with the TCP fallback active.
-fn node_status(obs: &Observations, m: &str, info: &Seen<Info>, i: &Info) -> Finding {
+fn node_status(exp: &Expectations, obs: &Observations, m: &str, st: &Status, i: &Info) -> Finding {
+    let info = &st.info;
     let base = |sev, code| {
         Finding::new(sev, code, m, "ZeroTier node status")
             .evidence(info)
             .expected("ONLINE")
     };
     match i.status {
-        NodeStatus::Online => Finding::new(Severity::Pass, "zt.online", m, "ZeroTier node online")
-            .evidence(info)
-            .seen("ONLINE")
-            .expected("ONLINE"),
+        NodeStatus::Online => match silent_roots(st) {
+            Some(roots) => root_silent(exp, obs, m, st, &roots),
+            None => Finding::new(Severity::Pass, "zt.online", m, "ZeroTier node online")
+                .evidence(info)
+                .seen("ONLINE")
+                .expected("ONLINE"),
+        },
         NodeStatus::Tunneled => base(Severity::Warn, "zt.tunneled")
             .seen("TUNNELED (online, tcpFallbackActive true)")
             .cause(
@@ -303,7 +307,7 @@ pub fn node_findings(
                     "zerotier-cli answers with the node status",
                 )),
                 Some(i) => {
-                    f.push(node_status(obs, m, info, i));
+                    f.push(node_status(exp, obs, m, st, i));
                     match expected_node {
                         Some(n) if n != i.address => f.push(Finding::new(Severity::Fail, "zt.node-id-mismatch", m, "running node id").evidence(info).seen(format!("daemon runs as node {}", i.address)).expected(format!("node {n} (from the vars address {})", expected_ip.map(|a| a.to_string()).unwrap_or_default())).cause("zerotierone runs with an old identity: new vars were deployed but the daemon was not restarted (clan machines update does not restart it); run `systemctl restart zerotierone.service`")),
                         Some(n) => f.push(Finding::new(Severity::Pass, "zt.node-id", m, "running node id").seen(i.address.to_string()).expected(n.to_string())),
@@ -345,6 +349,80 @@ pub fn node_findings(
             }
         }
     }
+}
+
+/// The node's roots (PLANET, MOON) when it lists some and every one is silent.
+fn silent_roots(st: &Status) -> Option<Vec<&Peer>> {
+    let roots: Vec<&Peer> = st
+        .peers
+        .ok()?
+        .iter()
+        .filter(|p| matches!(p.role.as_str(), "PLANET" | "MOON"))
+        .collect();
+    (!roots.is_empty() && roots.iter().all(|p| p.path == PathClass::Silent)).then_some(roots)
+}
+
+/// ONLINE by ZeroTier's word while no root answers: ZeroTier keeps `"online": true` for 500 s
+/// (`ZT_PEER_ACTIVITY_TIMEOUT`) after the last packet from a root, so `peers` is the evidence.
+fn root_silent(
+    exp: &Expectations,
+    obs: &Observations,
+    m: &str,
+    st: &Status,
+    roots: &[&Peer],
+) -> Finding {
+    let secs = roots
+        .iter()
+        .filter_map(|p| p.silent_ms)
+        .min()
+        .unwrap_or(PATH_ALIVE_MS)
+        / 1000;
+    let machine_of = |p: &Peer| {
+        exp.machines().into_iter().find(|o| {
+            expected_address(exp, o)
+                .and_then(split_rfc4193)
+                .map(|(_, n)| n)
+                == Some(p.address)
+        })
+    };
+    let names: Vec<String> = roots
+        .iter()
+        .map(|p| match machine_of(p) {
+            Some(o) => format!("{} ({o}, {})", p.address, p.role),
+            None => format!("{} ({})", p.address, p.role),
+        })
+        .collect();
+    // A root that is a fleet machine: what this run saw of its daemon.
+    let fleet_root = roots.iter().find_map(|p| machine_of(p));
+    let why = match fleet_root {
+        Some(r) => match obs.status.get(r).and_then(|s| s.overlay.zerotier()).map(|z| &z.info) {
+            Some(seen) if seen.ok().is_none() => format!(
+                "its root is {r}, whose ZeroTier status could not be read in this run ({}): its daemon is down or unreachable",
+                crate::probe::excerpt(&seen.excerpt, 100)
+            ),
+            _ => format!("its root is {r}: UDP 9993 between them is blocked, or {r}'s daemon stopped answering"),
+        },
+        None => "the root's daemon is down, or UDP 9993 to it is blocked".to_string(),
+    };
+    let reached = super::pinged_both_ways(obs, m);
+    let carried = if reached.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (its pings with {} passed in this run)",
+            reached.join(", ")
+        )
+    };
+    Finding::new(Severity::Fail, "zt.root-silent", m, "ZeroTier node status")
+        .evidence(&st.peers)
+        .seen(format!(
+            "ONLINE by its own word, but its root {} answered nothing for {secs} s while it kept sending (`peers`: lastReceive {secs} s behind lastSend)",
+            names.join(", ")
+        ))
+        .expected(format!("ONLINE, with a root answering within ZeroTier's alive window ({} s)", PATH_ALIVE_MS / 1000))
+        .cause(format!(
+            "{why}; ZeroTier keeps saying online for 500 s after the last packet from its roots, so paths already open still carry traffic{carried}, but no new peer is found and the network config cannot refresh"
+        ))
 }
 
 /// Why the assigned address is not the vars': read from the parts the address embeds.

@@ -342,6 +342,10 @@ pub struct Peer {
     pub role: String,
     /// Path class.
     pub path: PathClass,
+    /// For a [`PathClass::Silent`] peer: the shortest time, over its paths, between the last
+    /// thing received and the last thing sent (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silent_ms: Option<i64>,
 }
 
 /// `zerotier-cli -j peers`, `zerotier-cli peers` or `zerotier-cli listpeers`.
@@ -369,6 +373,10 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
                 (Some(out), Some(inn)) => out - inn >= PATH_ALIVE_MS,
                 _ => false,
             };
+            let lag = paths
+                .iter()
+                .filter_map(|x| Some(x["lastSend"].as_i64()? - x["lastReceive"].as_i64()?))
+                .min();
             let path = if tunneled {
                 PathClass::Tunneled
             } else if active && paths.iter().all(silent) {
@@ -383,6 +391,7 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
                 latency_ms: p["latency"].as_i64().and_then(|l| u32::try_from(l).ok()),
                 role: p["role"].as_str().unwrap_or("").to_string(),
                 path,
+                silent_ms: (path == PathClass::Silent).then_some(lag).flatten(),
             });
         }
         return Ok(peers);
@@ -417,6 +426,7 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
                 latency_ms: lat(f[4]),
                 role: f[6].to_string(),
                 path,
+                silent_ms: None,
             });
             continue;
         }
@@ -437,6 +447,7 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
             latency_ms: lat(f[3]),
             role: f[2].to_string(),
             path,
+            silent_ms: None,
         });
     }
     if !header && peers.is_empty() {
