@@ -170,6 +170,42 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
             );
         }
     }
+    // The controller, gcp-vm's only root, stopped: ZeroTier on gcp-vm keeps saying online for
+    // 500 s, but once nothing has come back for its 19 s alive window AC1 says the root is silent
+    // and names it. Polled (at most 20 runs, 3 s apart), not slept.
+    let t = std::time::Instant::now();
+    lab::fault(dir, "hetzner-vm", "overlay-down".parse().unwrap()).unwrap();
+    let mut silent = None;
+    for _ in 0..20 {
+        let vs = common::verdicts(&fleet());
+        let ac1 = vs.iter().find(|v| v.criterion.id() == "AC1").unwrap();
+        if let Some(f) = ac1
+            .failures()
+            .find(|f| f.code == "zt.root-silent" && f.machine == "gcp-vm")
+        {
+            silent = Some(f.clone());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    }
+    let f = silent.expect("gcp-vm's root never reported silent within 20 runs");
+    eprintln!(
+        "controller down: gcp-vm's root silent after {:.1?}: {} / {}",
+        t.elapsed(),
+        f.seen,
+        f.cause
+    );
+    assert!(f.cause.contains("its root is hetzner-vm"), "{}", f.cause);
+    // Its pings with hetzner-vm failed: the cause must not say open paths still carry traffic.
+    assert!(!f.cause.contains("still carry traffic"), "{}", f.cause);
+    lab::heal(dir, None).unwrap();
+    for v in common::verdicts(&fleet()) {
+        assert!(
+            v.passed(),
+            "healed after the controller's overlay-down: {}\n{v}",
+            v.criterion
+        );
+    }
     // AC7's monitor on the ZeroTier lab, compressed, with a ZeroTier fault in the middle: the
     // daemon killed on gcp-vm. The report shows systemd's journal line for it.
     let log = dir.join("monitor.jsonl");

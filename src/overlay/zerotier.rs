@@ -405,23 +405,20 @@ fn root_silent(
         None => "the root's daemon is down, or UDP 9993 to it is blocked".to_string(),
     };
     let reached = super::pinged_both_ways(obs, m);
-    let carried = if reached.is_empty() {
-        String::new()
+    let after = if reached.is_empty() {
+        "; no new peer is found and the network config cannot refresh".to_string()
     } else {
-        format!(
-            " (its pings with {} passed in this run)",
-            reached.join(", ")
-        )
+        format!(", so paths already open still carry traffic (its pings with {} passed in this run), but no new peer is found and the network config cannot refresh", reached.join(", "))
     };
     Finding::new(Severity::Fail, "zt.root-silent", m, "ZeroTier node status")
         .evidence(&st.peers)
         .seen(format!(
-            "ONLINE by its own word, but its root {} answered nothing for {secs} s while it kept sending (`peers`: lastReceive {secs} s behind lastSend)",
+            "ONLINE by its own word, but its root {} answered nothing for {secs} s while it kept sending (`peers`: its lastReceive {secs} s behind the node's latest send)",
             names.join(", ")
         ))
         .expected(format!("ONLINE, with a root answering within ZeroTier's alive window ({} s)", PATH_ALIVE_MS / 1000))
         .cause(format!(
-            "{why}; ZeroTier keeps saying online for 500 s after the last packet from its roots, so paths already open still carry traffic{carried}, but no new peer is found and the network config cannot refresh"
+            "{why}; ZeroTier keeps saying online for 500 s after the last packet from its roots{after}"
         ))
 }
 

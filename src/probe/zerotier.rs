@@ -322,7 +322,7 @@ pub enum PathClass {
     /// Through the TCP fallback relay.
     Tunneled,
     /// Paths are listed, but on none did anything arrive within ZeroTier's own alive window
-    /// ([`PATH_ALIVE_MS`]) before the node last sent on it: the far end stopped answering.
+    /// ([`PATH_ALIVE_MS`]) before the node's latest send: the far end stopped answering.
     /// ZeroTier 1.14.1 still lists such paths as `"active": true, "expired": false` (it sets
     /// `expired = 0` for every path it lists), so those flags alone would say Direct.
     Silent,
@@ -342,8 +342,8 @@ pub struct Peer {
     pub role: String,
     /// Path class.
     pub path: PathClass,
-    /// For a [`PathClass::Silent`] peer: the shortest time, over its paths, between the last
-    /// thing received and the last thing sent (ms).
+    /// For a [`PathClass::Silent`] peer: the shortest time, over its paths, from the last
+    /// thing received to the node's latest send on any path (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub silent_ms: Option<i64>,
 }
@@ -360,6 +360,14 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
     if t.starts_with('[') {
         let v: Vec<Value> = serde_json::from_str(t)
             .map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
+        // The output has no clock: the node's latest send on any path stands for "now" (it
+        // sends a heartbeat on every live path at least every 14 s, so this is at most that
+        // much behind, and a silence measured from it is never overstated).
+        let now = v
+            .iter()
+            .flat_map(|p| p["paths"].as_array().map(Vec::as_slice).unwrap_or_default())
+            .filter_map(|x| x["lastSend"].as_i64())
+            .max();
         let mut peers = Vec::new();
         for p in v {
             let address = id(p["address"].as_str().unwrap_or(""), out)?;
@@ -368,18 +376,17 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
             let active = paths.iter().any(|x| {
                 x["active"].as_bool().unwrap_or(false) && !x["expired"].as_bool().unwrap_or(false)
             });
-            // Measured against the node's own last send on the path: the output has no clock.
-            let silent = |x: &Value| match (x["lastSend"].as_i64(), x["lastReceive"].as_i64()) {
-                (Some(out), Some(inn)) => out - inn >= PATH_ALIVE_MS,
-                _ => false,
-            };
-            let lag = paths
+            // How long since each path last received, by that clock (None: not told).
+            let lags: Vec<Option<i64>> = paths
                 .iter()
-                .filter_map(|x| Some(x["lastSend"].as_i64()? - x["lastReceive"].as_i64()?))
-                .min();
+                .map(|x| Some(now? - x["lastReceive"].as_i64()?))
+                .collect();
+            let lag = lags.iter().copied().min().flatten();
+            let silent =
+                !lags.is_empty() && lags.iter().all(|l| l.is_some_and(|l| l >= PATH_ALIVE_MS));
             let path = if tunneled {
                 PathClass::Tunneled
-            } else if active && paths.iter().all(silent) {
+            } else if active && silent {
                 PathClass::Silent
             } else if active {
                 PathClass::Direct
