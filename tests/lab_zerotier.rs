@@ -126,6 +126,17 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
     }, {
         insta::assert_snapshot!("init-lab-flake", redacted);
     });
+    // After each fault: heal, and every criterion passes again.
+    let heal_and_pass = |what: &str| {
+        lab::heal(dir, None).unwrap();
+        for v in common::verdicts(&fleet()) {
+            assert!(
+                v.passed(),
+                "healed after {what}: {} should pass\n{v}",
+                v.criterion
+            );
+        }
+    };
     // Real ZeroTier faults: each fails AC1 naming gcp-vm, and heals.
     for (kind, code) in [
         ("overlay-down", "probe.failed"),
@@ -161,14 +172,7 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
                 nets.contains("\"OK\"")
             );
         }
-        lab::heal(dir, None).unwrap();
-        for v in common::verdicts(&fleet()) {
-            assert!(
-                v.passed(),
-                "healed after {kind}: {} should pass\n{v}",
-                v.criterion
-            );
-        }
+        heal_and_pass(kind);
     }
     // The controller, gcp-vm's only root, stopped: ZeroTier on gcp-vm keeps saying online for
     // 500 s, but once nothing has come back for its 19 s alive window AC1 says the root is silent
@@ -198,14 +202,7 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
     assert!(f.cause.contains("its root is hetzner-vm"), "{}", f.cause);
     // Its pings with hetzner-vm failed: the cause must not say open paths still carry traffic.
     assert!(!f.cause.contains("still carry traffic"), "{}", f.cause);
-    lab::heal(dir, None).unwrap();
-    for v in common::verdicts(&fleet()) {
-        assert!(
-            v.passed(),
-            "healed after the controller's overlay-down: {}\n{v}",
-            v.criterion
-        );
-    }
+    heal_and_pass("the controller's overlay-down");
     // AC7's monitor on the ZeroTier lab, compressed, with a ZeroTier fault in the middle: the
     // daemon killed on gcp-vm. The report shows systemd's journal line for it.
     let log = dir.join("monitor.jsonl");
