@@ -55,11 +55,13 @@ pub(crate) fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<()
         LAB_ROOT_HASH,
         0o600,
     )?;
-    // sshd: host key from vars, certificate, CA line as clan's client role writes it.
-    write(
-        &etc.join("ssh_host_ed25519_key-cert.pub"),
+    // sshd: host key from vars, the certificate where NixOS has a public var (a store path),
+    // the CA line as clan's client role writes it.
+    let cert = write_store_file(
+        state,
+        &m.name,
+        &cert_store_suffix(&m.name),
         &k("host-cert.pub")?,
-        0o644,
     )?;
     let ca = state.read("ca/ca.pub")?;
     let ca_key: Vec<&str> = ca.split_whitespace().take(2).collect();
@@ -90,7 +92,7 @@ pub(crate) fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<()
             "/run/secrets/vars/per-machine/{}/openssh/ssh.id_ed25519",
             m.name
         )),
-        host_cert: Some(PathBuf::from("/etc/ssh/ssh_host_ed25519_key-cert.pub")),
+        host_cert: Some(PathBuf::from(cert)),
         authorized_keys: "/etc/ssh/authorized_keys.d/%u".into(),
         pid_file: PathBuf::from("/run/sshd.pid"),
         use_pam: true,
@@ -119,6 +121,82 @@ pub(crate) fn write_machine_files(state: &LabState, m: &LabMachine) -> Result<()
     )
 }
 
+/// A public var's store name, as clan names it: `per-machine-<m>-<generator>_<file>`.
+pub(crate) fn cert_store_suffix(m: &str) -> String {
+    format!("per-machine-{m}-openssh-cert_ssh.id_ed25519-cert.pub")
+}
+
+/// 32 characters of sha256 over `parts`, in Nix's base32 alphabet's look (no e, o, u, t).
+fn store_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p);
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+        .chars()
+        .map(|c| if c == 'e' { 'z' } else { c })
+        .take(32)
+        .collect()
+}
+
+/// Writes one file into machine `m`'s lab store, named by its content as Nix names a file
+/// added to the store; returns the path as the machine sees it (`/nix/store/<hash>-<suffix>`).
+pub(crate) fn write_store_file(
+    state: &LabState,
+    m: &str,
+    suffix: &str,
+    content: &str,
+) -> Result<String, LabError> {
+    let name = format!(
+        "{}-{suffix}",
+        store_hash([suffix.as_bytes(), content.as_bytes()])
+    );
+    write(&state.mdir(m).join("nix/store").join(&name), content, 0o644)?;
+    Ok(format!("/nix/store/{name}"))
+}
+
+/// The host certificate machine `m`'s sshd is configured with (its `HostCertificate` line), as
+/// a path on the host.
+pub(crate) fn served_cert_file(state: &LabState, m: &str) -> Result<PathBuf, LabError> {
+    let cfg = state.mdir(m).join("etc-ssh/sshd_config");
+    let text = std::fs::read_to_string(&cfg).map_err(|e| io(&cfg, e))?;
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("HostCertificate "))
+        .ok_or_else(|| LabError::Invalid(format!("{}: no HostCertificate line", cfg.display())))?;
+    let rel = path
+        .trim()
+        .strip_prefix("/nix/store/")
+        .filter(|r| !r.is_empty() && !r.contains('/'))
+        .ok_or_else(|| {
+            LabError::Invalid(format!(
+                "{}: HostCertificate {path} is not a store file",
+                cfg.display()
+            ))
+        })?;
+    Ok(state.mdir(m).join("nix/store").join(rel))
+}
+
+/// Points machine `m`'s sshd at another certificate (a redeploy with another cert var).
+pub(crate) fn set_served_cert(state: &LabState, m: &str, content: &str) -> Result<(), LabError> {
+    let cert = write_store_file(state, m, &cert_store_suffix(m), content)?;
+    let cfg = state.mdir(m).join("etc-ssh/sshd_config");
+    let text = std::fs::read_to_string(&cfg).map_err(|e| io(&cfg, e))?;
+    let new: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("HostCertificate ") {
+                format!("HostCertificate {cert}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    write(&cfg, &new, 0o644)
+}
+
 /// Writes machine `m`'s evaluated system into its lab store; returns the store path as the
 /// machine sees it. The name is the hash of the content: same configuration, same closure.
 pub(crate) fn write_closure(
@@ -126,26 +204,13 @@ pub(crate) fn write_closure(
     m: &LabMachine,
     sys: &system::System,
 ) -> Result<String, LabError> {
-    use sha2::Digest;
     let mut files = system::closure(m, sys, state.zerotier.is_none());
     if let Some(zt) = &state.zerotier {
         files.extend(crate::zerotier::closure_files(
             state, zt, &m.name, sys.zt_mtu,
         ));
     }
-    let mut h = sha2::Sha256::new();
-    for (p, c) in &files {
-        h.update(p.as_bytes());
-        h.update([0]);
-        h.update(c.as_bytes());
-        h.update([0]);
-    }
-    // Nix's base32 alphabet has no e, o, u, t: keep the name looking like a store path.
-    let hash: String = hex::encode(h.finalize())
-        .chars()
-        .map(|c| if c == 'e' { 'z' } else { c })
-        .take(32)
-        .collect();
+    let hash = store_hash(files.iter().flat_map(|(p, c)| [p.as_bytes(), c.as_bytes()]));
     let name = format!("{hash}-nixos-system-{}-26.05.lab", m.name);
     let dir = state.mdir(&m.name).join("nix/store").join(&name);
     for (p, c) in &files {

@@ -235,11 +235,7 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
                 &format!("{m}.{}", state.domain),
             )?;
             let text = std::fs::read_to_string(&cert).map_err(|e| io(&cert, e))?;
-            write(
-                &md.join("etc-ssh/ssh_host_ed25519_key-cert.pub"),
-                &text,
-                0o644,
-            )?;
+            crate::deploy::set_served_cert(&state, m, &text)?;
             reload_sshd(&state, m)?;
         }
         Fault::SharedVarDrift => {

@@ -363,11 +363,11 @@ fn remove_cgroup(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// Waits until machine `m`'s sshd serves the host certificate in its `/etc/ssh` (after a reload
+/// Waits until machine `m`'s sshd serves the host certificate its sshd_config names (after a reload
 /// or restart), probing as the workstation does with `ssh-keyscan` (a bare TCP connect makes
 /// sshd log an error).
 pub(crate) fn await_served_cert(state: &LabState, m: &str) -> Result<(), LabError> {
-    let cert_file = state.mdir(m).join("etc-ssh/ssh_host_ed25519_key-cert.pub");
+    let cert_file = crate::deploy::served_cert_file(state, m)?;
     let want = std::fs::read_to_string(&cert_file)
         .map_err(|e| crate::files::io(&cert_file, e))?
         .split_whitespace()
