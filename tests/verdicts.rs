@@ -107,6 +107,33 @@ fn a_setting_that_has_not_reached_a_member_fails_ac6_on_that_member() {
     );
 }
 
+/// A healthy public root is contacted only every 224 s: its `lastReceive` 200 s behind the node's
+/// latest send is normal, not silence. The broken fleet zt-root-silent with 200 s instead of 300 s
+/// passes AC1.
+#[test]
+fn a_public_root_last_heard_200_s_ago_is_not_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = std::fs::read_to_string(root().join("broken/zt-root-silent.json")).unwrap();
+    assert!(
+        broken.contains("1789999700002"),
+        "the fault's lastReceive moved"
+    );
+    let healthy = broken.replace("1789999700002", "1789999800002").replace(
+        "\"derive_from\": \"../story-fleet.json\"",
+        &format!(
+            "\"derive_from\": {:?}",
+            root().join("story-fleet.json").display().to_string()
+        ),
+    );
+    let mut c: serde_json::Value = serde_json::from_str(&healthy).unwrap();
+    c.as_object_mut().unwrap().remove("expect");
+    let path = dir.path().join("root-200s.json");
+    std::fs::write(&path, serde_json::to_string(&c).unwrap()).unwrap();
+    let (_, vs) = verdicts(&path);
+    let ac1 = of(&vs, "AC1");
+    assert!(ac1.passed(), "{ac1}");
+}
+
 #[test]
 fn broken_corpus_has_at_least_12_fleets() {
     let files: Vec<PathBuf> = std::fs::read_dir(root().join("broken"))

@@ -21,8 +21,9 @@ use crate::transport::{Cmd, Output};
 /// systemd). Only the fields the monitor reads are asked for.
 const JOURNAL_SCRIPT: &str = r#"since="$1"; shift
 if ! command -v journalctl >/dev/null 2>&1 || ! [ -S /run/systemd/journal/socket ]; then echo "__no_journal__"; exit 0; fi
-out=$(journalctl --no-pager -q -o json --output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,SYSLOG_PID,_COMM,_PID,_HOSTNAME,_SYSTEMD_UNIT -p warning --since "@$since" $(for u in "$@"; do printf -- '-u %s ' "$u"; done) 2>&1)
-case "$out" in *"No journal files were found"*|*"No such file or directory"*) echo "__no_journal__" ;; *) printf '%s\n' "$out" | grep -v -e '^-- No entries --' -e '^$' || true ;; esac"#;
+out=$(journalctl --no-pager -q -o json --all --output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,SYSLOG_PID,_COMM,_PID,_HOSTNAME,_SYSTEMD_UNIT -p warning --since "@$since" $(for u in "$@"; do printf -- '-u %s ' "$u"; done) 2>&1)
+said=$(printf '%s\n' "$out" | grep -v '^{')
+case "$said" in *"No journal files were found"*|*"No such file or directory"*) echo "__no_journal__" ;; *) printf '%s\n' "$out" | grep -v -e '^-- No entries --' -e '^$' | head -n 50 || true ;; esac"#;
 
 /// The journal scan of a round: warnings and worse of the watched units and sshd since `since`
 /// (epoch seconds).

@@ -15,7 +15,7 @@ use crate::probe::systemd::UnitState;
 use crate::probe::zerotier::{
     parse_info, parse_listnetworks, parse_member_files, parse_network_files, parse_peers,
     ControllerMember, Info, Network, NodeStatus, PathClass, Peer, ServedNetwork,
-    MEMBER_FILES_SCRIPT, NETWORK_FILES_SCRIPT, PATH_ALIVE_MS,
+    MEMBER_FILES_SCRIPT, NETWORK_FILES_SCRIPT, PATH_ALIVE_MS, ROOT_SILENT_MS,
 };
 use crate::seen::Seen;
 use crate::transport::{Cmd, Output};
@@ -227,7 +227,11 @@ fn node_status(exp: &Expectations, obs: &Observations, m: &str, st: &Status, i: 
             Some(roots) => root_silent(exp, obs, m, st, &roots),
             None => Finding::new(Severity::Pass, "zt.online", m, "ZeroTier node online")
                 .evidence(info)
-                .seen("ONLINE")
+                .seen(if st.peers.ok().is_some() {
+                    "ONLINE"
+                } else {
+                    "ONLINE (whether its roots answer was not checked: `peers` could not be read)"
+                })
                 .expected("ONLINE"),
         },
         NodeStatus::Tunneled => base(Severity::Warn, "zt.tunneled")
@@ -359,7 +363,9 @@ fn silent_roots(st: &Status) -> Option<Vec<&Peer>> {
         .iter()
         .filter(|p| matches!(p.role.as_str(), "PLANET" | "MOON"))
         .collect();
-    (!roots.is_empty() && roots.iter().all(|p| p.path == PathClass::Silent)).then_some(roots)
+    let silent =
+        |p: &&Peer| p.path == PathClass::Silent && p.silent_ms.is_some_and(|l| l >= ROOT_SILENT_MS);
+    (!roots.is_empty() && roots.iter().all(silent)).then_some(roots)
 }
 
 /// ONLINE by ZeroTier's word while no root answers: ZeroTier keeps `"online": true` for 500 s
@@ -416,7 +422,7 @@ fn root_silent(
             "ONLINE by its own word, but its root {} answered nothing for {secs} s while it kept sending (`peers`: its lastReceive {secs} s behind the node's latest send)",
             names.join(", ")
         ))
-        .expected(format!("ONLINE, with a root answering within ZeroTier's alive window ({} s)", PATH_ALIVE_MS / 1000))
+        .expected(format!("ONLINE, with a root answering within {} s (a node contacts a root it has a path to every 224 s)", ROOT_SILENT_MS / 1000))
         .cause(format!(
             "{why}; ZeroTier keeps saying online for 500 s after the last packet from its roots{after}"
         ))

@@ -210,7 +210,8 @@ pub fn parse_state(out: &str) -> Result<SystemState, String> {
                 s.units.insert(
                     u.to_string(),
                     UnitLive {
-                        age: age.parse().ok(),
+                        // A negative age (a virtualised /proc/uptime) is no age at all.
+                        age: age.parse().ok().filter(|a: &f64| *a >= 0.0),
                         definition: (*def != "-").then(|| def.to_string()),
                     },
                 );

@@ -331,6 +331,12 @@ pub enum PathClass {
 /// ZeroTier's `Path::alive`: something received within the 14 s heartbeat period plus 5 s.
 pub const PATH_ALIVE_MS: i64 = 19_000;
 
+/// How long a healthy root may go without answering: a node contacts a root it has a path to
+/// only every 16 heartbeat periods (224 s, `roleBasedTimerScale` in node/Node.cpp) and sends it
+/// unanswered traffic between (multicast LIKEs), so a public root's `lastReceive` is often
+/// minutes old. Past 224 s + the alive window (ZeroTier's own path expiry, 243 s) it is silent.
+pub const ROOT_SILENT_MS: i64 = 243_000;
+
 /// One peer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Peer {
