@@ -107,31 +107,56 @@ fn a_setting_that_has_not_reached_a_member_fails_ac6_on_that_member() {
     );
 }
 
+/// The story fleet with `replace` applied (a cassette written to a temporary directory).
+fn story_with(replace: serde_json::Value) -> (tempfile::TempDir, Vec<Verdict>) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = serde_json::json!({
+        "format": 2,
+        "description": "the story fleet with one change (a test's)",
+        "derive_from": root().join("story-fleet.json").display().to_string(),
+        "replace": replace,
+    });
+    let path = dir.path().join("story-with.json");
+    std::fs::write(&path, c.to_string()).unwrap();
+    let (_, vs) = verdicts(&path);
+    (dir, vs)
+}
+
 /// A healthy public root is contacted only every 224 s: its `lastReceive` 200 s behind the node's
 /// latest send is normal, not silence. The broken fleet zt-root-silent with 200 s instead of 300 s
 /// passes AC1.
 #[test]
 fn a_public_root_last_heard_200_s_ago_is_not_silent() {
-    let dir = tempfile::tempdir().unwrap();
     let broken = std::fs::read_to_string(root().join("broken/zt-root-silent.json")).unwrap();
     assert!(
         broken.contains("1789999700002"),
         "the fault's lastReceive moved"
     );
-    let healthy = broken.replace("1789999700002", "1789999800002").replace(
-        "\"derive_from\": \"../story-fleet.json\"",
-        &format!(
-            "\"derive_from\": {:?}",
-            root().join("story-fleet.json").display().to_string()
-        ),
-    );
-    let mut c: serde_json::Value = serde_json::from_str(&healthy).unwrap();
-    c.as_object_mut().unwrap().remove("expect");
-    let path = dir.path().join("root-200s.json");
-    std::fs::write(&path, serde_json::to_string(&c).unwrap()).unwrap();
-    let (_, vs) = verdicts(&path);
+    let broken: serde_json::Value =
+        serde_json::from_str(&broken.replace("1789999700002", "1789999800002")).unwrap();
+    let (_d, vs) = story_with(broken["replace"].clone());
     let ac1 = of(&vs, "AC1");
     assert!(ac1.passed(), "{ac1}");
+}
+
+/// `peers` unreadable: whether the roots answer is UNCHECKED with the reason, never a pass.
+#[test]
+fn unreadable_peers_leave_the_roots_unchecked() {
+    let (_d, vs) = story_with(
+        serde_json::json!([{"machine": "gcp-vm", "command": "zerotier-cli -j peers", "stdout": "[{\"address\": 12}]\n"}]),
+    );
+    let ac1 = of(&vs, "AC1");
+    let f = ac1
+        .findings
+        .iter()
+        .find(|f| f.code == "zt.roots-unseen")
+        .unwrap_or_else(|| panic!("{ac1}"));
+    assert_eq!(
+        (f.severity, f.machine.as_str()),
+        (Severity::Unchecked, "gcp-vm"),
+        "{ac1}"
+    );
+    assert!(!ac1.passed(), "{ac1}");
 }
 
 #[test]

@@ -227,11 +227,7 @@ fn node_status(exp: &Expectations, obs: &Observations, m: &str, st: &Status, i: 
             Some(roots) => root_silent(exp, obs, m, st, &roots),
             None => Finding::new(Severity::Pass, "zt.online", m, "ZeroTier node online")
                 .evidence(info)
-                .seen(if st.peers.ok().is_some() {
-                    "ONLINE"
-                } else {
-                    "ONLINE (whether its roots answer was not checked: `peers` could not be read)"
-                })
+                .seen("ONLINE")
                 .expected("ONLINE"),
         },
         NodeStatus::Tunneled => base(Severity::Warn, "zt.tunneled")
@@ -312,6 +308,10 @@ pub fn node_findings(
                 )),
                 Some(i) => {
                     f.push(node_status(exp, obs, m, st, i));
+                    if i.status == NodeStatus::Online && st.peers.ok().is_none() {
+                        let why = st.peers.value.as_ref().err().cloned().unwrap_or_default();
+                        f.push(Finding::new(Severity::Unchecked, "zt.roots-unseen", m, "whether its ZeroTier roots answer").evidence(&st.peers).seen(format!("`zerotier-cli -j peers` could not be read: {why}")).expected(format!("a root answering within {} s", ROOT_SILENT_MS / 1000)).cause("ZeroTier's own ONLINE holds for 500 s after its roots go quiet, so without `peers` whether they still answer is not judged"));
+                    }
                     match expected_node {
                         Some(n) if n != i.address => f.push(Finding::new(Severity::Fail, "zt.node-id-mismatch", m, "running node id").evidence(info).seen(format!("daemon runs as node {}", i.address)).expected(format!("node {n} (from the vars address {})", expected_ip.map(|a| a.to_string()).unwrap_or_default())).cause("zerotierone runs with an old identity: new vars were deployed but the daemon was not restarted (clan machines update does not restart it); run `systemctl restart zerotierone.service`")),
                         Some(n) => f.push(Finding::new(Severity::Pass, "zt.node-id", m, "running node id").seen(i.address.to_string()).expected(n.to_string())),
