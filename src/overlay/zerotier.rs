@@ -15,7 +15,7 @@ use crate::probe::systemd::UnitState;
 use crate::probe::zerotier::{
     parse_info, parse_listnetworks, parse_member_files, parse_network_files, parse_peers,
     ControllerMember, Info, Network, NodeStatus, PathClass, Peer, ServedNetwork,
-    MEMBER_FILES_SCRIPT, NETWORK_FILES_SCRIPT, PATH_ALIVE_MS, ROOT_SILENT_MS,
+    MEMBER_FILES_SCRIPT, NETWORK_FILES_SCRIPT, ROOT_SILENT_MS,
 };
 use crate::seen::Seen;
 use crate::transport::{Cmd, Output};
@@ -381,7 +381,7 @@ fn root_silent(
         .iter()
         .filter_map(|p| p.silent_ms)
         .min()
-        .unwrap_or(PATH_ALIVE_MS)
+        .unwrap_or(ROOT_SILENT_MS)
         / 1000;
     let machine_of = |p: &Peer| {
         exp.machines().into_iter().find(|o| {

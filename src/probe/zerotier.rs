@@ -366,9 +366,8 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
     if t.starts_with('[') {
         let v: Vec<Value> = serde_json::from_str(t)
             .map_err(|e| ProbeError::new(P, format!("invalid JSON: {e}"), out))?;
-        // The output has no clock: the node's latest send on any path stands for "now" (it
-        // sends a heartbeat on every live path at least every 14 s, so this is at most that
-        // much behind, and a silence measured from it is never overstated).
+        // The output has no clock: the node's latest send on any path stands for "now". It is
+        // never ahead of the real clock, so a silence measured from it is never overstated.
         let now = v
             .iter()
             .flat_map(|p| p["paths"].as_array().map(Vec::as_slice).unwrap_or_default())
@@ -385,7 +384,8 @@ pub fn parse_peers(out: &str) -> Result<Vec<Peer>, ProbeError> {
             // How long since each path last received, by that clock (None: not told).
             let lags: Vec<Option<i64>> = paths
                 .iter()
-                .map(|x| Some(now? - x["lastReceive"].as_i64()?))
+                // ZeroTier prints 0 for "never received": no measure, not 56 years.
+                .map(|x| Some(now? - x["lastReceive"].as_i64().filter(|r| *r > 0)?))
                 .collect();
             let lag = lags.iter().copied().min().flatten();
             let silent =
