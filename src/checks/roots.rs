@@ -141,11 +141,26 @@ pub fn classify(words: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// Machines whose every command, in the observation judged, never ran.
+/// Machines whose every command, in the observation judged, never ran: the status probes,
+/// pings and hops (AC1–AC4, AC6), and the system state read around a rebuild (AC5, AC6).
 pub fn unreachable(obs: &Observations) -> BTreeMap<String, Unreachable> {
     let mut out = BTreeMap::new();
-    for (m, st) in &obs.status {
-        let mut asked = status_commands(st);
+    let mut machines: Vec<&String> = obs.status.keys().collect();
+    if let Some(r) = &obs.rebuild {
+        machines.extend(r.before.keys().chain(r.after.keys()));
+    }
+    machines.sort();
+    machines.dedup();
+    for m in machines {
+        let mut asked = obs.status.get(m).map(status_commands).unwrap_or_default();
+        if let Some(r) = &obs.rebuild {
+            asked.extend(
+                [r.before.get(m), r.after.get(m)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(self::asked),
+            );
+        }
         asked.extend(
             obs.mesh
                 .iter()
