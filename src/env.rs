@@ -3,12 +3,12 @@
 //! the working directory (cargo runs tests from the crate root), never to where it was built.
 //!
 //! - `COORD_MACHINES=path`: machines.toml to use (default `machines.toml`, or the cassette's).
-//! - `COORD_CASSETTE=path`: cassette to replay offline (default `tests/cassettes/story-fleet.json`).
+//! - `COORD_CASSETTE=path`: cassette to replay offline (default `tests/cassettes/story-fleet/cassette.json`).
 //! - `COORD_RECORD=path`: when live, record every exchange into this cassette.
 //! - `COORD_REPORT_DIR=dir`: where report.json and rebuild logs go (default `target/coordination`).
 //! - `COORD_DESTRUCTIVE=1`: allow AC5/AC6 to rebuild live machines.
-//! - `COORD_REBUILD_CASSETTE=path`: offline, the recorded rebuild AC5/AC6 replay (default
-//!   `tests/cassettes/lab/cassette.json`).
+//! - `COORD_REBUILD_CASSETTE=path`: offline, the recorded rebuild AC5/AC6 replay (default the
+//!   story fleet's: the ZeroTier lab's rebuilds and AC6's network setting change).
 //! - `COORD_MONITOR_LOG=path`: the monitor log AC7 judges; `COORD_AC7_SPAN` the span it must cover
 //!   (default `24h`, at most 30 days: [`SPAN`]).
 //! - `COORD_SNAPSHOT_DIR=dir`: where AC3's reviewed snapshots are (default `snapshots`); a test of
@@ -56,7 +56,7 @@ pub struct Settings {
 }
 
 /// The story fleet's cassette, replayed by default.
-pub const STORY: &str = "tests/cassettes/story-fleet.json";
+pub const STORY: &str = "tests/cassettes/story-fleet/cassette.json";
 
 /// The variable that allows rebuilds of live machines.
 pub const DESTRUCTIVE: &str = "COORD_DESTRUCTIVE";
@@ -182,7 +182,7 @@ impl Settings {
             snapshots: path("COORD_SNAPSHOT_DIR")?.unwrap_or_else(|| PathBuf::from("snapshots")),
             destructive,
             rebuild_cassette: path("COORD_REBUILD_CASSETTE")?
-                .unwrap_or_else(|| PathBuf::from("tests/cassettes/lab/cassette.json")),
+                .unwrap_or_else(|| PathBuf::from(STORY)),
             monitor_log: path("COORD_MONITOR_LOG")?,
             ac7_span,
         })
@@ -196,7 +196,7 @@ impl Settings {
             report_dir: std::env::temp_dir(),
             snapshots: PathBuf::from("snapshots"),
             destructive: false,
-            rebuild_cassette: PathBuf::from("tests/cassettes/lab/cassette.json"),
+            rebuild_cassette: PathBuf::from(STORY),
             monitor_log: None,
             ac7_span: Duration::from_secs(86400),
         }

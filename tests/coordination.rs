@@ -4,7 +4,7 @@
 //! - A shared rstest `#[once]` fixture opens the fleet once for the whole binary: with
 //!   `--features live` one SSH session per machine (from machines.toml, or `COORD_MACHINES`),
 //!   reused by every test; without it, a cassette replay (`COORD_CASSETTE`, default
-//!   `tests/cassettes/story-fleet.json`). The check code is the same in both modes.
+//!   `tests/cassettes/story-fleet/cassette.json`). The check code is the same in both modes.
 //! - Record a live run: `COORD_RECORD=tests/cassettes/new.json cargo test --features live --test coordination`.
 //! - `RUST_LOG=debug` shows every command, exit status and output excerpt (test-log).
 //! - AC3 pins the resolved inventory instances in `snapshots/instances-<clan>.snap`
@@ -13,8 +13,9 @@
 //! - AC5 and AC6 rebuild every machine. In a live build they are ignored unless asked for
 //!   (`-- --ignored ac5 ac6` or `--include-ignored`), run only with `COORD_DESTRUCTIVE=1` and fail
 //!   fast with "not run: destructive" otherwise; they never run at the same time. Offline they
-//!   replay a rebuild recorded on the lab (`COORD_REBUILD_CASSETTE`, default
-//!   `tests/cassettes/lab/cassette.json`, from `clan-coord lab check --record tests/cassettes/lab`).
+//!   replay a rebuild recorded on the lab (`COORD_REBUILD_CASSETTE`, default the story fleet's,
+//!   from `clan-coord lab check --record tests/cassettes/story-fleet`: AC6 changes the zerotier
+//!   network's MTU).
 //! - AC7 judges a monitor log (`clan-coord monitor --for 24h --every 5m --log FILE`) named by
 //!   `COORD_MONITOR_LOG` against `COORD_AC7_SPAN` (default 24h). Offline the default log is
 //!   `tests/monitor/healthy-24h.jsonl`; in a live build the test is ignored unless asked for, and

@@ -1,11 +1,9 @@
 //! The generated test data is what `cargo xtask` writes: the broken fleets (its fault table), the
-//! 24 h monitor log and the story fleet are regenerated in memory and compared byte for byte with
+//! 24 h monitor log are regenerated in memory and compared byte for byte with
 //! the committed files, so the table and the data cannot drift apart. The generators' source is
 //! compiled in here (`#[path]`): a test of the root crate cannot depend on the xtask binary.
 
-mod skip;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[allow(dead_code)]
 #[path = "../xtask/src/json.rs"]
@@ -18,10 +16,6 @@ mod broken;
 #[allow(dead_code)]
 #[path = "../xtask/src/monitor.rs"]
 mod monitor;
-
-#[allow(dead_code)]
-#[path = "../xtask/src/synthesize.rs"]
-mod synthesize;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -60,25 +54,4 @@ fn broken_fleets_are_what_the_fault_table_writes() {
 #[test]
 fn monitor_log_is_what_the_generator_writes() {
     assert_committed(Path::new(monitor::OUTPUT), &monitor::log(root()).unwrap());
-}
-
-#[test]
-fn story_fleet_is_what_the_synthesizer_writes() {
-    if Command::new("ssh-keygen").arg("-?").output().is_err() {
-        skip::skip("no ssh-keygen (apt-get install openssh-client)");
-        return;
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_clan-coord"))
-        .args(["plan", "--json"])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "clan-coord plan --json: {}",
-        out.status
-    );
-    let plan: synthesize::Plan = serde_json::from_slice(&out.stdout).unwrap();
-    let text = synthesize::cassette(root(), &plan).unwrap();
-    assert_committed(Path::new(synthesize::OUTPUT), &text);
 }

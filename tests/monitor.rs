@@ -317,7 +317,7 @@ fn cli_durations_are_bounded_with_a_clear_error() {
 fn replay_fleet() -> clan_coordination::fleet::Fleet {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     clan_coordination::fleet::Fleet::open(&clan_coordination::env::Settings::replay(
-        root.join("tests/cassettes/story-fleet.json"),
+        root.join("tests/cassettes/story-fleet/cassette.json"),
     ))
     .unwrap()
 }

@@ -297,7 +297,7 @@ fn a_value_that_does_not_parse_is_not_quoted() {
 fn exported_addresses_are_cross_checked_with_the_vars() {
     use clan_coordination::oracle::exports::{cross_check, parse};
     use clan_coordination::oracle::Oracle;
-    let dir = root().join("tests/cassettes/lab-zerotier/clan");
+    let dir = root().join("tests/cassettes/story-fleet/clan");
     let names = vec!["hetzner-vm".to_string(), "gcp-vm".to_string()];
     let o = Oracle::load(&dir, &names).unwrap();
     let var = |m: &str| {

@@ -255,7 +255,7 @@ fn seen_withholds_every_secret_in_excerpt_and_value() {
 
 /// The story fleet with one command's output replaced (a derived cassette in `dir`).
 fn fleet_printing(dir: &Path, replace: &[(&str, &str, &str)]) -> Fleet {
-    let base = root().join("tests/cassettes/story-fleet.json");
+    let base = root().join("tests/cassettes/story-fleet/cassette.json");
     let replace: Vec<serde_json::Value> = replace
         .iter()
         .map(|(cmd, o, e)| serde_json::json!({"machine": "hetzner-vm", "command": cmd, "stdout": o, "stderr": e}))

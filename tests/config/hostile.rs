@@ -200,7 +200,8 @@ fn every_machines_toml_the_repo_and_the_lab_write_is_accepted() {
     for rel in [
         "machines.toml",
         "tests/cassettes/lab/machines.toml",
-        "tests/cassettes/broken/inventory-changed/machines.toml",
+        "tests/cassettes/story-fleet/machines.toml",
+        "tests/cassettes/broken/machines-toml-omits-gcp/machines.toml",
     ] {
         if let Err(e) = clan_coordination::config::load(&root.join(rel)) {
             panic!("{rel}: {e}");

@@ -16,17 +16,21 @@ const SINCE: f64 = 1_795_600_800.0;
 /// One round on the story fleet where `gcp` holds gcp-vm's recordings (none: it answers nothing).
 fn one_round(gcp: Vec<Entry>) -> Round {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let story = Cassette::load(&root.join("tests/cassettes/story-fleet.json")).unwrap();
+    let story = Cassette::load(&root.join("tests/cassettes/story-fleet/cassette.json")).unwrap();
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("monitor.json");
     // The journal scan's command depends on the fleet: open it once to build it.
     let fleet = Fleet::open(&Settings::replay(
-        root.join("tests/cassettes/story-fleet.json"),
+        root.join("tests/cassettes/story-fleet/cassette.json"),
     ))
     .unwrap();
     let journal = no_journal(&fleet);
     let mut c = story.cassette;
-    c.machines_file = Some(root.join("machines.toml").display().to_string());
+    c.machines_file = Some(
+        root.join("tests/cassettes/story-fleet/machines.toml")
+            .display()
+            .to_string(),
+    );
     c.machines.get_mut("hetzner-vm").unwrap().push(journal);
     c.machines.insert("gcp-vm".into(), gcp);
     std::fs::write(&path, serde_json::to_string(&c).unwrap()).unwrap();
@@ -76,7 +80,7 @@ fn a_machine_the_harness_cannot_ask_is_an_observer_gap_in_the_round() {
 #[test]
 fn a_ping_that_ran_and_lost_every_echo_is_a_loss_in_the_round() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let story = Cassette::load(&root.join("tests/cassettes/story-fleet.json")).unwrap();
+    let story = Cassette::load(&root.join("tests/cassettes/story-fleet/cassette.json")).unwrap();
     let mut gcp = story.cassette.machines["gcp-vm"].clone();
     let ping = gcp
         .iter_mut()
@@ -85,7 +89,7 @@ fn a_ping_that_ran_and_lost_every_echo_is_a_loss_in_the_round() {
     ping.output.exit = Some(1);
     ping.output.stdout = "PING x\n\n--- x ping statistics ---\n5 packets transmitted, 0 received, 100% packet loss, time 4093ms\n".into();
     let fleet = Fleet::open(&Settings::replay(
-        root.join("tests/cassettes/story-fleet.json"),
+        root.join("tests/cassettes/story-fleet/cassette.json"),
     ))
     .unwrap();
     gcp.push(no_journal(&fleet));

@@ -60,7 +60,7 @@ enum Command {
         #[arg(long)]
         machines: Option<PathBuf>,
         /// Replay a cassette instead of running live: the one given, else $COORD_CASSETTE, else
-        /// the story fleet's (tests/cassettes/story-fleet.json).
+        /// the story fleet's (tests/cassettes/story-fleet/cassette.json).
         #[arg(long, value_name = "CASSETTE", conflicts_with = "cassette")]
         replay: Option<Option<PathBuf>>,
         /// Replay this cassette (the same as --replay FILE; kept for operators' scripts).

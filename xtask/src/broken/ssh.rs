@@ -243,42 +243,43 @@ pub(super) fn faults(b: &Base, real: &Real) -> Result<Vec<Fault>> {
     let neighbour = real.text("ping/iputils-ipv6-neighbour-unanswered-real.txt")?
         .replace("fd8c:3e0a:19d2:5b07:e199:9300:0:7", &h_ip);
     let sshd = b.stdout(G, "sshd -T")?;
+    let gcp_addr = b.address(G)?;
     let listen: Vec<Pair> = sshd.lines().filter(|l| l.starts_with("listenaddress ")).enumerate()
-        .map(|(i, l)| pair(format!("{l}\n"), if i == 0 { "listenaddress 198.51.100.20:22\n".to_string() } else { String::new() })).collect();
+        .map(|(i, l)| pair(format!("{l}\n"), if i == 0 { format!("listenaddress {gcp_addr}:22\n") } else { String::new() })).collect();
     Ok(vec![
         Fault { name: "ssh-cert-expired", description: "gcp-vm serves a host certificate signed by hand with -V 20250101:20260101 (serial 7), expired at the run (real ssh -v and ssh-keygen -L of such a certificate)",
-            criterion: "AC2", code: "ssh.cert-expired", machine: G, also: &[],
+            criterion: "AC2", code: "ssh.cert-expired", machine: G, also: &[("AC6", "ssh.cert-expired")],
             replace: vec![keygen("ssh-keygen-L-real-cert-expired.txt")?, hop_h("ssh-v-real-cert-expired.txt", 255)?] },
         Fault { name: "ssh-cert-not-yet-valid", description: "gcp-vm serves a host certificate valid only from 2099-01-01 (real ssh -v and ssh-keygen -L of such a certificate)",
-            criterion: "AC2", code: "ssh.cert-not-yet-valid", machine: G, also: &[],
+            criterion: "AC2", code: "ssh.cert-not-yet-valid", machine: G, also: &[("AC6", "ssh.cert-not-yet-valid")],
             replace: vec![keygen("ssh-keygen-L-real-cert-not-yet-valid.txt")?, hop_h("ssh-v-real-cert-not-yet-valid.txt", 255)?] },
         Fault { name: "ssh-accepted-other-ca", description: "hetzner-vm also trusts an ECDSA CA for *.clan (/etc/ssh/ssh_known_hosts2) and gcp-vm serves a certificate from it: the hop succeeds (real outputs)",
-            criterion: "AC2", code: "ssh.accepted-foreign-ca", machine: G, also: &[],
+            criterion: "AC2", code: "ssh.accepted-foreign-ca", machine: G, also: &[("AC6", "ssh.accepted-foreign-ca")],
             replace: vec![
                 keygen("ssh-keygen-L-real-cert-other-ca.txt")?,
                 hop_h("ssh-v-real-cert-other-ca-accepted.txt", 0)?,
+                // Debian's ssh reads ssh_known_hosts2 too; the healthy run found it absent.
                 replacement(H, &h_view).stdout_replace(vec![
-                    pair("globalknownhostsfile /etc/ssh/ssh_known_hosts\n", "globalknownhostsfile /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2\n"),
-                    pair("\nfile /dev/null\n", format!("\nfile /etc/ssh/ssh_known_hosts2\n{}\nfile /dev/null\n", real.other_ca_line(&s)?)),
+                    pair("\nabsent /etc/ssh/ssh_known_hosts2\n", format!("\nfile /etc/ssh/ssh_known_hosts2\n{}\n", real.other_ca_line(&s)?)),
                 ]),
             ] },
         Fault { name: "ssh-cert-not-repo", description: "gcp-vm serves a certificate re-signed by hand (serial 3, valid 2026-01-01 to 2099-01-01) instead of the one in its vars; the hop accepts it (real outputs)",
-            criterion: "AC2", code: "ssh.cert-not-repo", machine: G, also: &[],
+            criterion: "AC2", code: "ssh.cert-not-repo", machine: G, also: &[("AC6", "ssh.cert-not-repo")],
             replace: vec![keygen("ssh-keygen-L-real-cert-window.txt")?, hop_h("ssh-v-real-cert-valid-window.txt", 0)?] },
         Fault { name: "ssh-banner-timeout", description: "gcp-vm's port 22 accepts TCP and never sends an SSH banner (hung sshd; real ssh -v against such a socket)",
-            criterion: "AC2", code: "ssh.banner-timeout", machine: G, also: &[],
+            criterion: "AC2", code: "ssh.banner-timeout", machine: G, also: &[("AC6", "ssh.banner-timeout")],
             replace: vec![hop_h("ssh-v-real-banner-timeout.txt", 255)?] },
         Fault { name: "ssh-connect-timeout", description: "tcp/22 to gcp-vm's overlay address is dropped (a firewall) while pings pass (real ssh -v of a connect timeout)",
-            criterion: "AC2", code: "ssh.timeout", machine: G, also: &[],
+            criterion: "AC2", code: "ssh.timeout", machine: G, also: &[("AC6", "ssh.timeout")],
             replace: vec![hop_h("ssh-v-real-connect-timeout.txt", 255)?] },
         Fault { name: "ssh-refused-listen", description: "gcp-vm's sshd listens on its public IPv4 address only, so its overlay address refuses port 22 (real ssh -v of a refusal)",
-            criterion: "AC2", code: "ssh.refused", machine: G, also: &[],
+            criterion: "AC2", code: "ssh.refused", machine: G, also: &[("AC6", "ssh.refused")],
             replace: vec![b.r(G, "sshd -T")?.stdout_replace(listen), hop_h("ssh-v-real-connection-refused.txt", 255)?] },
         Fault { name: "ssh-network-unreachable", description: "gcp-vm has lost its route into the overlay network: its own kernel refuses to send (real ssh -v and ping output)",
-            criterion: "AC2", code: "ssh.no-route", machine: G, also: &[("AC1", "mesh.no-route")],
+            criterion: "AC2", code: "ssh.no-route", machine: G, also: &[("AC1", "mesh.no-route"), ("AC6", "ssh.no-route")],
             replace: vec![hop_g("ssh-v-real-network-unreachable.txt")?, ping_g_unreachable] },
         Fault { name: "ssh-host-unreachable", description: "hetzner-vm's overlay address is on gcp-vm's link but nothing answers neighbour discovery for it (real ssh -v and ping output)",
-            criterion: "AC2", code: "ssh.host-unreachable", machine: G, also: &[("AC1", "mesh.loss")],
+            criterion: "AC2", code: "ssh.host-unreachable", machine: G, also: &[("AC1", "mesh.loss"), ("AC6", "ssh.host-unreachable")],
             replace: vec![hop_g("ssh-v-real-no-route-to-host.txt")?, b.r(G, "ping -6")?.exit(1).stdout(neighbour)] },
     ])
 }
