@@ -6,7 +6,7 @@ default:
 lab-check:
     cargo run --bin clan-coord -- lab check --install
 
-# AC1–AC4 verdicts (offline replay of the story fleet)
+# AC1–AC6 verdicts (offline replay of the story fleet, the recorded ZeroTier lab)
 check:
     cargo run --bin clan-coord -- check --replay
 

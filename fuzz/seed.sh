@@ -65,7 +65,7 @@ recorded() {
     while IFS= read -r -d '' s; do
       i=$((i + 1))
       # Fields come separated by \001 (bash strings cannot hold NUL), records by NUL.
-      printf '%s' "$s" | tr '\001' '\000' | put "$t" "cassette-$(basename "$c" .json)-$i"
+      printf '%s' "$s" | tr '\001' '\000' | put "$t" "cassette-$(printf '%s' "${c#"$repo/tests/cassettes/"}" | tr / - | sed 's/\.json$//')-$i"
     done < <(jq -j --arg re "$re" \
       "[.machines[]?[]?, .workstation[]?] | .[] | select(.command | test(\$re)) | ($filter) + \"\u0000\"" "$c")
   done
@@ -90,7 +90,8 @@ for f in "$corpus"/known_hosts/cassette-*; do
   [ -f "$f" ] && printf '\0gcp-vm.clan' >>"$f"
 done
 
-for c in $cassettes; do put cassette "$(basename "$c")" <"$c"; done
+# Named by their path under tests/cassettes: story-fleet/cassette.json and lab/cassette.json differ.
+for c in $cassettes; do put cassette "$(printf '%s' "${c#"$repo/tests/cassettes/"}" | tr / -)" <"$c"; done
 for f in "$repo"/tests/monitor/*.jsonl; do put monitor_log "$(basename "$f")" <"$f"; done
 for f in $(find "$repo/tests" -name 'inventory*.json'); do
   put inventory "$(echo "${f#"$repo"/}" | tr / _)" <"$f"

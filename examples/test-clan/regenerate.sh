@@ -2,8 +2,9 @@
 # Regenerates the example clan repo's public vars: real ed25519 host keys, a CA and CA-signed host
 # certificates made with ssh-keygen exactly as clan-core's sshd service does
 # (ssh-keygen -s <ca> -I <m> -h -n <m>.<domain>, no -V). Private keys are made in a temporary
-# directory and thrown away: this repo holds public values only. Re-running changes every key, so
-# the cassettes in tests/cassettes must be re-synthesised afterwards (cargo xtask all).
+# directory and thrown away: this repo holds public values only. Re-running changes every key; the
+# example clan feeds the oracle, init and config tests and the operator's machines.toml (the story
+# fleet's cassette is a lab recording with a clan repo of its own).
 set -euo pipefail
 cd "$(dirname "$0")"
 domain=clan

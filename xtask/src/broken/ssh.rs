@@ -240,8 +240,9 @@ pub(super) fn faults(b: &Base, real: &Real) -> Result<Vec<Fault>> {
     let h_view = view_cmd(b, H)?;
     let ping_g_unreachable = b.r(G, "ping -6")?.exit(2).stdout("").stderr("ping: connect: Network is unreachable\n");
     let h_ip = Story::get(&s.ip, H).to_string();
-    let neighbour = real.text("ping/iputils-ipv6-neighbour-unanswered-real.txt")?
-        .replace("fd8c:3e0a:19d2:5b07:e199:9300:0:7", &h_ip);
+    // iputils' words for it (tests/fixtures/ping/iputils-ipv6-neighbour-unanswered-real.txt),
+    // with the echo count the recorded ping asked for.
+    let neighbour = b.loss(G, &h_ip)?;
     let sshd = b.stdout(G, "sshd -T")?;
     let gcp_addr = b.address(G)?;
     let listen: Vec<Pair> = sshd.lines().filter(|l| l.starts_with("listenaddress ")).enumerate()
@@ -272,13 +273,13 @@ pub(super) fn faults(b: &Base, real: &Real) -> Result<Vec<Fault>> {
         Fault { name: "ssh-connect-timeout", description: "tcp/22 to gcp-vm's overlay address is dropped (a firewall) while pings pass (real ssh -v of a connect timeout)",
             criterion: "AC2", code: "ssh.timeout", machine: G, also: &[("AC6", "ssh.timeout")],
             replace: vec![hop_h("ssh-v-real-connect-timeout.txt", 255)?] },
-        Fault { name: "ssh-refused-listen", description: "gcp-vm's sshd listens on its public IPv4 address only, so its overlay address refuses port 22 (real ssh -v of a refusal)",
+        Fault { name: "ssh-refused-listen", description: "gcp-vm's sshd listens on its management IPv4 address only, so its overlay address refuses port 22 (real ssh -v of a refusal)",
             criterion: "AC2", code: "ssh.refused", machine: G, also: &[("AC6", "ssh.refused")],
             replace: vec![b.r(G, "sshd -T")?.stdout_replace(listen), hop_h("ssh-v-real-connection-refused.txt", 255)?] },
         Fault { name: "ssh-network-unreachable", description: "gcp-vm has lost its route into the overlay network: its own kernel refuses to send (real ssh -v and ping output)",
             criterion: "AC2", code: "ssh.no-route", machine: G, also: &[("AC1", "mesh.no-route"), ("AC6", "ssh.no-route")],
             replace: vec![hop_g("ssh-v-real-network-unreachable.txt")?, ping_g_unreachable] },
-        Fault { name: "ssh-host-unreachable", description: "hetzner-vm's overlay address is on gcp-vm's link but nothing answers neighbour discovery for it (real ssh -v and ping output)",
+        Fault { name: "ssh-host-unreachable", description: "hetzner-vm's overlay address is on gcp-vm's link but nothing answers neighbour discovery for it (real ssh -v; the ping's total loss as iputils prints it)",
             criterion: "AC2", code: "ssh.host-unreachable", machine: G, also: &[("AC1", "mesh.loss"), ("AC6", "ssh.host-unreachable")],
             replace: vec![hop_g("ssh-v-real-no-route-to-host.txt")?, b.r(G, "ping -6")?.exit(1).stdout(neighbour)] },
     ])
