@@ -32,6 +32,42 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
             v.criterion
         );
     }
+    // Nothing leaves the lab: no lab namespace has a default route, and after a full run no
+    // packet in any of them was even sent towards an address outside the lab's subnets (the
+    // kernel counts those as OutNoRoutes). The host's own namespace gets no lab link.
+    let ip = |args: &[&str]| {
+        let o = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    for ns in state.namespaces() {
+        for family in ["-4", "-6"] {
+            let default = ip(&["-n", &ns, family, "route", "show", "default"]);
+            assert!(default.trim().is_empty(), "{ns}: default route {default}");
+        }
+        for (file, key) in [
+            ("/proc/net/snmp", "Ip:"),
+            ("/proc/net/snmp6", "Ip6OutNoRoutes"),
+        ] {
+            let text = ip(&["netns", "exec", &ns, "cat", file]);
+            let no_route = if key == "Ip:" {
+                // The header line names the columns; the next `Ip:` line holds the counters.
+                let mut lines = text.lines().filter(|l| l.starts_with("Ip:"));
+                let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+                let at = names
+                    .split_whitespace()
+                    .position(|w| w == "OutNoRoutes")
+                    .unwrap();
+                values.split_whitespace().nth(at).unwrap().to_string()
+            } else {
+                let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+                line.split_whitespace().nth(1).unwrap().to_string()
+            };
+            assert_eq!(no_route, "0", "{ns}: {file} counts packets with no route");
+        }
+    }
     // Every node's only root is the controller (the private planet): no public root is known.
     let controller = &state.machines[0];
     for m in &state.machines {
@@ -137,12 +173,15 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
             );
         }
     };
-    // Real ZeroTier faults: each fails AC1 naming gcp-vm, and heals.
+    // Real faults on the ZeroTier lab: each fails AC1 naming gcp-vm, and heals.
     for (kind, code) in [
         ("overlay-down", "probe.failed"),
         ("zt-deauthorize", "mesh.loss"),
         ("zt-identity-drift", "zt.node-id-mismatch"),
         ("zt-network-recreated", "zt.not-joined"),
+        ("link-down", "mesh.loss"),
+        // ZeroTier's UDP through the lab's delaying relay on gcp-vm's underlay wire.
+        ("slow-link", "mesh.rtt-high"),
     ] {
         let t = std::time::Instant::now();
         lab::fault(dir, "gcp-vm", kind.parse().unwrap()).unwrap();
@@ -159,6 +198,10 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
             t.elapsed(),
             hit.cause
         );
+        if kind == "slow-link" {
+            // Both directions carry the delay once per round trip (300 ms, above 200 ms).
+            assert!(hit.seen.starts_with("avg 3"), "{hit}");
+        }
         if kind == "zt-deauthorize" {
             // The cause names the membership, from the controller's own records.
             assert!(hit.cause.contains("as not authorised"), "{}", hit.cause);

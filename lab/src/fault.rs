@@ -6,11 +6,11 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::deploy::{current_system, write_machine_files};
+use crate::deploy::write_machine_files;
 use crate::error::LabError;
 use crate::files::{io, mkdir, write};
-use crate::lifecycle::{await_mesh, await_ready};
-use crate::machine::{self, reload_sshd, restart_overlay, systemctl, unit_state};
+use crate::lifecycle::await_mesh;
+use crate::machine::{self, reload_sshd, systemctl, unit_state};
 use crate::process::{
     alive, await_cond, comm, descendants, ip, kill, signal_and_await, spawn_detached, stop, READY,
 };
@@ -33,7 +33,7 @@ pub enum Fault {
     SharedVarDrift,
     /// The machine's root key removed from every peer's authorized keys.
     UserKeyRevoked,
-    /// The machine reaches its peers only through relays that add latency.
+    /// Everything the machine sends on the underlay is delayed in user space (both overlays).
     SlowLink,
     /// One-shot: every sshd process of the machine killed (as by the OOM killer); systemd
     /// restarts the listener.
@@ -116,8 +116,9 @@ impl FromStr for Fault {
     }
 }
 
-/// Delay the `slow-link` relay adds in each direction (RTT grows by twice this).
-pub const SLOW_LINK_DELAY: Duration = Duration::from_millis(150);
+/// Delay the `slow-link` relay adds to what the machine sends: every round trip with it grows by
+/// this once.
+pub const SLOW_LINK_DELAY: Duration = Duration::from_millis(300);
 
 /// Brings a real fault into machine `m`.
 pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
@@ -163,9 +164,9 @@ pub fn fault(dir: &Path, m: &str, kind: Fault) -> Result<(), LabError> {
             )?;
             return machine::await_served_cert(&state, m);
         }
-        Fault::OverlayFail | Fault::SlowLink if state.zerotier.is_some() => {
+        Fault::OverlayFail if state.zerotier.is_some() => {
             return Err(LabError::Invalid(format!(
-                "{kind} is a yggdrasil lab fault (the ZeroTier lab has overlay-down, overlay-crash, zt-deauthorize, link-down)"
+                "{kind} is a yggdrasil lab fault (the ZeroTier lab has overlay-down, overlay-crash, zt-deauthorize, link-down, slow-link)"
             )));
         }
         Fault::ZtDeauthorize => zt_deauthorize(&state, m)?,
@@ -330,55 +331,77 @@ fn underlay_link(state: &LabState, m: &LabMachine, up: bool) -> Result<(), LabEr
     .map(|_| ())
 }
 
-/// `slow-link`: machine `m` reaches every peer only through relays in its own namespace that
-/// delay the underlay TCP stream; its yggdrasil listens on loopback only, so no peer bypasses
-/// them. Restarts m's yggdrasil with that configuration and waits until it peers again.
+/// `slow-link`: machine `m`'s underlay port leaves the lab's bridge and a TAP device takes its
+/// place; the relay ([`crate::relay`]) carries the frames between them, each held
+/// [`SLOW_LINK_DELAY`]/2 in each direction. Nothing in the machine changes (ZeroTier's sockets are
+/// bound to its underlay interface; yggdrasil keeps its peerings). Waits until the relay holds
+/// the device, then until the mesh has formed again (bounded).
 fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
     let exe = state.relay_exe();
     statedir::check_file(&exe)?;
-    let netns = format!("--net=/run/netns/{}", state.ns(m));
-    let md = state.mdir(m);
-    let others: Vec<LabMachine> = state
-        .machines
-        .iter()
-        .filter(|o| o.name != m)
-        .cloned()
-        .collect();
-    let mut peers = Vec::new();
-    for o in &others {
-        let port = 7000 + o.index;
-        let argv: Vec<String> = vec![
-            "nsenter".into(),
-            netns.clone(),
-            "--".into(),
-            exe.display().to_string(),
-            "lab".into(),
-            "relay".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--to".into(),
-            format!("{}:{}", o.underlay_ip, current_system(state, o)?.port),
-            "--delay-ms".into(),
-            SLOW_LINK_DELAY.as_millis().to_string(),
-        ];
-        let pid = spawn_detached(&argv, &md.join("log/relay.log"))?;
-        state.pids.insert(format!("{m}/relay-{}", o.name), pid);
-        state.save()?;
-        peers.push(format!("tcp://127.0.0.1:{port}"));
+    let net = state.ns_net();
+    let me = state.machine(m)?.clone();
+    let (port, tap) = (format!("u{}", me.index), crate::relay::tap_name(me.index));
+    ip(&["-n", &net, "tuntap", "add", "dev", &tap, "mode", "tap"])?;
+    let argv: Vec<String> = vec![
+        "nsenter".into(),
+        format!("--net=/run/netns/{net}"),
+        "--".into(),
+        exe.display().to_string(),
+        "lab".into(),
+        "relay".into(),
+        "--port".into(),
+        port.clone(),
+        "--tap".into(),
+        tap.clone(),
+        "--delay-ms".into(),
+        (SLOW_LINK_DELAY.as_millis() / 2).to_string(),
+    ];
+    let pid = spawn_detached(&argv, &state.mdir(m).join("log/relay.log"))?;
+    state.pids.insert(format!("{m}/relay"), pid);
+    state.save()?;
+    // A TAP device has a carrier only while a process holds it.
+    ip(&["-n", &net, "link", "set", &tap, "up"])?;
+    await_cond(m, "the slow-link relay on its device", READY, || {
+        if !alive(pid) {
+            return Err(format!(
+                "the relay (pid {pid}) exited: see {m}'s log/relay.log"
+            ));
+        }
+        let out = ip(&["-n", &net, "link", "show", "dev", &tap]).map_err(|e| e.to_string())?;
+        Ok(!out.contains("NO-CARRIER"))
+    })?;
+    ip(&["-n", &net, "link", "set", &port, "nomaster"])?;
+    ip(&["-n", &net, "link", "set", &tap, "master", "br1"])?;
+    await_mesh(state)
+}
+
+/// Ends machine `m`'s slow-link, whether one ran or not: its relay stopped, the TAP device
+/// removed, its underlay port back in the bridge.
+fn end_slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
+    let key = format!("{m}/relay");
+    if let Some(p) = state.pids.get(&key).copied() {
+        if state.check_pid(&key, p).is_ok() {
+            stop(p)?;
+        }
+        state.pids.remove(&key);
     }
-    let conf_path = md.join("etc-yggdrasil/yggdrasil.conf");
-    let text = std::fs::read_to_string(&conf_path).map_err(|e| io(&conf_path, e))?;
-    let mut conf: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| LabError::Invalid(format!("{}: {e}", conf_path.display())))?;
-    conf["Listen"] = serde_json::json!(["tcp://127.0.0.1:6443"]);
-    conf["Peers"] = serde_json::json!(peers);
-    write(
-        &conf_path,
-        &serde_json::to_string_pretty(&conf).unwrap_or_default(),
-        0o600,
-    )?;
-    restart_overlay(state, m)?;
-    await_ready(state)
+    let net = state.ns_net();
+    let index = state.machine(m)?.index;
+    let tap = crate::relay::tap_name(index);
+    if ip(&["-n", &net, "link", "show", "dev", &tap]).is_ok() {
+        ip(&["-n", &net, "link", "del", "dev", &tap])?;
+    }
+    ip(&[
+        "-n",
+        &net,
+        "link",
+        "set",
+        &format!("u{index}"),
+        "master",
+        "br1",
+    ])
+    .map(|_| ())
 }
 
 /// Undoes every fault on `m` (or on all machines): files rewritten from the lab's keys, links up,
@@ -422,25 +445,10 @@ pub fn heal(dir: &Path, only: Option<&str>) -> Result<(), LabError> {
         if detached.iter().any(|d| &d.machine == name) {
             machine::reboot(&mut state, name)?;
         }
-        let relays: Vec<(String, u32)> = state
-            .pids
-            .iter()
-            .filter(|(k, _)| k.starts_with(&format!("{name}/relay-")))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        for (k, p) in &relays {
-            if state.check_pid(k, *p).is_ok() {
-                stop(*p)?;
-            }
-            state.pids.remove(k);
-        }
+        end_slow_link(&mut state, name)?;
         let units = ["sshd.service", machine::overlay_unit(&state)];
         systemctl(&state, name, "reset-failed", &units)?;
         systemctl(&state, name, "start", &units)?;
-        if !relays.is_empty() {
-            // The yggdrasil configuration was changed for the relays: back to the normal one.
-            restart_overlay(&state, name)?;
-        }
         reload_sshd(&state, name)?;
         let deauthorized = state
             .faults

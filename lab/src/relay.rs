@@ -1,97 +1,251 @@
-//! The lab's `slow-link`: the kernel here has no netem, so latency is made in user space by a
-//! TCP relay on the overlay's underlay path that holds every chunk for a fixed delay in each
-//! direction (an RTT increase of twice the delay). Bounded: at most `MAX_CONNS` connections, and a
-//! direction stops reading while `MAX_QUEUED` bytes wait, so memory stays bounded.
+//! The lab's `slow-link`: this kernel has no netem (`sch_netem`), so latency is made in user
+//! space, on the wire. In the lab's switch namespace the machine's underlay port leaves the
+//! bridge; a TAP device takes its place there, and [`run`] carries every Ethernet frame between
+//! the port and the TAP device, each held for the delay. Nothing in the machine changes: ZeroTier
+//! binds its UDP sockets to the underlay interface (`SO_BINDTODEVICE`), so no route inside the
+//! machine could divert them, but on the wire every protocol is delayed alike (ZeroTier's UDP,
+//! yggdrasil's TCP, ARP). Both ends carry the kernel's virtio-net header with each frame, so a
+//! segmentation-offloaded TCP burst or a checksum still to be filled in crosses as it would a
+//! veth (without it such frames were too large for the bridge or failed their checksum, and
+//! yggdrasil's TCP stalled). Bounded: at most [`MAX_QUEUED`] frames wait in each direction; more are
+//! dropped, as a full link drops them.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-const MAX_CONNS: usize = 64;
-const MAX_QUEUED: usize = 4 << 20;
+/// Frames held at most, per direction.
+const MAX_QUEUED: usize = 4096;
+/// `PACKET_VNET_HDR` (linux/if_packet.h): frames on the packet socket carry a virtio-net header.
+const PACKET_VNET_HDR: libc::c_int = 15;
+/// Largest frame with its header: an offloaded burst is at most 64 KiB.
+const BUF: usize = 65536 + 64;
 
-/// Chunks waiting with their due time, bytes queued, and whether the reader has finished.
-type Pending = (VecDeque<(Instant, Vec<u8>)>, usize, bool);
+/// The TAP device that stands in the bridge for machine `index`'s underlay port.
+pub fn tap_name(index: usize) -> String {
+    format!("slow{index}")
+}
 
-struct Queue {
-    items: Mutex<Pending>,
+/// Frames waiting with their due time, and whether their reader has finished.
+type Pending = (VecDeque<(Instant, Vec<u8>)>, bool);
+
+/// One direction: frames queued by a reader, written by a thread when due.
+struct Line {
+    q: Mutex<Pending>,
     cv: Condvar,
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
-    let q = Arc::new(Queue {
-        items: Mutex::new((VecDeque::new(), 0, false)),
-        cv: Condvar::new(),
-    });
-    let qw = q.clone();
-    let writer = std::thread::spawn(move || loop {
-        let mut g = qw.items.lock().unwrap_or_else(|p| p.into_inner());
-        while g.0.is_empty() && !g.2 {
-            g = qw.cv.wait(g).unwrap_or_else(|p| p.into_inner());
-        }
-        let Some((due, chunk)) = g.0.pop_front() else {
-            let _ = to.shutdown(Shutdown::Write);
-            return;
-        };
-        g.1 -= chunk.len();
-        drop(g);
-        qw.cv.notify_all();
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-        if to.write_all(&chunk).is_err() {
-            return;
-        }
-    });
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let mut g = q.items.lock().unwrap_or_else(|p| p.into_inner());
-        while g.1 > MAX_QUEUED {
-            g = q.cv.wait(g).unwrap_or_else(|p| p.into_inner());
-        }
-        g.0.push_back((Instant::now() + delay, buf[..n].to_vec()));
-        g.1 += n;
-        drop(g);
-        q.cv.notify_all();
+impl Line {
+    fn new() -> Arc<Line> {
+        Arc::new(Line {
+            q: Mutex::new((VecDeque::new(), false)),
+            cv: Condvar::new(),
+        })
     }
-    q.items.lock().unwrap_or_else(|p| p.into_inner()).2 = true;
-    q.cv.notify_all();
-    let _ = writer.join();
+
+    fn push(&self, frame: &[u8], due: Instant) {
+        let mut g = self.q.lock().unwrap_or_else(|p| p.into_inner());
+        if g.0.len() < MAX_QUEUED {
+            g.0.push_back((due, frame.to_vec()));
+        }
+        drop(g);
+        self.cv.notify_all();
+    }
+
+    fn close(&self) {
+        self.q.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.cv.notify_all();
+    }
+
+    /// Writes each frame when due until closed; a frame the far side refuses is lost, as on a
+    /// real link.
+    fn drain(&self, mut write: impl FnMut(&[u8])) {
+        loop {
+            let mut g = self.q.lock().unwrap_or_else(|p| p.into_inner());
+            while g.0.is_empty() && !g.1 {
+                g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
+            let Some((due, frame)) = g.0.pop_front() else {
+                return;
+            };
+            drop(g);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            write(&frame);
+        }
+    }
 }
 
-/// Accepts on `listen` and relays each connection to `to`, delaying both directions by `delay`.
-/// Runs until killed.
-pub fn run(listen: SocketAddr, to: SocketAddr, delay: Duration) -> std::io::Result<()> {
-    let l = TcpListener::bind(listen)?;
-    let live = Arc::new(AtomicUsize::new(0));
-    for conn in l.incoming() {
-        let Ok(a) = conn else { continue };
-        if live.load(Ordering::SeqCst) >= MAX_CONNS {
-            continue; // dropped: the peer retries
-        }
-        let Ok(b) = TcpStream::connect_timeout(&to, Duration::from_secs(5)) else {
-            continue;
-        };
-        let _ = a.set_nodelay(true);
-        let _ = b.set_nodelay(true);
-        let live = live.clone();
-        live.fetch_add(1, Ordering::SeqCst);
-        std::thread::spawn(move || {
-            if let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) {
-                let up = std::thread::spawn(move || pump(a2, b2, delay));
-                pump(b, a, delay);
-                let _ = up.join();
-            }
-            live.fetch_sub(1, Ordering::SeqCst);
-        });
+/// Carries frames between the underlay port `port` and the TAP device `tap` (both in the current
+/// network namespace, made by `lab fault <m> slow-link`), each direction delayed by `each_way`,
+/// until either goes away.
+pub fn run(port: &str, tap: &str, each_way: Duration) -> io::Result<()> {
+    let tap = Arc::new(open_tap(tap)?);
+    let sock = Arc::new(packet_socket(port)?);
+    let (to_machine, from_machine) = (Line::new(), Line::new());
+    let mut threads = Vec::new();
+    {
+        let (line, sock) = (to_machine.clone(), sock.clone());
+        threads.push(std::thread::spawn(move || {
+            line.drain(|f| {
+                // SAFETY: the buffer is valid for its length during the call.
+                let _ = unsafe { libc::send(sock.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) };
+            })
+        }));
     }
-    Ok(())
+    {
+        let (line, tap) = (from_machine.clone(), tap.clone());
+        threads.push(std::thread::spawn(move || {
+            line.drain(|f| {
+                let _ = (&*tap).write(f);
+            })
+        }));
+    }
+    {
+        // The bridge's frames for the machine.
+        let (line, tap) = (to_machine.clone(), tap.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut buf = vec![0u8; BUF];
+            loop {
+                match (&*tap).read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => line.push(&buf[..n], Instant::now() + each_way),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            line.close();
+        }));
+    }
+    // The machine's frames, on this thread: its port also shows the frames sent to the machine
+    // (outgoing), which are left out.
+    let mut buf = vec![0u8; BUF];
+    let result = loop {
+        // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: buffer and address are valid for their lengths during the call.
+        let n = unsafe {
+            libc::recvfrom(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&mut from as *mut libc::sockaddr_ll).cast(),
+                &mut len,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // The port went away (`lab heal`, `lab down`): done.
+            break if e.raw_os_error() == Some(libc::ENETDOWN)
+                || e.raw_os_error() == Some(libc::ENXIO)
+            {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        if from.sll_pkttype == libc::PACKET_OUTGOING {
+            continue;
+        }
+        from_machine.push(&buf[..n as usize], Instant::now() + each_way);
+    };
+    from_machine.close();
+    to_machine.close();
+    for t in threads.drain(..2) {
+        let _ = t.join();
+    }
+    result
+}
+
+/// Opens the TAP device `name` (frames with a virtio-net header, without the protocol header).
+fn open_tap(name: &str) -> io::Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")?;
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "device name too long",
+        ));
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags =
+        (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+    // SAFETY: TUNSETIFF reads the ifreq, which outlives the call; the descriptor is open.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+/// A packet socket on interface `name` that sees and sends every frame, each with a virtio-net
+/// header.
+fn packet_socket(name: &str) -> io::Result<OwnedFd> {
+    let all = (libc::ETH_P_ALL as u16).to_be();
+    let c = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: c is a valid NUL-terminated string for the call.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: plain system call; the result is checked before use.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::c_int::from(all),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    // SAFETY: PACKET_VNET_HDR reads a c_int of the given size, which outlives the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_VNET_HDR,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
+    let mut at: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    at.sll_family = libc::AF_PACKET as u16;
+    at.sll_protocol = all;
+    at.sll_ifindex = index as libc::c_int;
+    // SAFETY: the address is valid for its size during the call.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&at as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
 }

@@ -100,7 +100,7 @@ pub(crate) fn valid_prefix(p: &str) -> bool {
 fn expected_comm(role: &str) -> &'static str {
     match role {
         "machine" => "systemd-nspawn",
-        _ => "clan-coord", // relay-<machine>
+        _ => "clan-coord", // relay
     }
 }
 
@@ -164,13 +164,9 @@ impl LabState {
         }
         let known = |name: &str| self.machines.iter().any(|m| m.name == name);
         for key in self.pids.keys() {
-            let ok = key.split_once('/').is_some_and(|(m, role)| {
-                known(m)
-                    && (role == "machine"
-                        || role
-                            .strip_prefix("relay-")
-                            .is_some_and(|o| known(o) && o != m))
-            });
+            let ok = key
+                .split_once('/')
+                .is_some_and(|(m, role)| known(m) && (role == "machine" || role == "relay"));
             if !ok {
                 return Err(format!("tracked process {key:?} is no lab machine's role"));
             }
@@ -317,7 +313,11 @@ impl LabState {
         if !alive(pid) {
             return Err("not running".into());
         }
-        let ns = self.ns(m);
+        // A machine's slow-link relay runs on its wire, in the lab's switch namespace.
+        let ns = match role {
+            "relay" => self.ns_net(),
+            _ => self.ns(m),
+        };
         let want = ns_id(&Path::new("/run/netns").join(&ns))
             .ok_or_else(|| format!("the lab namespace {ns} does not exist"))?;
         let has = ns_id(Path::new(&format!("/proc/{pid}/ns/net")));

@@ -34,7 +34,8 @@ pub(crate) enum LabAction {
         common: LabArgs,
     },
     /// Bring a real fault into a machine: overlay-down, link-down, sshd-down, foreign-cert,
-    /// shared-var-drift, user-key-revoked; yggdrasil lab: slow-link, overlay-fail (its unit really
+    /// shared-var-drift, user-key-revoked, slow-link (what it sends delayed 300 ms in user space);
+    /// yggdrasil lab: overlay-fail (its unit really
     /// fails); ZeroTier lab: zt-deauthorize, zt-identity-drift, zt-network-recreated; one-shot:
     /// sessions-cut (every sshd process killed; systemd restarts the listener), overlay-crash (the
     /// overlay daemon killed; systemd logs it and restarts it).
@@ -60,7 +61,7 @@ pub(crate) enum LabAction {
         /// Machine.
         machine: String,
     },
-    /// Internal: the delaying TCP relay that `lab fault <m> slow-link` starts inside a machine.
+    /// Internal: the delaying relay that `lab fault <m> slow-link` starts inside a machine.
     #[command(hide = true)]
     Relay(RelayArgs),
     /// The main job: bring the lab up, run AC1–AC6 live against it (real rebuilds), print the verdicts, tear it down.
@@ -81,12 +82,12 @@ pub(crate) enum LabAction {
 
 #[derive(clap::Args)]
 pub(crate) struct RelayArgs {
-    /// Address to accept on.
+    /// The machine's underlay port, out of the bridge.
     #[arg(long)]
-    listen: std::net::SocketAddr,
-    /// Address to relay to.
+    port: String,
+    /// The TAP device in the bridge in its place.
     #[arg(long)]
-    to: std::net::SocketAddr,
+    tap: String,
     /// Delay added in each direction, in milliseconds.
     #[arg(long)]
     delay_ms: u64,
@@ -213,12 +214,15 @@ pub(crate) fn lab_command(action: LabAction, settings: &Settings) -> Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         LabAction::Relay(r) => {
-            lab::relay::run(r.listen, r.to, std::time::Duration::from_millis(r.delay_ms)).map_err(
-                |e| lab::LabError::Tool {
-                    tool: "lab relay".into(),
-                    reason: e.to_string(),
-                },
-            )?;
+            lab::relay::run(
+                &r.port,
+                &r.tap,
+                std::time::Duration::from_millis(r.delay_ms),
+            )
+            .map_err(|e| lab::LabError::Tool {
+                tool: "lab relay".into(),
+                reason: e.to_string(),
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         LabAction::Status { common } => {
