@@ -32,14 +32,20 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
             v.criterion
         );
     }
-    // Nothing leaves the lab: no lab namespace has a default route, and after a full run no
-    // packet in any of them was even sent towards an address outside the lab's subnets (the
-    // kernel counts those as OutNoRoutes). The host's own namespace gets no lab link.
+    // Nothing leaves the lab: no lab namespace has a default route, and after the healthy run
+    // (AC1-AC6 live) no packet in any of them was even sent towards an address outside the lab's
+    // subnets (the kernel counts those as OutNoRoutes). The host's namespace is checked after
+    // `lab down` (common::assert_nothing_left).
     let ip = |args: &[&str]| {
         let o = std::process::Command::new("ip")
             .args(args)
             .output()
             .unwrap();
+        assert!(
+            o.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     for ns in state.namespaces() {

@@ -33,7 +33,7 @@ pub enum Fault {
     SharedVarDrift,
     /// The machine's root key removed from every peer's authorized keys.
     UserKeyRevoked,
-    /// Everything the machine sends on the underlay is delayed in user space (both overlays).
+    /// The machine's underlay wire delayed in user space, 150 ms each way (both overlays).
     SlowLink,
     /// One-shot: every sshd process of the machine killed (as by the OOM killer); systemd
     /// restarts the listener.
@@ -116,8 +116,7 @@ impl FromStr for Fault {
     }
 }
 
-/// Delay the `slow-link` relay adds to what the machine sends: every round trip with it grows by
-/// this once.
+/// Delay the `slow-link` relay adds to every round trip with the machine: half of it each way.
 pub const SLOW_LINK_DELAY: Duration = Duration::from_millis(300);
 
 /// Brings a real fault into machine `m`.
@@ -342,6 +341,11 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
     let net = state.ns_net();
     let me = state.machine(m)?.clone();
     let (port, tap) = (format!("u{}", me.index), crate::relay::tap_name(me.index));
+    if ip(&["-n", &net, "link", "show", "dev", &tap]).is_ok() {
+        return Err(LabError::Invalid(format!(
+            "{m} already has a slow link ({tap} in {net}): `lab heal {m}` first"
+        )));
+    }
     ip(&["-n", &net, "tuntap", "add", "dev", &tap, "mode", "tap"])?;
     let argv: Vec<String> = vec![
         "nsenter".into(),
@@ -372,7 +376,17 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
         Ok(!out.contains("NO-CARRIER"))
     })?;
     ip(&["-n", &net, "link", "set", &port, "nomaster"])?;
-    ip(&["-n", &net, "link", "set", &tap, "master", "br1"])?;
+    if let Err(e) = ip(&["-n", &net, "link", "set", &tap, "master", "br1"]) {
+        // Never leave the machine off the bridge: its port goes back.
+        ip(&["-n", &net, "link", "set", &port, "master", "br1"])?;
+        return Err(e);
+    }
+    if !alive(pid) {
+        ip(&["-n", &net, "link", "set", &port, "master", "br1"])?;
+        return Err(LabError::Invalid(format!(
+            "the slow-link relay of {m} (pid {pid}) exited: see its log/relay.log"
+        )));
+    }
     await_mesh(state)
 }
 

@@ -7,19 +7,24 @@
 //! yggdrasil's TCP, ARP). Both ends carry the kernel's virtio-net header with each frame, so a
 //! segmentation-offloaded TCP burst or a checksum still to be filled in crosses as it would a
 //! veth (without it such frames were too large for the bridge or failed their checksum, and
-//! yggdrasil's TCP stalled). Bounded: at most [`MAX_QUEUED`] frames wait in each direction; more are
-//! dropped, as a full link drops them.
+//! yggdrasil's TCP stalled). Bounded: at most [`MAX_QUEUED`] frames and [`MAX_QUEUED_BYTES`] wait
+//! in each direction; more are dropped, as a full link drops them.
 
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Frames held at most, per direction.
 const MAX_QUEUED: usize = 4096;
+/// Bytes held at most, per direction (an offloaded frame can be 64 KiB).
+const MAX_QUEUED_BYTES: usize = 16 << 20;
+/// How often the port's reader looks whether the TAP side has ended.
+const RECV_TICK: Duration = Duration::from_millis(500);
 /// `PACKET_VNET_HDR` (linux/if_packet.h): frames on the packet socket carry a virtio-net header.
 const PACKET_VNET_HDR: libc::c_int = 15;
 /// Largest frame with its header: an offloaded burst is at most 64 KiB.
@@ -30,8 +35,8 @@ pub fn tap_name(index: usize) -> String {
     format!("slow{index}")
 }
 
-/// Frames waiting with their due time, and whether their reader has finished.
-type Pending = (VecDeque<(Instant, Vec<u8>)>, bool);
+/// Frames waiting with their due time, their bytes, and whether their reader has finished.
+type Pending = (VecDeque<(Instant, Vec<u8>)>, usize, bool);
 
 /// One direction: frames queued by a reader, written by a thread when due.
 struct Line {
@@ -42,14 +47,15 @@ struct Line {
 impl Line {
     fn new() -> Arc<Line> {
         Arc::new(Line {
-            q: Mutex::new((VecDeque::new(), false)),
+            q: Mutex::new((VecDeque::new(), 0, false)),
             cv: Condvar::new(),
         })
     }
 
     fn push(&self, frame: &[u8], due: Instant) {
         let mut g = self.q.lock().unwrap_or_else(|p| p.into_inner());
-        if g.0.len() < MAX_QUEUED {
+        if g.0.len() < MAX_QUEUED && g.1 + frame.len() <= MAX_QUEUED_BYTES {
+            g.1 += frame.len();
             g.0.push_back((due, frame.to_vec()));
         }
         drop(g);
@@ -57,7 +63,7 @@ impl Line {
     }
 
     fn close(&self) {
-        self.q.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.q.lock().unwrap_or_else(|p| p.into_inner()).2 = true;
         self.cv.notify_all();
     }
 
@@ -66,12 +72,13 @@ impl Line {
     fn drain(&self, mut write: impl FnMut(&[u8])) {
         loop {
             let mut g = self.q.lock().unwrap_or_else(|p| p.into_inner());
-            while g.0.is_empty() && !g.1 {
+            while g.0.is_empty() && !g.2 {
                 g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
             }
             let Some((due, frame)) = g.0.pop_front() else {
                 return;
             };
+            g.1 -= frame.len();
             drop(g);
             let now = Instant::now();
             if due > now {
@@ -84,10 +91,14 @@ impl Line {
 
 /// Carries frames between the underlay port `port` and the TAP device `tap` (both in the current
 /// network namespace, made by `lab fault <m> slow-link`), each direction delayed by `each_way`,
-/// until either goes away.
+/// until either goes away (the port's reader looks every [`RECV_TICK`] whether the TAP side has
+/// ended).
 pub fn run(port: &str, tap: &str, each_way: Duration) -> io::Result<()> {
-    let tap = Arc::new(open_tap(tap)?);
+    // The port first: the TAP device has a carrier (what `lab fault` waits for) only once both
+    // are open.
     let sock = Arc::new(packet_socket(port)?);
+    let tap = Arc::new(open_tap(tap)?);
+    let tap_gone = Arc::new(AtomicBool::new(false));
     let (to_machine, from_machine) = (Line::new(), Line::new());
     let mut threads = Vec::new();
     {
@@ -109,7 +120,7 @@ pub fn run(port: &str, tap: &str, each_way: Duration) -> io::Result<()> {
     }
     {
         // The bridge's frames for the machine.
-        let (line, tap) = (to_machine.clone(), tap.clone());
+        let (line, tap, gone) = (to_machine.clone(), tap.clone(), tap_gone.clone());
         threads.push(std::thread::spawn(move || {
             let mut buf = vec![0u8; BUF];
             loop {
@@ -121,6 +132,7 @@ pub fn run(port: &str, tap: &str, each_way: Duration) -> io::Result<()> {
                 }
             }
             line.close();
+            gone.store(true, Ordering::SeqCst);
         }));
     }
     // The machine's frames, on this thread: its port also shows the frames sent to the machine
@@ -143,17 +155,18 @@ pub fn run(port: &str, tap: &str, each_way: Duration) -> io::Result<()> {
         };
         if n < 0 {
             let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // The receive tick: go on unless the TAP side has ended.
+                Some(libc::EAGAIN) if !tap_gone.load(Ordering::SeqCst) => continue,
+                Some(libc::EAGAIN) => break Ok(()),
+                // One frame the kernel cannot describe in a virtio-net header: lost, as a link
+                // may lose one.
+                Some(libc::EINVAL) | Some(libc::EMSGSIZE) => continue,
+                // The port went away (`lab heal`, `lab down`): done.
+                Some(libc::ENETDOWN) | Some(libc::ENODEV) | Some(libc::ENXIO) => break Ok(()),
+                _ => break Err(e),
             }
-            // The port went away (`lab heal`, `lab down`): done.
-            break if e.raw_os_error() == Some(libc::ENETDOWN)
-                || e.raw_os_error() == Some(libc::ENXIO)
-            {
-                Ok(())
-            } else {
-                Err(e)
-            };
         }
         if from.sll_pkttype == libc::PACKET_OUTGOING {
             continue;
@@ -187,8 +200,9 @@ fn open_tap(name: &str) -> io::Result<File> {
     }
     req.ifr_ifru.ifru_flags =
         (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
-    // SAFETY: TUNSETIFF reads the ifreq, which outlives the call; the descriptor is open.
-    if unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &req) } < 0 {
+    // SAFETY: TUNSETIFF reads the ifreq and writes the device's name back into it: it is lent
+    // mutably for the call and outlives it; the descriptor is open.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(f)
@@ -204,14 +218,10 @@ fn packet_socket(name: &str) -> io::Result<OwnedFd> {
     if index == 0 {
         return Err(io::Error::last_os_error());
     }
+    // Protocol 0: the socket sees nothing until it is bound to the port (with ETH_P_ALL), so no
+    // frame of another interface is ever queued.
     // SAFETY: plain system call; the result is checked before use.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::c_int::from(all),
-        )
-    };
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -242,6 +252,23 @@ fn packet_socket(name: &str) -> io::Result<OwnedFd> {
             fd.as_raw_fd(),
             (&at as *const libc::sockaddr_ll).cast(),
             std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let tick = libc::timeval {
+        tv_sec: RECV_TICK.as_secs() as libc::time_t,
+        tv_usec: RECV_TICK.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: SO_RCVTIMEO reads a timeval of the given size, which outlives the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tick as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         )
     };
     if r < 0 {

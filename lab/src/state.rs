@@ -164,9 +164,11 @@ impl LabState {
         }
         let known = |name: &str| self.machines.iter().any(|m| m.name == name);
         for key in self.pids.keys() {
-            let ok = key
-                .split_once('/')
-                .is_some_and(|(m, role)| known(m) && (role == "machine" || role == "relay"));
+            // `relay-<peer>`: a relay of the yggdrasil-only slow-link before 2026-11-30, kept so
+            // that such a lab can still be torn down.
+            let ok = key.split_once('/').is_some_and(|(m, role)| {
+                known(m) && (role == "machine" || role == "relay" || role.starts_with("relay-"))
+            });
             if !ok {
                 return Err(format!("tracked process {key:?} is no lab machine's role"));
             }

@@ -466,9 +466,7 @@ pub fn path_word(exp: &Expectations, a: &Status, b: Option<&Status>, to: &str) -
         (Some(PathClass::Relay), _) => {
             "relayed through a ZeroTier root (no direct UDP path: NAT or firewall)"
         }
-        (Some(PathClass::Direct), _) => {
-            "direct UDP path: the delay is on the underlay between them, not in ZeroTier"
-        }
+        (Some(PathClass::Direct), _) => "direct UDP path",
         (Some(PathClass::Silent), _) => {
             "a UDP path ZeroTier still lists as active, but nothing came back on it for over 19 s while it kept sending (the far end's daemon or link is down)"
         }

@@ -70,16 +70,11 @@ impl Base {
             .as_deref()
             .ok_or("no machines_file")?;
         let path = self.path.parent().unwrap_or(Path::new(".")).join(file);
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let re = Regex::new(&format!(
-            r#"name = "{}"\naddress = "([^"]+)""#,
-            regex::escape(machine)
-        ))?;
-        Ok(re
-            .captures(&text)
-            .ok_or_else(|| format!("{}: no address for {machine}", path.display()))?[1]
-            .to_string())
+        let cfg = clan_coordination::config::load(&path)?;
+        let m = cfg
+            .machine(machine)
+            .ok_or_else(|| format!("{}: no machine {machine}", path.display()))?;
+        Ok(m.address.to_string())
     }
 
     /// How many echoes `machine`'s ping asks for (its `-c`).

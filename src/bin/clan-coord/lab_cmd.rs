@@ -34,7 +34,7 @@ pub(crate) enum LabAction {
         common: LabArgs,
     },
     /// Bring a real fault into a machine: overlay-down, link-down, sshd-down, foreign-cert,
-    /// shared-var-drift, user-key-revoked, slow-link (what it sends delayed 300 ms in user space);
+    /// shared-var-drift, user-key-revoked, slow-link (its underlay wire delayed 150 ms each way);
     /// yggdrasil lab: overlay-fail (its unit really
     /// fails); ZeroTier lab: zt-deauthorize, zt-identity-drift, zt-network-recreated; one-shot:
     /// sessions-cut (every sshd process killed; systemd restarts the listener), overlay-crash (the
@@ -61,7 +61,7 @@ pub(crate) enum LabAction {
         /// Machine.
         machine: String,
     },
-    /// Internal: the delaying relay that `lab fault <m> slow-link` starts inside a machine.
+    /// Internal: the relay that `lab fault <m> slow-link` starts on a machine's underlay wire (in the lab's switch namespace).
     #[command(hide = true)]
     Relay(RelayArgs),
     /// The main job: bring the lab up, run AC1–AC6 live against it (real rebuilds), print the verdicts, tear it down.
