@@ -36,43 +36,32 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
     // (AC1-AC6 live) no packet in any of them was even sent towards an address outside the lab's
     // subnets (the kernel counts those as OutNoRoutes). The host's namespace is checked after
     // `lab down` (common::assert_nothing_left).
-    let ip = |args: &[&str]| {
-        let o = std::process::Command::new("ip")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let ip = |args: &[&str]| output("ip", args);
     for ns in state.namespaces() {
         for family in ["-4", "-6"] {
             let default = ip(&["-n", &ns, family, "route", "show", "default"]);
             assert!(default.trim().is_empty(), "{ns}: default route {default}");
         }
-        for (file, key) in [
-            ("/proc/net/snmp", "Ip:"),
-            ("/proc/net/snmp6", "Ip6OutNoRoutes"),
-        ] {
-            let text = ip(&["netns", "exec", &ns, "cat", file]);
-            let no_route = if key == "Ip:" {
-                // The header line names the columns; the next `Ip:` line holds the counters.
-                let mut lines = text.lines().filter(|l| l.starts_with("Ip:"));
-                let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
-                let at = names
-                    .split_whitespace()
-                    .position(|w| w == "OutNoRoutes")
-                    .unwrap();
-                values.split_whitespace().nth(at).unwrap().to_string()
-            } else {
-                let line = text.lines().find(|l| l.starts_with(key)).unwrap();
-                line.split_whitespace().nth(1).unwrap().to_string()
-            };
-            assert_eq!(no_route, "0", "{ns}: {file} counts packets with no route");
-        }
+        // /proc/net/snmp: an `Ip:` line of column names, then one of values.
+        let snmp = ip(&["netns", "exec", &ns, "cat", "/proc/net/snmp"]);
+        let mut ip_lines = snmp.lines().filter(|l| l.starts_with("Ip:"));
+        let (names, values) = (ip_lines.next().unwrap(), ip_lines.next().unwrap());
+        let v4 = names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == "OutNoRoutes")
+            .map(|(_, v)| v.to_string());
+        // /proc/net/snmp6: one `name value` line per counter.
+        let snmp6 = ip(&["netns", "exec", &ns, "cat", "/proc/net/snmp6"]);
+        let v6 = snmp6
+            .lines()
+            .find(|l| l.starts_with("Ip6OutNoRoutes"))
+            .and_then(|l| l.split_whitespace().nth(1).map(String::from));
+        assert_eq!(
+            (v4.as_deref(), v6.as_deref()),
+            (Some("0"), Some("0")),
+            "{ns}: packets sent with no route (OutNoRoutes, Ip6OutNoRoutes)"
+        );
     }
     // Every node's only root is the controller (the private planet): no public root is known.
     let controller = &state.machines[0];
@@ -131,18 +120,7 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
     // An operator's start: `clan-coord init` on the lab's clan flake (evaluated by clan-core)
     // writes a machines.toml that `plan` accepts, every machine at its deploy.targetHost.
     let init_out = dir.join("init-machines.toml");
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_clan-coord"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let run = |args: &[&str]| output(env!("CARGO_BIN_EXE_clan-coord"), args);
     let clan_dir = dir.join("clan");
     run(&[
         "init",
@@ -301,4 +279,18 @@ fn the_zerotier_lab_coordinates_as_the_story_fleet_does() {
     let lab_netns = common::netns_ids(&state.namespaces());
     assert!(lab::down(dir).unwrap());
     common::assert_nothing_left(&state, &lab_netns);
+}
+
+/// `program args`'s standard output; it must succeed (its standard error in the failure).
+fn output(program: &str, args: &[&str]) -> String {
+    let o = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -318,7 +318,7 @@ fn zt_deauthorize(state: &LabState, m: &str) -> Result<(), LabError> {
 
 /// Sets a machine's underlay link (its port on the underlay bridge) up or down.
 fn underlay_link(state: &LabState, m: &LabMachine, up: bool) -> Result<(), LabError> {
-    let port = format!("u{}", m.index);
+    let port = m.underlay_port();
     ip(&[
         "-n",
         &state.ns_net(),
@@ -340,7 +340,7 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
     statedir::check_file(&exe)?;
     let net = state.ns_net();
     let me = state.machine(m)?.clone();
-    let (port, tap) = (format!("u{}", me.index), crate::relay::tap_name(me.index));
+    let (port, tap) = (me.underlay_port(), crate::relay::tap_name(me.index));
     if ip(&["-n", &net, "link", "show", "dev", &tap]).is_ok() {
         return Err(LabError::Invalid(format!(
             "{m} already has a slow link ({tap} in {net}): `lab heal {m}` first"
@@ -376,16 +376,19 @@ fn slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
         Ok(!out.contains("NO-CARRIER"))
     })?;
     ip(&["-n", &net, "link", "set", &port, "nomaster"])?;
-    if let Err(e) = ip(&["-n", &net, "link", "set", &tap, "master", "br1"]) {
+    let joined = ip(&["-n", &net, "link", "set", &tap, "master", "br1"]).and_then(|_| {
+        if alive(pid) {
+            Ok(())
+        } else {
+            Err(LabError::Invalid(format!(
+                "the slow-link relay of {m} (pid {pid}) exited: see its log/relay.log"
+            )))
+        }
+    });
+    if let Err(e) = joined {
         // Never leave the machine off the bridge: its port goes back.
         ip(&["-n", &net, "link", "set", &port, "master", "br1"])?;
         return Err(e);
-    }
-    if !alive(pid) {
-        ip(&["-n", &net, "link", "set", &port, "master", "br1"])?;
-        return Err(LabError::Invalid(format!(
-            "the slow-link relay of {m} (pid {pid}) exited: see its log/relay.log"
-        )));
     }
     await_mesh(state)
 }
@@ -401,21 +404,13 @@ fn end_slow_link(state: &mut LabState, m: &str) -> Result<(), LabError> {
         state.pids.remove(&key);
     }
     let net = state.ns_net();
-    let index = state.machine(m)?.index;
-    let tap = crate::relay::tap_name(index);
+    let me = state.machine(m)?;
+    let tap = crate::relay::tap_name(me.index);
     if ip(&["-n", &net, "link", "show", "dev", &tap]).is_ok() {
         ip(&["-n", &net, "link", "del", "dev", &tap])?;
     }
-    ip(&[
-        "-n",
-        &net,
-        "link",
-        "set",
-        &format!("u{index}"),
-        "master",
-        "br1",
-    ])
-    .map(|_| ())
+    let port = me.underlay_port();
+    ip(&["-n", &net, "link", "set", &port, "master", "br1"]).map(|_| ())
 }
 
 /// Undoes every fault on `m` (or on all machines): files rewritten from the lab's keys, links up,

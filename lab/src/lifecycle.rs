@@ -250,7 +250,7 @@ fn make_network(state: &LabState) -> Result<(), LabError> {
     ip(&["-n", &netns, "link", "set", "br1", "up"])?;
     for m in &state.machines {
         let ns = state.ns(&m.name);
-        let (mp, up) = (format!("m{}", m.index), format!("u{}", m.index));
+        let (mp, up) = (format!("m{}", m.index), m.underlay_port());
         // Both ends are created directly in their namespaces: nothing appears in the host's.
         ip(&[
             "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &mp, "netns", &ws,

@@ -35,8 +35,15 @@ pub fn tap_name(index: usize) -> String {
     format!("slow{index}")
 }
 
-/// Frames waiting with their due time, their bytes, and whether their reader has finished.
-type Pending = (VecDeque<(Instant, Vec<u8>)>, usize, bool);
+/// Frames waiting with their due time.
+#[derive(Default)]
+struct Pending {
+    frames: VecDeque<(Instant, Vec<u8>)>,
+    /// Their bytes.
+    bytes: usize,
+    /// The reader has finished.
+    closed: bool,
+}
 
 /// One direction: frames queued by a reader, written by a thread when due.
 struct Line {
@@ -47,23 +54,23 @@ struct Line {
 impl Line {
     fn new() -> Arc<Line> {
         Arc::new(Line {
-            q: Mutex::new((VecDeque::new(), 0, false)),
+            q: Mutex::new(Pending::default()),
             cv: Condvar::new(),
         })
     }
 
     fn push(&self, frame: &[u8], due: Instant) {
         let mut g = self.q.lock().unwrap_or_else(|p| p.into_inner());
-        if g.0.len() < MAX_QUEUED && g.1 + frame.len() <= MAX_QUEUED_BYTES {
-            g.1 += frame.len();
-            g.0.push_back((due, frame.to_vec()));
+        if g.frames.len() < MAX_QUEUED && g.bytes + frame.len() <= MAX_QUEUED_BYTES {
+            g.bytes += frame.len();
+            g.frames.push_back((due, frame.to_vec()));
         }
         drop(g);
         self.cv.notify_all();
     }
 
     fn close(&self) {
-        self.q.lock().unwrap_or_else(|p| p.into_inner()).2 = true;
+        self.q.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
         self.cv.notify_all();
     }
 
@@ -72,13 +79,13 @@ impl Line {
     fn drain(&self, mut write: impl FnMut(&[u8])) {
         loop {
             let mut g = self.q.lock().unwrap_or_else(|p| p.into_inner());
-            while g.0.is_empty() && !g.2 {
+            while g.frames.is_empty() && !g.closed {
                 g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
             }
-            let Some((due, frame)) = g.0.pop_front() else {
+            let Some((due, frame)) = g.frames.pop_front() else {
                 return;
             };
-            g.1 -= frame.len();
+            g.bytes -= frame.len();
             drop(g);
             let now = Instant::now();
             if due > now {

@@ -47,6 +47,14 @@ pub struct LabMachine {
     pub zt_ip: String,
 }
 
+impl LabMachine {
+    /// Its underlay port on the lab's bridge (`br1`, in the switch namespace): the far end of its
+    /// `eth1`.
+    pub(crate) fn underlay_port(&self) -> String {
+        format!("u{}", self.index)
+    }
+}
+
 /// Everything `lab down`, `lab fault` and `lab heal` need, kept in `<dir>/lab.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabState {
